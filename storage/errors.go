@@ -1,0 +1,56 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Check them with errors.Is.
+var (
+	// ErrClosed is returned by every call on a closed store.
+	ErrClosed = errors.New("storage: closed")
+	// ErrInvalidStream is returned for a stream name that does not match
+	// [A-Za-z0-9][A-Za-z0-9._-]{0,199}.
+	ErrInvalidStream = errors.New("storage: invalid stream name")
+	// ErrEmptyBatch is returned by an append of zero records.
+	ErrEmptyBatch = errors.New("storage: empty batch")
+	// ErrRecordTooLarge is returned when one record exceeds
+	// Options.MaxRecordBytes.
+	ErrRecordTooLarge = errors.New("storage: record too large")
+	// ErrBatchTooLarge is returned when one append exceeds
+	// Options.MaxBatchBytes.
+	ErrBatchTooLarge = errors.New("storage: batch too large")
+	// ErrOffsetMismatch is matched by *OffsetMismatchError.
+	ErrOffsetMismatch = errors.New("storage: expected last offset mismatch")
+	// ErrNotFound is returned for a stream that was never written, or a
+	// cursor that was never set.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrTruncated is returned for a read below the retention horizon.
+	ErrTruncated = errors.New("storage: offset removed by retention")
+	// ErrUnavailable is returned while the journal has failed (a write or
+	// fsync error): the store acknowledges nothing until it is closed and
+	// reopened. It wraps the journal's sticky error.
+	ErrUnavailable = errors.New("storage: journal failed; not accepting appends")
+	// ErrInvalidArgument is returned for malformed arguments (negative
+	// limits, bad header names, ...).
+	ErrInvalidArgument = errors.New("storage: invalid argument")
+)
+
+// OffsetMismatchError is the rejection of an append whose expected last
+// offset did not match. errors.Is(err, ErrOffsetMismatch) is true.
+type OffsetMismatchError struct {
+	Stream string
+	// Expected is what the append required (-1: empty stream).
+	Expected int64
+	// Current is the stream's last offset when the append was applied
+	// (-1: the stream is empty).
+	Current int64
+}
+
+func (e *OffsetMismatchError) Error() string {
+	return fmt.Sprintf("storage: stream %q: expected last offset %d, current last offset %d",
+		e.Stream, e.Expected, e.Current)
+}
+
+// Is reports whether target is ErrOffsetMismatch.
+func (e *OffsetMismatchError) Is(target error) bool { return target == ErrOffsetMismatch }
