@@ -1,0 +1,187 @@
+package disruptor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// Benchmarks: one op is one event through the whole topology. Each ring
+// topology has a channel twin built the idiomatic way: buffered channels of
+// benchRingSize elements of a small struct (benchEvent, 8 bytes) passed by
+// value, one goroutine per stage, the same per-event handler work (a sum).
+//
+//	spsc      1 producer -> 1 consumer
+//	mpsc4     4 producers -> 1 consumer
+//	pipeline3 1 producer -> stage 1 -> stage 2 -> stage 3
+//	diamond   1 producer -> {A, B} in parallel -> C after both
+//
+// Run them together so that the ratios compare like with like:
+//
+//	go test -run '^$' -bench '^Benchmark(Ring|Channel)$' -benchtime=1s -count=5 ./disruptor/
+
+const benchRingSize = 1024
+
+type benchEvent struct{ value int64 }
+
+// sumHandler is the per-event work of every stage.
+type sumHandler struct{ sum int64 }
+
+func (h *sumHandler) OnEvent(ev *benchEvent, _ int64, _ bool) error {
+	h.sum += ev.value
+	return nil
+}
+
+func BenchmarkRing(b *testing.B) {
+	cases := []struct {
+		topology  string
+		claim     int64
+		producers int
+	}{
+		{"spsc", 1, 1},
+		{"spsc", 16, 1},
+		{"mpsc4", 1, 4},
+		{"pipeline3", 1, 1},
+		{"diamond", 1, 1},
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("topology=%s/claim=%d", c.topology, c.claim), func(b *testing.B) {
+			benchRing(b, c.topology, c.claim, c.producers)
+		})
+	}
+}
+
+func benchRing(b *testing.B, topology string, claim int64, producers int) {
+	opts := DefaultOptions()
+	opts.RingSize = benchRingSize
+	if producers == 1 {
+		opts.Producer = SingleProducer
+	}
+	d, err := New(func() benchEvent { return benchEvent{} }, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	handlers := []*sumHandler{{}, {}, {}}
+	switch topology {
+	case "spsc", "mpsc4":
+		d.HandleEventsWith(handlers[0])
+	case "pipeline3":
+		d.HandleEventsWith(handlers[0]).Then(handlers[1]).Then(handlers[2])
+	case "diamond":
+		d.HandleEventsWith(handlers[0], handlers[1]).Then(handlers[2])
+	}
+	if err := d.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for p := range producers {
+		n := int64(b.N / producers)
+		if p == 0 {
+			n += int64(b.N % producers)
+		}
+		wg.Go(func() {
+			for done := int64(0); done < n; {
+				k := min(claim, n-done)
+				hi, err := d.Next(k)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for seq := hi - k + 1; seq <= hi; seq++ {
+					d.Get(seq).value = seq
+				}
+				if err := d.Publish(hi-k+1, hi); err != nil {
+					b.Error(err)
+					return
+				}
+				done += k
+			}
+		})
+	}
+	wg.Wait()
+	if err := d.Shutdown(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+}
+
+func BenchmarkChannel(b *testing.B) {
+	for _, topology := range []string{"spsc", "mpsc4", "pipeline3", "diamond"} {
+		b.Run("topology="+topology, func(b *testing.B) {
+			benchChannel(b, topology)
+		})
+	}
+}
+
+func benchChannel(b *testing.B, topology string) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	var stages sync.WaitGroup
+	produce := func(out []chan benchEvent, producers int) {
+		var wg sync.WaitGroup
+		for p := range producers {
+			n := b.N / producers
+			if p == 0 {
+				n += b.N % producers
+			}
+			wg.Go(func() {
+				for i := range n {
+					for _, ch := range out {
+						ch <- benchEvent{value: int64(i)}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, ch := range out {
+			close(ch)
+		}
+	}
+	stage := func(in <-chan benchEvent, out chan<- benchEvent) {
+		stages.Go(func() {
+			h := sumHandler{}
+			for ev := range in {
+				h.sum += ev.value
+				if out != nil {
+					out <- ev
+				}
+			}
+			if out != nil {
+				close(out)
+			}
+		})
+	}
+	newChan := func() chan benchEvent { return make(chan benchEvent, benchRingSize) }
+	switch topology {
+	case "spsc", "mpsc4":
+		in := newChan()
+		stage(in, nil)
+		producers := 1
+		if topology == "mpsc4" {
+			producers = 4
+		}
+		produce([]chan benchEvent{in}, producers)
+	case "pipeline3":
+		c1, c2, c3 := newChan(), newChan(), newChan()
+		stage(c1, c2)
+		stage(c2, c3)
+		stage(c3, nil)
+		produce([]chan benchEvent{c1}, 1)
+	case "diamond":
+		inA, inB, outA, outB := newChan(), newChan(), newChan(), newChan()
+		stage(inA, outA)
+		stage(inB, outB)
+		stages.Go(func() {
+			h := sumHandler{}
+			for ev := range outA {
+				h.sum += ev.value + (<-outB).value
+			}
+		})
+		produce([]chan benchEvent{inA, inB}, 1)
+	}
+	stages.Wait()
+	b.StopTimer()
+}

@@ -1,0 +1,13 @@
+package disruptor
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package if any test or benchmark leaves a goroutine
+// behind.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
