@@ -1,0 +1,401 @@
+package peers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The configuration given to NATS. It is NATS's best honest one for a
+// single-node durable log of small records, and docs/benchmarks.md states it.
+const (
+	// natsStream and natsSubject name the one stream every benchmark uses.
+	natsStream  = "BENCH"
+	natsSubject = "bench.records"
+
+	// natsFillWindow is the window used to fill the replay benchmark's stream.
+	natsFillWindow = 256
+
+	// natsReplayBatch is the ordered consumer's pull size (PullMaxMessages).
+	// The client library's default is 500; 4096 buffers more per pull request
+	// and was no slower in tries on the (noisy) development machine.
+	natsReplayBatch = 4096
+
+	// natsRecordSize is the value size of every benchmark: 100 bytes, the
+	// same as BadBatch's headline append benchmarks.
+	natsRecordSize = 100
+
+	// natsInProcess selects the client transport. In-process (a net.Pipe into
+	// the embedded server) skips the kernel's loopback TCP, which is what an
+	// embedder of NATS would use and what BadBatch's embedded library is
+	// compared with.
+	natsInProcess = true
+)
+
+// natsProducerCounts is the producers= matrix of BenchmarkNATSPublish.
+var natsProducerCounts = []int{1, 4, 16}
+
+// natsSync is one sync= setting of the matrix, with the window of pending
+// acks per producer that gives it its best throughput here without queueing
+// needlessly.
+type natsSync struct {
+	name       string
+	syncAlways bool
+	window     int
+}
+
+// natsSyncs: "always" fsyncs every write before the PubAck (durable);
+// "default" keeps NATS's two-minute SyncInterval (NOT durable on power loss).
+//
+// The windows were chosen by measurement on the development machine. With
+// sync=always each record costs one fsync, so throughput sits at the fsync
+// limit from a window of 32 up (tried: 32, 256, 1024) and a larger window only
+// adds queueing to the latency. With sync=default a window of 256 beat 32 by
+// up to 1.7x with one producer.
+var natsSyncs = []natsSync{
+	{name: "always", syncAlways: true, window: 32},
+	{name: "default", syncAlways: false, window: 256},
+}
+
+// natsServer is one embedded NATS server with JetStream on file storage.
+// It is owned by one benchmark or test and is not shared across them.
+type natsServer struct {
+	srv *server.Server
+	dir string
+}
+
+// startNATS starts a server whose JetStream store lives in a fresh temporary
+// directory. It is shut down, and waited for, when tb ends.
+func startNATS(tb testing.TB, syncAlways bool) *natsServer {
+	tb.Helper()
+	dir := tb.TempDir()
+	opts := &server.Options{
+		ServerName:             "badbatch-bench",
+		Host:                   "127.0.0.1",
+		Port:                   server.RANDOM_PORT,
+		DontListen:             natsInProcess,
+		NoLog:                  true,
+		NoSigs:                 true,
+		JetStream:              true,
+		StoreDir:               dir,
+		SyncAlways:             syncAlways,
+		DisableJetStreamBanner: true,
+	}
+	srv, err := server.NewServer(opts)
+	require.NoError(tb, err)
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		tb.Fatal("nats server not ready after 10s")
+	}
+	tb.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return &natsServer{srv: srv, dir: dir}
+}
+
+// connect opens a client connection, closed when tb ends.
+func (s *natsServer) connect(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	var (
+		nc  *nats.Conn
+		err error
+	)
+	if natsInProcess {
+		nc, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("bench"))
+	} else {
+		nc, err = nats.Connect(s.srv.ClientURL(), nats.Name("bench"))
+	}
+	require.NoError(tb, err)
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// jetStream returns a JetStream context on a new connection. Its own limit
+// on pending async publishes is twice the window, so that it never stalls a
+// producer: natsProducer.run enforces the window itself.
+func (s *natsServer) jetStream(tb testing.TB, window int) jetstream.JetStream {
+	tb.Helper()
+	js, err := jetstream.New(s.connect(tb), jetstream.WithPublishAsyncMaxPending(2*window))
+	require.NoError(tb, err)
+	return js
+}
+
+// createStream creates the benchmark stream: file storage, one replica, no
+// compression, no limits, no de-duplication headers in use.
+func (s *natsServer) createStream(tb testing.TB, js jetstream.JetStream) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        natsStream,
+		Subjects:    []string{natsSubject},
+		Storage:     jetstream.FileStorage,
+		Replicas:    1,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Compression: jetstream.NoCompression,
+	})
+	require.NoError(tb, err)
+}
+
+// natsPayload is a 100-byte value that is not all zeros.
+func natsPayload(size int) []byte {
+	p := make([]byte, size)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	return p
+}
+
+// natsInflight is one publish waiting for its acknowledgement.
+type natsInflight struct {
+	future jetstream.PubAckFuture
+	start  time.Time
+}
+
+// natsProducer publishes claimed records asynchronously and records the
+// publish-to-ack latency of each. It is used by one goroutine at a time; the
+// histogram is read after run returns.
+type natsProducer struct {
+	js     jetstream.JetStream
+	window int
+	hist   *hdrhistogram.Histogram
+}
+
+// run publishes until next passes total. A collector goroutine waits for the
+// acks in publish order (one stream, one connection: JetStream acks them in
+// that order), and a semaphore of p.window slots bounds the publishes that
+// are waiting for their ack.
+func (p *natsProducer) run(next *atomic.Int64, total int64, payload []byte) error {
+	slots := make(chan struct{}, p.window)
+	window := make(chan natsInflight, p.window)
+	collected := make(chan error, 1)
+	go func() {
+		var first error
+		for f := range window {
+			select {
+			case <-f.future.Ok():
+				_ = p.hist.RecordValue(time.Since(f.start).Nanoseconds())
+			case err := <-f.future.Err():
+				if first == nil {
+					first = err
+				}
+			}
+			<-slots
+		}
+		collected <- first
+	}()
+	var pubErr error
+	for next.Add(1) <= total {
+		slots <- struct{}{}
+		start := time.Now()
+		future, err := p.js.PublishAsync(natsSubject, payload)
+		if err != nil {
+			pubErr = err
+			<-slots
+			break
+		}
+		window <- natsInflight{future: future, start: start}
+	}
+	close(window)
+	return errors.Join(pubErr, <-collected)
+}
+
+// natsHistogram holds latencies from 1µs to 60s with 3 significant figures.
+func natsHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1_000, 60_000_000_000, 3)
+}
+
+func BenchmarkNATSPublish(b *testing.B) {
+	for _, mode := range natsSyncs {
+		b.Run("sync="+mode.name, func(b *testing.B) {
+			for _, producers := range natsProducerCounts {
+				b.Run(fmt.Sprintf("producers=%d/size=%dB", producers, natsRecordSize), func(b *testing.B) {
+					benchmarkNATSPublish(b, mode, producers, natsRecordSize)
+				})
+			}
+		})
+	}
+}
+
+// benchmarkNATSPublish appends b.N records of size bytes from producers
+// goroutines, each with its own connection, and reports records/s and the
+// publish-to-ack latency percentiles.
+func benchmarkNATSPublish(b *testing.B, mode natsSync, producers, size int) {
+	s := startNATS(b, mode.syncAlways)
+	ps := make([]*natsProducer, producers)
+	for i := range ps {
+		ps[i] = &natsProducer{js: s.jetStream(b, mode.window), window: mode.window, hist: natsHistogram()}
+	}
+	s.createStream(b, ps[0].js)
+	payload := natsPayload(size)
+
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, producers)
+	)
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.run(&next, int64(b.N), payload) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.NoError(b, errors.Join(errs...))
+
+	total := natsHistogram()
+	for _, p := range ps {
+		total.Merge(p.hist)
+	}
+	require.EqualValues(b, b.N, total.TotalCount(), "every publish must be acknowledged")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
+	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
+}
+
+// fillNATS publishes n records of payload and waits for all their acks.
+func fillNATS(tb testing.TB, js jetstream.JetStream, n int, payload []byte) {
+	tb.Helper()
+	var next atomic.Int64
+	p := &natsProducer{js: js, window: natsFillWindow, hist: natsHistogram()}
+	require.NoError(tb, p.run(&next, int64(n), payload))
+	require.EqualValues(tb, n, p.hist.TotalCount())
+}
+
+// replayNATS reads n records from the start of the stream with an ordered
+// consumer and calls check on each value. It returns when the n-th arrives.
+func replayNATS(tb testing.TB, js jetstream.JetStream, n int, check func(i int, value []byte)) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, natsStream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	require.NoError(tb, err)
+	done := make(chan struct{})
+	seen := 0
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if seen >= n {
+			return
+		}
+		check(seen, msg.Data())
+		seen++
+		if seen == n {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(natsReplayBatch))
+	require.NoError(tb, err)
+	defer cc.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		tb.Fatalf("replay: %d of %d records after %v", seen, n, ctx.Err())
+	}
+}
+
+func BenchmarkNATSReplay(b *testing.B) {
+	b.Run(fmt.Sprintf("size=%dB", natsRecordSize), func(b *testing.B) {
+		benchmarkNATSReplay(b, natsRecordSize)
+	})
+}
+
+// benchmarkNATSReplay fills a stream with b.N records (untimed, sync=default:
+// the fill's durability does not matter to a read), then times an ordered
+// consumer reading all of them from the first.
+func benchmarkNATSReplay(b *testing.B, size int) {
+	s := startNATS(b, false)
+	js := s.jetStream(b, natsFillWindow)
+	s.createStream(b, js)
+	payload := natsPayload(size)
+	fillNATS(b, js, b.N, payload)
+
+	var bad atomic.Int64
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	replayNATS(b, js, b.N, func(_ int, value []byte) {
+		if len(value) != size {
+			bad.Add(1)
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.Zero(b, bad.Load(), "replayed values of the wrong size")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+}
+
+// TestNATSRoundTrip checks what the benchmarks rely on, under both sync
+// settings: the server really runs with the SyncAlways it was given, every
+// async publish from several producers is acknowledged, and the ordered
+// consumer replays every record once with its bytes intact.
+func TestNATSRoundTrip(t *testing.T) {
+	for _, mode := range natsSyncs {
+		t.Run("sync="+mode.name, func(t *testing.T) {
+			s := startNATS(t, mode.syncAlways)
+			cfg := s.srv.JetStreamConfig()
+			require.NotNil(t, cfg, "JetStream must be enabled")
+			assert.Equal(t, mode.syncAlways, cfg.SyncAlways)
+			assert.True(t, strings.HasPrefix(cfg.StoreDir, s.dir), "store %q must be under %q", cfg.StoreDir, s.dir)
+
+			const producers, records = 3, 600
+			jss := make([]jetstream.JetStream, producers)
+			for i := range jss {
+				jss[i] = s.jetStream(t, mode.window)
+			}
+			s.createStream(t, jss[0])
+			var (
+				next atomic.Int64
+				wg   sync.WaitGroup
+				errs = make([]error, producers)
+				acks atomic.Int64
+			)
+			for i, js := range jss {
+				wg.Go(func() {
+					p := &natsProducer{js: js, window: mode.window, hist: natsHistogram()}
+					errs[i] = p.run(&next, records, natsPayload(natsRecordSize))
+					acks.Add(p.hist.TotalCount())
+				})
+			}
+			wg.Wait()
+			require.NoError(t, errors.Join(errs...))
+			assert.EqualValues(t, records, acks.Load())
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			stream, err := jss[0].Stream(ctx, natsStream)
+			require.NoError(t, err)
+			info, err := stream.Info(ctx)
+			require.NoError(t, err)
+			assert.EqualValues(t, records, info.State.Msgs)
+
+			want := natsPayload(natsRecordSize)
+			var mismatched []int
+			replayNATS(t, jss[1], records, func(i int, value []byte) {
+				if !bytes.Equal(value, want) {
+					mismatched = append(mismatched, i)
+				}
+			})
+			assert.Empty(t, mismatched)
+		})
+	}
+}
