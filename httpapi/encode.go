@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+
+	"github.com/badbatch/badbatch/storage"
+)
+
+// outRecord is a stored record as the API returns it. A JSON value is
+// returned as JSON ("value"), anything else as base64 ("value_base64"). A
+// key is a string ("key") when it is valid UTF-8, else "key_base64".
+type outRecord struct {
+	Stream      string            `json:"stream,omitempty"`
+	Offset      uint64            `json:"offset"`
+	Seq         uint64            `json:"seq"`
+	Timestamp   string            `json:"timestamp"`
+	Key         *string           `json:"key,omitempty"`
+	KeyBase64   *string           `json:"key_base64,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Value       json.RawMessage   `json:"value,omitempty"`
+	ValueBase64 *string           `json:"value_base64,omitempty"`
+}
+
+// toOutRecord converts a stored record; withStream names its stream (global
+// reads).
+func toOutRecord(r *storage.StoredRecord, withStream bool) outRecord {
+	o := outRecord{
+		Offset:    r.Offset,
+		Seq:       r.Seq,
+		Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano),
+		Headers:   r.Headers,
+	}
+	if withStream {
+		o.Stream = r.Stream
+	}
+	if len(r.Key) > 0 {
+		if utf8.Valid(r.Key) {
+			k := string(r.Key)
+			o.Key = &k
+		} else {
+			k := base64.StdEncoding.EncodeToString(r.Key)
+			o.KeyBase64 = &k
+		}
+	}
+	if r.JSON && json.Valid(r.Value) {
+		o.Value = json.RawMessage(r.Value)
+	} else {
+		v := base64.StdEncoding.EncodeToString(r.Value)
+		o.ValueBase64 = &v
+	}
+	return o
+}
+
+func toOutRecords(recs []storage.StoredRecord, withStream bool) []outRecord {
+	out := make([]outRecord, len(recs))
+	for i := range recs {
+		out[i] = toOutRecord(&recs[i], withStream)
+	}
+	return out
+}
+
+// appendResponse is the 201 body of an append.
+type appendResponse struct {
+	Stream      string `json:"stream"`
+	FirstOffset uint64 `json:"first_offset"`
+	LastOffset  uint64 `json:"last_offset"`
+	Count       int    `json:"count"`
+	FirstSeq    uint64 `json:"first_seq"`
+	LastSeq     uint64 `json:"last_seq"`
+	Durability  string `json:"durability"`
+	Replayed    bool   `json:"replayed"`
+}
+
+// pageResponse is the JSON body of a stream read.
+type pageResponse struct {
+	Records    []outRecord `json:"records"`
+	NextOffset uint64      `json:"next_offset"`
+}
+
+// globalResponse is the JSON body of a global read.
+type globalResponse struct {
+	Records []outRecord `json:"records"`
+	NextSeq uint64      `json:"next_seq"`
+}
+
+// streamInfoResponse describes one stream.
+type streamInfoResponse struct {
+	Stream        string  `json:"stream"`
+	FirstOffset   uint64  `json:"first_offset"`
+	NextOffset    uint64  `json:"next_offset"`
+	Records       uint64  `json:"records"`
+	Bytes         uint64  `json:"bytes"`
+	LastTimestamp *string `json:"last_timestamp"`
+}
+
+func toStreamInfo(i storage.StreamInfo) streamInfoResponse {
+	o := streamInfoResponse{Stream: i.Stream, FirstOffset: i.FirstOffset, NextOffset: i.NextOffset, Records: i.Records, Bytes: i.Bytes}
+	if !i.LastTimestamp.IsZero() {
+		ts := i.LastTimestamp.UTC().Format(time.RFC3339Nano)
+		o.LastTimestamp = &ts
+	}
+	return o
+}
+
+type streamsResponse struct {
+	Streams []streamInfoResponse `json:"streams"`
+}
+
+type cursorBody struct {
+	Offset *uint64 `json:"offset"`
+}
+
+type cursorResponse struct {
+	Stream string `json:"stream"`
+	Name   string `json:"name"`
+	Offset uint64 `json:"offset"`
+}

@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/badbatch/badbatch/storage"
+	"github.com/labstack/echo/v4"
+)
+
+// Error codes: the "code" field of every error answer. They never change
+// meaning; clients switch on them.
+const (
+	CodeBadRequest       = "bad_request"        // 400 malformed input
+	CodeInvalidStream    = "invalid_stream"     // 400 bad stream name
+	CodeUnauthorized     = "unauthorized"       // 401 no or unknown token
+	CodeForbidden        = "forbidden"          // 403 token lacks the permission or prefix
+	CodeNotFound         = "not_found"          // 404 stream or cursor never written, unknown route
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeConflict         = "offset_mismatch"    // 409 Expected-Last-Offset mismatch
+	CodeGone             = "gone"               // 410 offset below retention
+	CodeTooLarge         = "too_large"          // 413 record or request too large
+	CodeUnsupportedType  = "unsupported_type"   // 415 unsupported content type
+	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
+	CodeInternal         = "internal"           // 500
+	CodeUnavailable      = "unavailable"        // 503 journal failed, closed or not ready
+)
+
+// apiError is an error answer. It implements error so handlers can return it.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// CurrentLastOffset is set on 409: the stream's last offset (-1: empty).
+	CurrentLastOffset *int64 `json:"current_last_offset,omitempty"`
+	cause             error
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+func (e *apiError) Unwrap() error { return e.cause }
+
+type errorBody struct {
+	Error *apiError `json:"error"`
+}
+
+func newError(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) *apiError {
+	return newError(http.StatusBadRequest, CodeBadRequest, format, args...)
+}
+
+// storeError maps a storage error onto an API error.
+func storeError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	e := &apiError{Message: err.Error(), cause: err}
+	var mismatch *storage.OffsetMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		e.Status, e.Code = http.StatusConflict, CodeConflict
+		cur := mismatch.Current
+		e.CurrentLastOffset = &cur
+	case errors.Is(err, storage.ErrInvalidStream):
+		e.Status, e.Code = http.StatusBadRequest, CodeInvalidStream
+	case errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, storage.ErrInvalidArgument):
+		e.Status, e.Code = http.StatusBadRequest, CodeBadRequest
+	case errors.Is(err, storage.ErrRecordTooLarge), errors.Is(err, storage.ErrBatchTooLarge):
+		e.Status, e.Code = http.StatusRequestEntityTooLarge, CodeTooLarge
+	case errors.Is(err, storage.ErrNotFound):
+		e.Status, e.Code = http.StatusNotFound, CodeNotFound
+	case errors.Is(err, storage.ErrTruncated):
+		e.Status, e.Code = http.StatusGone, CodeGone
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrClosed):
+		e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client went away or the server is shutting down.
+		e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable
+	default:
+		e.Status, e.Code = http.StatusInternalServerError, CodeInternal
+	}
+	return e
+}
+
+// echoStatusCode names the code of an echo error (routing, recover).
+func echoStatusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return CodeBadRequest
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return CodeMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return CodeUnsupportedType
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusServiceUnavailable:
+		return CodeUnavailable
+	default:
+		return CodeInternal
+	}
+}
+
+// toAPIError turns any handler error into an API error.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok && s != "" {
+			msg = s
+		}
+		return &apiError{Status: he.Code, Code: echoStatusCode(he.Code), Message: msg, cause: err}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body exceeds %d bytes", mbe.Limit)
+	}
+	return storeError(err)
+}
+
+// errorHandler is the echo HTTPErrorHandler: every error leaves in our shape.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	ae := toAPIError(err)
+	s.metrics.errors.WithLabelValues(ae.Code).Inc()
+	if ae.Status >= 500 {
+		s.logger.Error("request failed", "request_id", requestID(c), "method", c.Request().Method,
+			"path", c.Request().URL.Path, "status", ae.Status, "err", err)
+	}
+	if c.Response().Committed {
+		return
+	}
+	if ae.Code == CodeInternal {
+		// Details go to the log, not to the client.
+		ae = &apiError{Status: ae.Status, Code: ae.Code, Message: "internal error; see the server log for request " + requestID(c)}
+	}
+	if ae.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="badbatch"`)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.Status)
+		return
+	}
+	_ = c.JSON(ae.Status, errorBody{Error: ae})
+}
