@@ -1,0 +1,134 @@
+// Package journal is BadBatch's durable write-ahead journal: a directory of
+// segment files holding checksummed entries, one entry per ring batch,
+// written with one write call and made durable with one fdatasync (group
+// commit). It knows bytes, batches and files; it does not know streams,
+// offsets or HTTP.
+//
+// # Pieces
+//
+//   - Journal: Write/WriteTerm (one entry, not yet synced), Sync, Append
+//     (both), Read, NewIterator, TruncateFront, TruncateBack,
+//     EnforceRetention, Stats, Close. Open creates, scans and repairs.
+//   - AppendGroup, GroupSize, GroupReader: the encoding of one producer's
+//     atomic append ("group") and an allocation-free decoder of a payload of
+//     concatenated groups.
+//   - Handler[T]: the journaling processor of the disruptor pipeline.
+//
+// # Invariants
+//
+//   - Entries are numbered densely from 1; records are numbered densely
+//     from 0 across entries (an entry's FirstSeq is the previous entry's
+//     FirstSeq plus its record count).
+//   - Segments are contiguous: each segment's first index and first seq
+//     continue the previous segment's last entry. Open checks this.
+//   - A segment file under its final name always starts with a durable,
+//     valid header (it is created as *.tmp, synced, then renamed).
+//   - A sealed segment (any but the last) is complete on disk: it is
+//     fdatasynced before the next segment is created, under every policy.
+//   - No segment file is modified in place other than by appending to the
+//     active segment: truncation rewrites the prefix into a new file and
+//     renames it over the old one. A reader's mapping therefore never
+//     shrinks under it (no SIGBUS).
+//   - A segment is deleted only when no reader holds it; until then it is
+//     renamed to *.dead. Every creation, rename and removal is followed by
+//     a directory fsync before anything that depends on it is
+//     acknowledged.
+//   - After a failed write, fsync, rename or removal the journal is failed:
+//     every later mutation returns the same error, wrapping ErrFailed and
+//     the cause. The in-memory state never includes a frame whose write
+//     failed, and an fsync is never retried. Close and Open to continue.
+//   - The in-memory index is one uint32 byte offset per entry per segment,
+//     rebuilt by Open's scan.
+//
+// # On-disk layout
+//
+// (NEVER CHANGE a constant of this format: add a version. docs/format.md
+// has the same layout with the rationale.) All integers are little-endian.
+// Segment files are named %020d.seg with the index of their first entry:
+//
+//	00000000000000000001.seg  00000000000000004097.seg  ...  LOCK
+//
+// A segment is a 32-byte header followed by frames, back to back:
+//
+//	 0      4      5      8              16             24      28      32
+//	+------+------+------+--------------+--------------+-------+-------+
+//	|magic |ver=1 | 0 0 0| first index  | first seq    | flags | crc32c|
+//	|"BBJS"|      |      | (u64)        | (u64)        | =0    | [0,28)|
+//	+------+------+------+--------------+--------------+-------+-------+
+//
+// A frame (one entry) is a 64-byte header and the payload:
+//
+//	 0      4    5    6      8        16       24         32          40
+//	+------+----+----+------+--------+--------+----------+-----------+
+//	|magic |ver |flg | rsv  | index  | term   | first seq| timestamp |
+//	|"BBJE"| =1 | =0 | =0   | u64    | u64    | u64      | i64 ns    |
+//	+------+----+----+------+--------+--------+----------+-----------+
+//	 40          48        52       56         60        64
+//	+-----------+---------+--------+----------+---------+---------------+
+//	| synced    | records | groups | length   | crc32c  | payload       |
+//	| u64       | u32     | u32    | u32      |         | length bytes  |
+//	+-----------+---------+--------+----------+---------+---------------+
+//
+// crc32c is CRC-32C (Castagnoli) over header bytes [0,60) followed by the
+// payload. synced is the highest index the writer knew to be durable when
+// it wrote this frame (under SyncNone: index-1). The payload is a sequence
+// of groups:
+//
+//	 0        4         8       9           17          25 (if flagged)
+//	+--------+---------+-------+-----------+-----------+------------------+
+//	| size   | records | flags | timestamp | expected  | uvarint len +    |
+//	| u32    | u32     | u8    | i64 ns    | last off  | stream, uvarint  |
+//	| (whole | count   |       |           | i64, only | len + idempotency|
+//	| group) |         |       |           | with bit0 | key, records...  |
+//	+--------+---------+-------+-----------+-----------+------------------+
+//
+// and each record is
+//
+//	uvarint body length | flags u8 | zigzag-varint (timestamp - group
+//	timestamp) | uvarint len + key | uvarint header count | per header:
+//	uvarint len + name, uvarint len + value | uvarint len + value
+//
+// # Reading a tail: valid, torn, or corrupt
+//
+// Open reads each segment from its header, frame by frame. A frame is
+// valid if all of these hold: at least 64 bytes remain; the magic, version,
+// flags and reserved bytes match; length <= 1 GiB and the payload fits in
+// the file; the CRC matches; index and first seq continue the previous
+// frame. The first invalid frame at offset X ends the valid prefix. Then:
+//
+//  1. In a sealed segment: interior corruption. Open fails with ErrCorrupt
+//     naming the file and X.
+//  2. In the last segment, if some checksum-valid frame after X has
+//     index >= E and synced >= E (E is the index expected at X): that frame
+//     was written after entry E was fsynced, so E was durable and its bytes
+//     have since been damaged. Interior corruption: ErrCorrupt, file and X.
+//  3. Otherwise the bytes from X on were never known durable: a torn,
+//     zero-filled or garbage tail (including garbage that parses as a
+//     header with a plausible length, which fails the CRC or the length
+//     bound). Open rewrites the segment to its first X bytes and reports
+//     it in RepairReport. Checksum-valid frames after X (written, never
+//     synced, possibly with an unsynced block lost in between) are dropped
+//     and counted in RepairReport.Entries.
+//
+// Rule 2 is what lets a power loss that keeps some unsynced 4 KiB blocks
+// and loses others be repaired, while a bit flip in an entry that a later
+// durable frame vouches for is reported. Its blind spot: damage to an entry
+// of the last synced batch when no later frame vouches for it is
+// indistinguishable from a torn write and is repaired (and reported).
+//
+// # Retention
+//
+// TruncateFront and EnforceRetention remove whole sealed segments from the
+// front, oldest first, each removal made durable before the next; the
+// active segment always stays. Retention by age compares a segment's newest
+// entry's write timestamp with now-RetentionAge; retention by bytes drops
+// the oldest segments while the total exceeds RetentionBytes. Both run
+// after every roll and on demand.
+//
+// # Concurrency
+//
+// Journal is safe for concurrent use by one writer and many readers.
+// Iterator, GroupReader, GroupView, RecordView and Handler are not safe for
+// concurrent use. Under SyncInterval the journal owns one goroutine, which
+// Close stops and joins.
+package journal

@@ -1,0 +1,201 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// This file holds every operation that changes the directory: creating a
+// segment, rolling, rewriting a segment's prefix (repair, TruncateBack) and
+// removing segments. Each is crash-safe on its own:
+//
+//   - a segment is created as <name>.tmp, its header written and fdatasynced,
+//     then renamed to <name>; the directory fsync follows before anything
+//     written into the segment is acknowledged (Sync, or at once where the
+//     operation itself is the acknowledgement). A segment file under its
+//     final name therefore always starts with a durable, valid header.
+//   - a segment is shortened by writing the kept prefix to <name>.tmp,
+//     fdatasync, rename over <name>, directory fsync. Never in place.
+//   - a segment is removed (or, while a reader holds it, renamed to
+//     <name>.dead) and the directory fsynced before the next removal, so
+//     that a crash leaves a contiguous run of segments.
+
+// newSegment returns the in-memory segment for a file with the given header.
+func (j *Journal) newSegment(h segmentHeader) *segment {
+	name := segmentName(h.firstIndex)
+	s := &segment{
+		fs:         j.fs,
+		path:       j.fs.PathJoin(j.dir, name),
+		name:       name,
+		useMmap:    j.useMmap,
+		firstIndex: h.firstIndex,
+		firstSeq:   h.firstSeq,
+		size:       segmentHeaderSize,
+		nextSeq:    h.firstSeq,
+	}
+	s.refs.Store(1) // the journal's reference
+	return s
+}
+
+// writeFileDurably writes the chunks produced by fill to path+".tmp",
+// fdatasyncs it and renames it to path. The caller syncs the directory.
+func writeFileDurably(fs vfs.FS, path string, fill func(w io.Writer) error) error {
+	tmp := path + tmpSuffix
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if err := fill(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.SyncData(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("fdatasync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// createSegment creates a new segment file whose first entry will have
+// index firstIndex and seq firstSeq, and opens it for writing. The
+// directory fsync is left pending.
+func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File, error) {
+	h := segmentHeader{firstIndex: firstIndex, firstSeq: firstSeq}
+	s := j.newSegment(h)
+	var hdr [segmentHeaderSize]byte
+	putSegmentHeader(hdr[:], h)
+	err := writeFileDurably(j.fs, s.path, func(w io.Writer) error {
+		_, err := w.Write(hdr[:])
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := j.fs.OpenReadWrite(s.path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", s.name, err)
+	}
+	return s, f, nil
+}
+
+// rollLocked seals the active segment and starts a new one. The sealed
+// segment is fdatasynced first under every policy, so that a sealed
+// segment is always complete on disk (Open checks sealed segments
+// strictly). Retention runs after the roll. REQUIRES: w held.
+func (j *Journal) rollLocked() error {
+	old := j.w.seg
+	if err := j.syncDirIfPendingLocked(); err != nil {
+		return err
+	}
+	if j.mu.lastIndex > j.w.synced || j.opts.SyncPolicy == SyncNone {
+		start := time.Now()
+		if err := j.w.file.SyncData(); err != nil {
+			return j.failLocked("fdatasync", old.name, -1, err)
+		}
+		j.w.synced = j.mu.lastIndex
+		j.stats.syncs.Add(1)
+		j.stats.syncNanos.Add(uint64(time.Since(start)))
+	}
+	seg, f, err := j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
+	if err != nil {
+		return j.failLocked("create segment", segmentName(j.mu.lastIndex+1), -1, err)
+	}
+	j.w.dirSyncPending = true
+	if err := j.w.file.Close(); err != nil {
+		_ = f.Close()
+		return j.failLocked("close", old.name, -1, err)
+	}
+	j.w.file, j.w.seg = f, seg
+	j.mu.Lock()
+	old.sealed = true
+	j.mu.segments = append(j.mu.segments, seg)
+	j.mu.Unlock()
+	j.stats.rolls.Add(1)
+	if j.opts.RetentionBytes > 0 || j.opts.RetentionAge > 0 {
+		if _, err := j.enforceRetentionLocked(time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retireLocked deletes the file of a segment already removed from
+// mu.segments and drops the journal's reference. If a reader still holds
+// the segment, the file is renamed to *.dead instead and deleted once the
+// last reader is gone (sweepGraveyardLocked; Open deletes leftovers). The
+// directory is fsynced before returning. REQUIRES: w held.
+func (j *Journal) retireLocked(s *segment) error {
+	if s.release() == 0 {
+		if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return j.failLocked("remove", s.name, -1, err)
+		}
+	} else {
+		if err := j.fs.Rename(s.path, s.path+deadSuffix); err != nil {
+			return j.failLocked("rename", s.name, -1, err)
+		}
+		j.mu.Lock()
+		j.mu.graveyard = append(j.mu.graveyard, s)
+		j.mu.Unlock()
+	}
+	j.stats.removed.Add(1)
+	j.log.Info("journal: removed segment", "segment", s.name)
+	return j.syncDirLocked()
+}
+
+// sweepGraveyardLocked deletes the *.dead files no reader holds any more.
+// Failures are logged, not sticky: a leftover is deleted by the next Open.
+// REQUIRES: w held.
+func (j *Journal) sweepGraveyardLocked() {
+	j.mu.Lock()
+	var keep []*segment
+	var gone []*segment
+	for _, s := range j.mu.graveyard {
+		if s.refs.Load() == 0 {
+			gone = append(gone, s)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	j.mu.graveyard = keep
+	j.mu.Unlock()
+	for _, s := range gone {
+		if err := j.fs.Remove(s.path + deadSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.log.Warn("journal: cannot remove retired segment", "segment", s.name+deadSuffix, "err", err)
+		}
+	}
+}
+
+// copyPrefix writes the first n bytes of src (read through fs) to w.
+func copyPrefix(fs vfs.FS, src string, n int64, w io.Writer) error {
+	f, err := fs.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < n; {
+		chunk := buf[:min(int64(len(buf)), n-off)]
+		if k, err := f.ReadAt(chunk, off); k != len(chunk) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+		off += int64(len(chunk))
+	}
+	return nil
+}

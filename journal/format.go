@@ -1,0 +1,276 @@
+package journal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
+
+// The on-disk format. See doc.go and docs/format.md for the layout. Every
+// constant in this block is part of the format: NEVER CHANGE ONE. A new
+// layout gets a new version number and a decoder for the old one.
+const (
+	// segmentMagic opens every segment file.
+	segmentMagic uint32 = 0x534a4242 // "BBJS" little-endian
+	// frameMagic opens every entry frame.
+	frameMagic uint32 = 0x454a4242 // "BBJE" little-endian
+	// formatVersion is the version byte of segment headers and frames.
+	formatVersion = 1
+	// segmentHeaderSize is the fixed size of a segment header.
+	segmentHeaderSize = 32
+	// frameHeaderSize is the fixed size of an entry frame header.
+	frameHeaderSize = 64
+	// maxFramePayload is the largest payload length a reader accepts,
+	// whatever Options.MaxEntrySize says.
+	maxFramePayload = 1 << 30
+	// segmentSuffix and segmentNameDigits name segments:
+	// %020d.seg with the segment's first index.
+	segmentSuffix     = ".seg"
+	segmentNameDigits = 20
+	// tmpSuffix marks a segment being written before its rename; deadSuffix
+	// marks a removed segment still mapped by a reader. Open deletes both.
+	tmpSuffix  = ".tmp"
+	deadSuffix = ".dead"
+)
+
+// Field offsets inside a frame header (bytes).
+const (
+	frameOffMagic     = 0
+	frameOffVersion   = 4
+	frameOffFlags     = 5
+	frameOffReserved  = 6
+	frameOffIndex     = 8
+	frameOffTerm      = 16
+	frameOffFirstSeq  = 24
+	frameOffTimestamp = 32
+	frameOffSynced    = 40
+	frameOffRecords   = 48
+	frameOffGroups    = 52
+	frameOffLength    = 56
+	frameOffCRC       = 60
+)
+
+// Field offsets inside a segment header (bytes).
+const (
+	segOffMagic      = 0
+	segOffVersion    = 4
+	segOffReserved   = 5
+	segOffFirstIndex = 8
+	segOffFirstSeq   = 16
+	segOffFlags      = 24
+	segOffCRC        = 28
+)
+
+// castagnoli is CRC32C; hash/crc32 uses SSE4.2 / ARMv8 CRC instructions.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frameHeader is the decoded header of one entry frame.
+type frameHeader struct {
+	index     uint64
+	term      uint64
+	firstSeq  uint64
+	timestamp int64
+	synced    uint64 // highest index known durable when this frame was written
+	records   uint32
+	groups    uint32
+	length    uint32 // payload bytes
+	crc       uint32
+}
+
+// putFrameHeader encodes h into b[:frameHeaderSize], leaving the CRC field
+// zero. The caller computes the CRC with frameCRC and stores it.
+func putFrameHeader(b []byte, h *frameHeader) {
+	_ = b[frameHeaderSize-1]
+	binary.LittleEndian.PutUint32(b[frameOffMagic:], frameMagic)
+	b[frameOffVersion] = formatVersion
+	b[frameOffFlags] = 0
+	binary.LittleEndian.PutUint16(b[frameOffReserved:], 0)
+	binary.LittleEndian.PutUint64(b[frameOffIndex:], h.index)
+	binary.LittleEndian.PutUint64(b[frameOffTerm:], h.term)
+	binary.LittleEndian.PutUint64(b[frameOffFirstSeq:], h.firstSeq)
+	binary.LittleEndian.PutUint64(b[frameOffTimestamp:], uint64(h.timestamp))
+	binary.LittleEndian.PutUint64(b[frameOffSynced:], h.synced)
+	binary.LittleEndian.PutUint32(b[frameOffRecords:], h.records)
+	binary.LittleEndian.PutUint32(b[frameOffGroups:], h.groups)
+	binary.LittleEndian.PutUint32(b[frameOffLength:], h.length)
+	binary.LittleEndian.PutUint32(b[frameOffCRC:], 0)
+}
+
+// frameCRC is the CRC32C of the header bytes before the CRC field followed
+// by the payload.
+func frameCRC(header, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, header[:frameOffCRC])
+	return crc32.Update(c, castagnoli, payload)
+}
+
+// frameProblem says why bytes are not a valid frame. The zero value means
+// valid.
+type frameProblem uint8
+
+const (
+	frameOK frameProblem = iota
+	frameShortHeader
+	frameZeroed
+	frameBadMagic
+	frameBadVersion
+	frameBadLength
+	frameBeyondEnd
+	frameBadChecksum
+	frameBadIndex
+	frameBadSeq
+)
+
+func (p frameProblem) String() string {
+	switch p {
+	case frameOK:
+		return "valid"
+	case frameShortHeader:
+		return "torn frame header"
+	case frameZeroed:
+		return "zero-filled"
+	case frameBadMagic:
+		return "bad frame magic"
+	case frameBadVersion:
+		return "unknown frame version or reserved bits set"
+	case frameBadLength:
+		return "payload length above the format limit"
+	case frameBeyondEnd:
+		return "payload extends past the end of the file"
+	case frameBadChecksum:
+		return "checksum mismatch"
+	case frameBadIndex:
+		return "index discontinuity"
+	case frameBadSeq:
+		return "sequence discontinuity"
+	default:
+		return fmt.Sprintf("frameProblem(%d)", uint8(p))
+	}
+}
+
+// decodeFrame validates the frame at the start of b, which holds every byte
+// from the frame's start to the end of the file. It checks, in order:
+// header length, magic, version and reserved bits, length bound, length
+// against the bytes present, and the CRC. Index and sequence continuity are
+// the caller's. On success it returns the header and the frame's total size.
+func decodeFrame(b []byte) (frameHeader, int, frameProblem) {
+	var h frameHeader
+	if len(b) < frameHeaderSize {
+		if allZero(b) {
+			return h, 0, frameZeroed
+		}
+		return h, 0, frameShortHeader
+	}
+	if binary.LittleEndian.Uint32(b[frameOffMagic:]) != frameMagic {
+		if allZero(b[:frameHeaderSize]) {
+			return h, 0, frameZeroed
+		}
+		return h, 0, frameBadMagic
+	}
+	if b[frameOffVersion] != formatVersion || b[frameOffFlags] != 0 ||
+		binary.LittleEndian.Uint16(b[frameOffReserved:]) != 0 {
+		return h, 0, frameBadVersion
+	}
+	h.length = binary.LittleEndian.Uint32(b[frameOffLength:])
+	if h.length > maxFramePayload {
+		return h, 0, frameBadLength
+	}
+	size := frameHeaderSize + int(h.length)
+	if size > len(b) {
+		return h, 0, frameBeyondEnd
+	}
+	h.crc = binary.LittleEndian.Uint32(b[frameOffCRC:])
+	if frameCRC(b[:frameHeaderSize], b[frameHeaderSize:size]) != h.crc {
+		return h, 0, frameBadChecksum
+	}
+	h.index = binary.LittleEndian.Uint64(b[frameOffIndex:])
+	h.term = binary.LittleEndian.Uint64(b[frameOffTerm:])
+	h.firstSeq = binary.LittleEndian.Uint64(b[frameOffFirstSeq:])
+	h.timestamp = int64(binary.LittleEndian.Uint64(b[frameOffTimestamp:]))
+	h.synced = binary.LittleEndian.Uint64(b[frameOffSynced:])
+	h.records = binary.LittleEndian.Uint32(b[frameOffRecords:])
+	h.groups = binary.LittleEndian.Uint32(b[frameOffGroups:])
+	return h, size, frameOK
+}
+
+// segmentHeader is the decoded header of a segment file.
+type segmentHeader struct {
+	firstIndex uint64
+	firstSeq   uint64
+}
+
+// putSegmentHeader encodes h into b[:segmentHeaderSize], CRC included.
+func putSegmentHeader(b []byte, h segmentHeader) {
+	_ = b[segmentHeaderSize-1]
+	binary.LittleEndian.PutUint32(b[segOffMagic:], segmentMagic)
+	b[segOffVersion] = formatVersion
+	b[segOffReserved], b[segOffReserved+1], b[segOffReserved+2] = 0, 0, 0
+	binary.LittleEndian.PutUint64(b[segOffFirstIndex:], h.firstIndex)
+	binary.LittleEndian.PutUint64(b[segOffFirstSeq:], h.firstSeq)
+	binary.LittleEndian.PutUint32(b[segOffFlags:], 0)
+	binary.LittleEndian.PutUint32(b[segOffCRC:], crc32.Checksum(b[:segOffCRC], castagnoli))
+}
+
+// decodeSegmentHeader validates and decodes a segment header; the string is
+// empty on success and says what is wrong otherwise.
+func decodeSegmentHeader(b []byte) (segmentHeader, string) {
+	var h segmentHeader
+	switch {
+	case len(b) < segmentHeaderSize:
+		return h, fmt.Sprintf("segment header truncated to %d bytes", len(b))
+	case binary.LittleEndian.Uint32(b[segOffMagic:]) != segmentMagic:
+		return h, "bad segment magic"
+	case b[segOffVersion] != formatVersion:
+		return h, fmt.Sprintf("unknown segment version %d", b[segOffVersion])
+	case crc32.Checksum(b[:segOffCRC], castagnoli) != binary.LittleEndian.Uint32(b[segOffCRC:]):
+		return h, "segment header checksum mismatch"
+	case b[segOffReserved] != 0 || b[segOffReserved+1] != 0 || b[segOffReserved+2] != 0 ||
+		binary.LittleEndian.Uint32(b[segOffFlags:]) != 0:
+		return h, "segment header reserved bits set"
+	}
+	h.firstIndex = binary.LittleEndian.Uint64(b[segOffFirstIndex:])
+	h.firstSeq = binary.LittleEndian.Uint64(b[segOffFirstSeq:])
+	return h, ""
+}
+
+// segmentName returns the file name of the segment whose first entry has
+// the given index.
+func segmentName(firstIndex uint64) string {
+	var buf [segmentNameDigits + len(segmentSuffix)]byte
+	s := strconv.AppendUint(buf[:0], firstIndex, 10)
+	out := make([]byte, 0, len(buf))
+	for range segmentNameDigits - len(s) {
+		out = append(out, '0')
+	}
+	out = append(out, s...)
+	out = append(out, segmentSuffix...)
+	return string(out)
+}
+
+// parseSegmentName returns the first index encoded in a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	if len(name) != segmentNameDigits+len(segmentSuffix) || !strings.HasSuffix(name, segmentSuffix) {
+		return 0, false
+	}
+	digits := name[:segmentNameDigits]
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

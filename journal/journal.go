@@ -1,0 +1,476 @@
+package journal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// EntryInfo describes one entry.
+type EntryInfo struct {
+	Index     uint64 // entries are numbered from 1, dense
+	Term      uint64 // 0 standalone
+	FirstSeq  uint64 // global position of the entry's first record; records are numbered densely across entries from 0
+	Records   int
+	Groups    int
+	Timestamp int64 // write time, unix ns (used for retention by age)
+}
+
+// Entry is one entry as read back.
+type Entry struct {
+	EntryInfo
+	// Payload is the concatenated groups. It aliases a mapping or a reused
+	// buffer: valid only inside the Read callback, or until the Iterator's
+	// next Next or Close. Copy what must outlive that.
+	Payload []byte
+}
+
+// Stats are counters for metrics. Read them with Journal.Stats.
+type Stats struct {
+	Segments        int
+	Bytes           int64 // bytes of all retained segments
+	FirstIndex      uint64
+	LastIndex       uint64
+	Entries         uint64 // retained entries
+	NextSeq         uint64
+	Writes          uint64 // entries written since Open
+	BytesWritten    uint64 // frame bytes written since Open
+	Syncs           uint64 // data fsyncs since Open
+	SyncTime        time.Duration
+	DirSyncs        uint64
+	Rolls           uint64
+	RemovedSegments uint64
+}
+
+// RepairReport says what Open dropped and why. The zero value means Open
+// found the journal clean.
+type RepairReport struct {
+	// Truncated is true if Open cut the tail of the last segment.
+	Truncated bool
+	Segment   string // file name of the repaired segment
+	Offset    int64  // where the dropped bytes began: the end of the last valid entry
+	Bytes     int64  // bytes dropped
+	// Entries is how many complete, checksum-valid entries were among the
+	// dropped bytes. They were written but never acknowledged as durable
+	// (see the repair rules in doc.go).
+	Entries int
+	Reason  string // what was wrong with the first dropped byte
+	// RemovedFiles are leftovers Open deleted: unfinished segment files
+	// (*.tmp) and removed segments that were still mapped (*.dead).
+	RemovedFiles []string
+}
+
+// Journal is the segmented, checksummed write-ahead journal. It is safe for
+// concurrent use: one writer goroutine at a time (Write, WriteTerm, Append,
+// Sync, TruncateFront, TruncateBack, EnforceRetention serialize on an
+// internal mutex) and any number of readers (Read, iterators, the getters),
+// which never wait for an fsync.
+type Journal struct {
+	dir     string
+	opts    Options
+	fs      vfs.FS
+	log     *slog.Logger
+	useMmap bool
+	lock    io.Closer
+	dirFile vfs.File
+	repair  RepairReport
+
+	// w is the writer's state. Lock order: w before mu.
+	w struct {
+		sync.Mutex
+		file           vfs.File // the active segment, opened read-write
+		seg            *segment // the active segment (also last in mu.segments)
+		buf            []byte   // reused frame buffer
+		synced         uint64   // highest index known durable
+		dirSyncPending bool     // a segment was created or renamed since the last directory fsync
+		closed         bool
+	}
+
+	// mu guards the segment list and the published end of the journal.
+	mu struct {
+		sync.RWMutex
+		segments  []*segment // ascending firstIndex; the last is active
+		lastIndex uint64
+		nextSeq   uint64
+		closed    bool
+		graveyard []*segment // removed but still referenced; file renamed to *.dead
+	}
+
+	failed      atomic.Pointer[failure] // the sticky error
+	truncations atomic.Uint64           // TruncateBack calls that dropped entries
+	closed      atomic.Bool
+
+	stats struct {
+		writes, bytesWritten, syncs, syncNanos, dirSyncs, rolls, removed atomic.Uint64
+	}
+
+	// The interval syncer, owned by the journal and joined by Close.
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// slowSync is the fsync duration above which a warning is logged.
+const slowSync = time.Second
+
+// Write appends one entry with term 0 made of the given groups (each the
+// output of AppendGroup) and returns its info. The entry is written but not
+// synced: call Sync (or use Append) before acknowledging it. It does not
+// retain groups. Errors: ErrClosed, ErrEntryTooLarge, ErrCorrupt for a
+// malformed group (nothing is written in these cases), or the sticky
+// ErrFailed.
+func (j *Journal) Write(groups [][]byte) (EntryInfo, error) {
+	return j.WriteTerm(0, groups)
+}
+
+// WriteTerm is Write with a raft term.
+func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
+	j.w.Lock()
+	defer j.w.Unlock()
+	if err := j.writableLocked(); err != nil {
+		return EntryInfo{}, err
+	}
+	var payload int64
+	var records uint64
+	for i, g := range groups {
+		n, err := groupRecords(g)
+		if err != nil {
+			return EntryInfo{}, fmt.Errorf("journal: write: group %d: %w", i, err)
+		}
+		payload += int64(len(g))
+		records += n
+	}
+	if payload > j.opts.MaxEntrySize {
+		return EntryInfo{}, fmt.Errorf("%w: payload of %d bytes exceeds MaxEntrySize %d", ErrEntryTooLarge, payload, j.opts.MaxEntrySize)
+	}
+	if records > math.MaxUint32 || len(groups) > math.MaxUint32 {
+		return EntryInfo{}, fmt.Errorf("%w: %d records in %d groups", ErrEntryTooLarge, records, len(groups))
+	}
+	frameSize := frameHeaderSize + payload
+	seg := j.w.seg
+	if seg.entries() > 0 && seg.size+frameSize > j.opts.SegmentSize {
+		if err := j.rollLocked(); err != nil {
+			return EntryInfo{}, err
+		}
+		seg = j.w.seg
+	}
+
+	index := j.mu.lastIndex + 1 // only the writer changes lastIndex and nextSeq
+	h := frameHeader{
+		index:     index,
+		term:      term,
+		firstSeq:  j.mu.nextSeq,
+		timestamp: time.Now().UnixNano(),
+		synced:    j.w.synced,
+		records:   uint32(records),
+		groups:    uint32(len(groups)),
+		length:    uint32(payload),
+	}
+	if j.opts.SyncPolicy == SyncNone {
+		h.synced = index - 1 // written counts as durable; see doc.go
+	}
+	buf := slices.Grow(j.w.buf[:0], int(frameSize))[:frameHeaderSize]
+	putFrameHeader(buf, &h)
+	for _, g := range groups {
+		buf = append(buf, g...)
+	}
+	binary.LittleEndian.PutUint32(buf[frameOffCRC:], frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:]))
+	j.w.buf = buf
+
+	off := seg.size
+	if _, err := j.w.file.WriteAt(buf, off); err != nil {
+		return EntryInfo{}, j.failLocked("write", seg.name, off, err)
+	}
+
+	j.mu.Lock()
+	seg.offsets = append(seg.offsets, uint32(off))
+	seg.size += frameSize
+	seg.nextSeq += records
+	seg.lastTS = h.timestamp
+	j.mu.lastIndex = index
+	j.mu.nextSeq += records
+	j.mu.Unlock()
+
+	j.stats.writes.Add(1)
+	j.stats.bytesWritten.Add(uint64(frameSize))
+	return EntryInfo{
+		Index:     index,
+		Term:      term,
+		FirstSeq:  h.firstSeq,
+		Records:   int(records),
+		Groups:    len(groups),
+		Timestamp: h.timestamp,
+	}, nil
+}
+
+// validGroupHeader is the allocation-free form of groupRecords' check.
+func validGroupHeader(g []byte) bool {
+	return len(g) >= groupFixedSize+2 && int64(binary.LittleEndian.Uint32(g[groupOffSize:])) == int64(len(g))
+}
+
+// groupRecords checks the fixed part of an encoded group and returns its
+// record count. The full decode is the reader's.
+func groupRecords(g []byte) (uint64, error) {
+	if len(g) < groupFixedSize+2 {
+		return 0, fmt.Errorf("%w: group of %d bytes is shorter than a group header", ErrCorrupt, len(g))
+	}
+	if size := binary.LittleEndian.Uint32(g[groupOffSize:]); int64(size) != int64(len(g)) {
+		return 0, fmt.Errorf("%w: group header says %d bytes, have %d", ErrCorrupt, size, len(g))
+	}
+	return uint64(binary.LittleEndian.Uint32(g[groupOffRecords:])), nil
+}
+
+// Append is Write followed by Sync.
+func (j *Journal) Append(groups [][]byte) (EntryInfo, error) {
+	info, err := j.Write(groups)
+	if err != nil {
+		return info, err
+	}
+	return info, j.Sync()
+}
+
+// Sync makes every written entry durable. Under SyncAlways it performs any
+// pending directory fsync and one fdatasync of the active segment, and
+// returns after them (a no-op if nothing was written since the last sync).
+// Under SyncInterval and SyncNone it returns at once: nil, or the sticky
+// error if the journal has failed. A failed fsync is never retried: the
+// journal is failed (ErrFailed) and must be closed and reopened.
+func (j *Journal) Sync() error {
+	if j.opts.SyncPolicy != SyncAlways {
+		if f := j.failed.Load(); f != nil {
+			return f
+		}
+		if j.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	j.w.Lock()
+	defer j.w.Unlock()
+	if err := j.writableLocked(); err != nil {
+		return err
+	}
+	return j.syncLocked()
+}
+
+// syncLocked performs the pending directory fsync and the data fsync.
+// REQUIRES: w held, journal writable.
+func (j *Journal) syncLocked() error {
+	if err := j.syncDirIfPendingLocked(); err != nil {
+		return err
+	}
+	last := j.mu.lastIndex
+	if last <= j.w.synced {
+		return nil
+	}
+	start := time.Now()
+	if err := j.w.file.SyncData(); err != nil {
+		return j.failLocked("fdatasync", j.w.seg.name, -1, err)
+	}
+	d := time.Since(start)
+	j.w.synced = last
+	j.stats.syncs.Add(1)
+	j.stats.syncNanos.Add(uint64(d))
+	if d > slowSync {
+		j.log.Warn("journal: slow fsync", "segment", j.w.seg.name, "duration", d)
+	}
+	if j.opts.OnSync != nil {
+		j.opts.OnSync(d)
+	}
+	return nil
+}
+
+// syncDirIfPendingLocked fsyncs the directory if a segment was created or
+// renamed since the last directory fsync. REQUIRES: w held.
+func (j *Journal) syncDirIfPendingLocked() error {
+	if !j.w.dirSyncPending {
+		return nil
+	}
+	if err := j.syncDirLocked(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// syncDirLocked fsyncs the directory. REQUIRES: w held.
+func (j *Journal) syncDirLocked() error {
+	if err := j.dirFile.Sync(); err != nil {
+		return j.failLocked("fsync directory", j.dir, -1, err)
+	}
+	j.w.dirSyncPending = false
+	j.stats.dirSyncs.Add(1)
+	return nil
+}
+
+// writableLocked returns the error that forbids a mutation, if any.
+// REQUIRES: w held.
+func (j *Journal) writableLocked() error {
+	if j.w.closed {
+		return ErrClosed
+	}
+	if f := j.failed.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// failLocked records the sticky error (the first one wins) and returns it.
+// off < 0 means "no offset". REQUIRES: w held.
+func (j *Journal) failLocked(op, file string, off int64, cause error) error {
+	f := &failure{op: op, file: file, off: off, cause: cause}
+	if j.failed.CompareAndSwap(nil, f) {
+		j.log.Error("journal: failed; close and reopen", "op", op, "file", file, "offset", off, "err", cause)
+		return f
+	}
+	return j.failed.Load()
+}
+
+// Err returns the sticky error (wrapping ErrFailed and its cause), or nil.
+func (j *Journal) Err() error {
+	if f := j.failed.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// FirstIndex returns the index of the first retained entry, LastIndex()+1
+// when the journal holds no entry.
+func (j *Journal) FirstIndex() uint64 {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.firstIndexLocked()
+}
+
+// firstIndexLocked: sealed segments are never empty, so the first segment's
+// first index is the first entry, or lastIndex+1 if it is the only,
+// empty, segment. REQUIRES: mu held (read or write).
+func (j *Journal) firstIndexLocked() uint64 {
+	if len(j.mu.segments) == 0 {
+		return j.mu.lastIndex + 1
+	}
+	return j.mu.segments[0].firstIndex
+}
+
+// LastIndex returns the index of the last written entry (written, not
+// necessarily synced), 0 if nothing was ever written.
+func (j *Journal) LastIndex() uint64 {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.mu.lastIndex
+}
+
+// NextSeq returns the FirstSeq the next entry will get.
+func (j *Journal) NextSeq() uint64 {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.mu.nextSeq
+}
+
+// RepairReport returns what Open repaired.
+func (j *Journal) RepairReport() RepairReport {
+	r := j.repair
+	r.RemovedFiles = slices.Clone(r.RemovedFiles)
+	return r
+}
+
+// Stats returns a snapshot of the counters.
+func (j *Journal) Stats() Stats {
+	j.mu.RLock()
+	s := Stats{
+		Segments:   len(j.mu.segments),
+		FirstIndex: j.firstIndexLocked(),
+		LastIndex:  j.mu.lastIndex,
+		NextSeq:    j.mu.nextSeq,
+	}
+	for _, seg := range j.mu.segments {
+		s.Bytes += seg.size
+	}
+	j.mu.RUnlock()
+	s.Entries = s.LastIndex + 1 - s.FirstIndex
+	s.Writes = j.stats.writes.Load()
+	s.BytesWritten = j.stats.bytesWritten.Load()
+	s.Syncs = j.stats.syncs.Load()
+	s.SyncTime = time.Duration(j.stats.syncNanos.Load())
+	s.DirSyncs = j.stats.dirSyncs.Load()
+	s.Rolls = j.stats.rolls.Load()
+	s.RemovedSegments = j.stats.removed.Load()
+	return s
+}
+
+// findSegmentLocked returns the segment holding index. REQUIRES: mu held,
+// FirstIndex <= index <= LastIndex.
+func (j *Journal) findSegmentLocked(index uint64) *segment {
+	segs := j.mu.segments
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].firstIndex > index })
+	return segs[i-1]
+}
+
+// Close stops the interval syncer, syncs what was written (unless the
+// journal has failed), and closes the files. Readers' references stay
+// valid until they are released. Close returns the error of its own final
+// sync or close, if any; Err still reports an earlier failure.
+func (j *Journal) Close() error {
+	if !j.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	if j.stop != nil {
+		close(j.stop)
+		j.wg.Wait()
+	}
+	j.w.Lock()
+	defer j.w.Unlock()
+	var err error
+	if j.failed.Load() == nil {
+		err = j.syncLocked()
+	}
+	j.w.closed = true
+	if cerr := j.w.file.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("journal: close %s: %w", j.w.seg.name, cerr)
+	}
+	j.w.file = nil
+
+	j.mu.Lock()
+	j.mu.closed = true
+	segs := j.mu.segments
+	j.mu.segments = nil
+	j.mu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+	j.sweepGraveyardLocked()
+	if cerr := j.dirFile.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("journal: close directory %s: %w", j.dir, cerr)
+	}
+	if cerr := j.lock.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("journal: unlock %s: %w", j.dir, cerr)
+	}
+	return err
+}
+
+// runSyncer is the SyncInterval goroutine: every interval, it syncs what
+// was written. It stops when j.stop is closed; Close joins it.
+func (j *Journal) runSyncer() {
+	defer j.wg.Done()
+	t := time.NewTicker(j.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			j.w.Lock()
+			if j.writableLocked() == nil {
+				_ = j.syncLocked() // a failure is sticky; writers see it
+			}
+			j.w.Unlock()
+		}
+	}
+}

@@ -1,0 +1,330 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// lockName is the lock file that keeps a second process (or a second Open
+// in this process) out of the directory.
+const lockName = "LOCK"
+
+// Open opens the journal in dir, creating the directory and the first
+// segment if needed. It scans every segment, checking every entry's CRC and
+// the continuity of indexes and sequence numbers; rebuilds the in-memory
+// offset index; repairs a torn tail of the last segment (see RepairReport);
+// and fails with an error wrapping ErrCorrupt, naming the file and byte
+// offset, on interior corruption. Everything it recovers is fsynced before
+// it returns. Open never modifies opts.
+func Open(dir string, opts *Options) (*Journal, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		dir:     dir,
+		opts:    o,
+		fs:      o.FS,
+		log:     o.Logger,
+		useMmap: o.FS == vfs.Default,
+	}
+	if err := j.openDir(); err != nil {
+		return nil, err
+	}
+	if err := j.recover(); err != nil {
+		j.releaseAll()
+		return nil, err
+	}
+	if o.SyncPolicy == SyncInterval {
+		j.stop = make(chan struct{})
+		j.wg.Add(1)
+		go j.runSyncer()
+	}
+	return j, nil
+}
+
+// openDir creates the directory (fsyncing its parent if it is new), takes
+// the lock and opens the directory for fsyncs.
+func (j *Journal) openDir() error {
+	fs := j.fs
+	_, statErr := fs.Stat(j.dir)
+	if err := fs.MkdirAll(j.dir, 0o755); err != nil {
+		return fmt.Errorf("journal: create %s: %w", j.dir, err)
+	}
+	if statErr != nil {
+		if err := syncPath(fs, fs.PathDir(j.dir)); err != nil {
+			return fmt.Errorf("journal: fsync parent of %s: %w", j.dir, err)
+		}
+	}
+	lock, err := fs.Lock(fs.PathJoin(j.dir, lockName))
+	if err != nil {
+		return fmt.Errorf("journal: lock %s: %w", j.dir, err)
+	}
+	d, err := fs.OpenDir(j.dir)
+	if err != nil {
+		_ = lock.Close()
+		return fmt.Errorf("journal: open directory %s: %w", j.dir, err)
+	}
+	j.lock, j.dirFile = lock, d
+	return nil
+}
+
+func syncPath(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// releaseAll undoes a failed Open.
+func (j *Journal) releaseAll() {
+	for _, s := range j.mu.segments {
+		s.release()
+	}
+	j.mu.segments = nil
+	if j.w.file != nil {
+		_ = j.w.file.Close()
+	}
+	_ = j.dirFile.Close()
+	_ = j.lock.Close()
+}
+
+// recover lists, scans and repairs the segments and opens the active one.
+func (j *Journal) recover() error {
+	fs := j.fs
+	names, err := fs.List(j.dir)
+	if err != nil {
+		return fmt.Errorf("journal: list %s: %w", j.dir, err)
+	}
+	slices.Sort(names)
+	var indexes []uint64
+	for _, name := range names {
+		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deadSuffix) {
+			if err := fs.Remove(fs.PathJoin(j.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("journal: remove leftover %s: %w", name, err)
+			}
+			j.repair.RemovedFiles = append(j.repair.RemovedFiles, name)
+			j.w.dirSyncPending = true
+			continue
+		}
+		if idx, ok := parseSegmentName(name); ok {
+			indexes = append(indexes, idx) // sorted: names are zero-padded
+		}
+	}
+
+	if len(indexes) == 0 {
+		seg, f, err := j.createSegment(1, 0)
+		if err != nil {
+			return fmt.Errorf("journal: create first segment: %w", err)
+		}
+		j.mu.segments = []*segment{seg}
+		j.mu.lastIndex, j.mu.nextSeq = 0, 0
+		j.w.file, j.w.seg = f, seg
+		if err := j.dirFile.Sync(); err != nil {
+			return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
+		}
+		j.w.dirSyncPending = false
+		return nil
+	}
+
+	for i, idx := range indexes {
+		last := i == len(indexes)-1
+		if err := j.scanSegment(idx, last); err != nil {
+			return err
+		}
+	}
+	active := j.mu.segments[len(j.mu.segments)-1]
+	f, err := fs.OpenReadWrite(active.path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("journal: open %s: %w", active.name, err)
+	}
+	j.w.file, j.w.seg = f, active
+	// Make what was recovered durable before new frames vouch for it (their
+	// synced field): after a kill -9 the tail may sit in the page cache only.
+	if err := f.SyncData(); err != nil {
+		return fmt.Errorf("journal: fdatasync %s: %w", active.name, err)
+	}
+	if err := j.dirFile.Sync(); err != nil {
+		return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
+	}
+	j.w.dirSyncPending = false
+	j.w.synced = j.mu.lastIndex
+	return nil
+}
+
+// scanSegment validates one segment and appends it to mu.segments. A sealed
+// segment (not the last) must be entirely valid. The last one may end in a
+// torn tail, which is cut off (see doc.go for the rules).
+func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
+	fs := j.fs
+	name := segmentName(nameIndex)
+	path := fs.PathJoin(j.dir, name)
+	st, err := fs.Stat(path)
+	if err != nil {
+		return fmt.Errorf("journal: stat %s: %w", name, err)
+	}
+	size := st.Size()
+	if size < segmentHeaderSize {
+		return corruptf(name, 0, "segment file of %d bytes is shorter than its header", size)
+	}
+	data, mapped, err := loadFile(fs, path, size, j.useMmap)
+	if err != nil {
+		return err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			unload(data, mapped)
+		}
+	}()
+
+	h, problem := decodeSegmentHeader(data)
+	if problem != "" {
+		return corruptf(name, 0, "%s", problem)
+	}
+	if h.firstIndex != nameIndex {
+		return corruptf(name, segOffFirstIndex, "header says first index %d, file name says %d", h.firstIndex, nameIndex)
+	}
+	if n := len(j.mu.segments); n > 0 {
+		prev := j.mu.segments[n-1]
+		if h.firstIndex != prev.lastIndex()+1 || h.firstSeq != prev.nextSeq {
+			return corruptf(name, 0, "segment starts at index %d seq %d, but %s ends before index %d seq %d",
+				h.firstIndex, h.firstSeq, prev.name, prev.lastIndex()+1, prev.nextSeq)
+		}
+	}
+	if h.firstIndex == 0 {
+		return corruptf(name, segOffFirstIndex, "first index 0")
+	}
+
+	s := j.newSegment(h)
+	off := segmentHeaderSize
+	expect, seq := h.firstIndex, h.firstSeq
+	var problemAt frameProblem
+	for off < len(data) {
+		fh, n, p := decodeFrame(data[off:])
+		if p == frameOK && fh.index != expect {
+			p = frameBadIndex
+		}
+		if p == frameOK && fh.firstSeq != seq {
+			p = frameBadSeq
+		}
+		if p != frameOK {
+			problemAt = p
+			break
+		}
+		s.offsets = append(s.offsets, uint32(off))
+		off += n
+		expect++
+		seq += uint64(fh.records)
+		s.lastTS = fh.timestamp
+	}
+	s.size = int64(off)
+	s.nextSeq = seq
+
+	if off < len(data) {
+		if !last {
+			return corruptf(name, int64(off), "%v in a sealed segment", problemAt)
+		}
+		if at, claim, ok := findDurableClaim(data, off+1, expect); ok {
+			return corruptf(name, int64(off), "%v, but the entry at offset %d (index %d) was written after index %d was fsynced",
+				problemAt, at, claim, expect)
+		}
+		if err := j.truncateTail(s, data, off, problemAt); err != nil {
+			return err
+		}
+	}
+	if !last {
+		s.sealed = true
+		s.adoptData(data, mapped)
+		keep = true
+	}
+	j.mu.segments = append(j.mu.segments, s)
+	j.mu.lastIndex = s.lastIndex()
+	j.mu.nextSeq = s.nextSeq
+	return nil
+}
+
+// findDurableClaim looks for a frame at or after from that proves the entry
+// with index expect was durable: a checksum-valid frame with index >=
+// expect whose synced field is >= expect. It returns the frame's offset and
+// index.
+func findDurableClaim(data []byte, from int, expect uint64) (int, uint64, bool) {
+	var magic [4]byte
+	binary.LittleEndian.PutUint32(magic[:], frameMagic)
+	for from < len(data) {
+		i := bytes.Index(data[from:], magic[:])
+		if i < 0 {
+			return 0, 0, false
+		}
+		at := from + i
+		if h, _, p := decodeFrame(data[at:]); p == frameOK && h.index >= expect && h.synced >= expect {
+			return at, h.index, true
+		}
+		from = at + 1
+	}
+	return 0, 0, false
+}
+
+// countFrames counts the checksum-valid frames at or after from.
+func countFrames(data []byte, from int) int {
+	var magic [4]byte
+	binary.LittleEndian.PutUint32(magic[:], frameMagic)
+	count := 0
+	for from < len(data) {
+		i := bytes.Index(data[from:], magic[:])
+		if i < 0 {
+			break
+		}
+		at := from + i
+		if _, n, p := decodeFrame(data[at:]); p == frameOK {
+			count++
+			from = at + n
+			continue
+		}
+		from = at + 1
+	}
+	return count
+}
+
+// truncateTail cuts the last segment back to its valid prefix data[:off]
+// by rewriting it (never in place), and records the repair.
+func (j *Journal) truncateTail(s *segment, data []byte, off int, why frameProblem) error {
+	dropped := countFrames(data, off)
+	if why == frameShortHeader || why == frameBadMagic {
+		if allZero(data[off:]) {
+			why = frameZeroed
+		}
+	}
+	err := writeFileDurably(j.fs, s.path, func(w io.Writer) error {
+		_, err := w.Write(slices.Clone(data[:off])) // vfs may scribble on written buffers
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("journal: repair %s: %w", s.name, err)
+	}
+	if err := j.dirFile.Sync(); err != nil {
+		return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
+	}
+	j.repair.Truncated = true
+	j.repair.Segment = s.name
+	j.repair.Offset = int64(off)
+	j.repair.Bytes = int64(len(data) - off)
+	j.repair.Entries = dropped
+	j.repair.Reason = why.String()
+	j.log.Warn("journal: repaired torn tail", "segment", s.name, "offset", off,
+		"bytes", len(data)-off, "entries", dropped, "reason", why.String())
+	return nil
+}

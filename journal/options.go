@@ -1,0 +1,160 @@
+package journal
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// SyncPolicy says when written entries are fsynced.
+type SyncPolicy uint8
+
+const (
+	// SyncAlways (the zero value and the default): Sync performs one
+	// fdatasync (plus any pending directory fsync) and returns after it.
+	SyncAlways SyncPolicy = iota
+	// SyncInterval: a background goroutine fsyncs every SyncInterval; Sync
+	// returns nil at once. An acknowledged entry is "written, not yet
+	// fsynced": a power loss may drop up to one interval of entries (a
+	// kill -9 of the process does not, the page cache keeps them).
+	SyncInterval
+	// SyncNone never fsyncs file data. For tests only: a power loss may lose
+	// anything written since Open, including whole sealed segments.
+	SyncNone
+)
+
+// String returns "always", "interval" or "none".
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	case SyncNone:
+		return "none"
+	default:
+		return fmt.Sprintf("SyncPolicy(%d)", uint8(p))
+	}
+}
+
+// ParseSyncPolicy parses the spelling returned by String.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch s {
+	case "always", "":
+		return SyncAlways, nil
+	case "interval":
+		return SyncInterval, nil
+	case "none":
+		return SyncNone, nil
+	default:
+		return 0, fmt.Errorf("journal: unknown sync policy %q (want always, interval or none)", s)
+	}
+}
+
+// Format limits (see doc.go). MaxEntrySize and SegmentSize must stay within
+// them so that every byte offset in a segment fits in a uint32.
+const (
+	// maxEntrySizeLimit bounds Options.MaxEntrySize (the payload of one entry).
+	maxEntrySizeLimit = 1 << 30
+	// maxSegmentSizeLimit bounds Options.SegmentSize.
+	maxSegmentSizeLimit = 2 << 30
+	// minSegmentSize keeps tests from rolling on every byte.
+	minSegmentSize = segmentHeaderSize + frameHeaderSize
+)
+
+// Options configures Open. The zero value of every field means "default";
+// DefaultOptions returns them filled in. Open copies the struct and never
+// modifies the caller's value.
+type Options struct {
+	// FS is the file system; nil means vfs.Default. Sealed segments are read
+	// through mmap only on vfs.Default; any other FS reads them into memory.
+	FS vfs.FS
+	// SyncPolicy says when entries are fsynced (default SyncAlways).
+	SyncPolicy SyncPolicy
+	// SyncInterval is the period of the background fsync under
+	// SyncInterval (default 10ms).
+	SyncInterval time.Duration
+	// SegmentSize: a write that finds the active segment at or above this
+	// size first rolls to a new segment (default 64 MiB, at most 2 GiB). A
+	// segment therefore exceeds it by at most one entry.
+	SegmentSize int64
+	// MaxEntrySize bounds the payload (the concatenated groups) of one entry
+	// (default 64 MiB, at most 1 GiB).
+	MaxEntrySize int64
+	// RetentionBytes: EnforceRetention drops the oldest sealed segments while
+	// the journal is larger than this. 0 keeps everything.
+	RetentionBytes int64
+	// RetentionAge: EnforceRetention drops sealed segments whose newest
+	// entry's write timestamp is older than now-RetentionAge. 0 keeps
+	// everything.
+	RetentionAge time.Duration
+	// Logger receives repairs, slow fsyncs and retention removals; nil
+	// discards.
+	Logger *slog.Logger
+	// OnSync, if set, is called after every successful data fsync with its
+	// duration (for a latency histogram). It runs on the syncing goroutine
+	// and must not call back into the journal.
+	OnSync func(d time.Duration)
+}
+
+// Default option values.
+const (
+	DefaultSyncInterval = 10 * time.Millisecond
+	DefaultSegmentSize  = 64 << 20
+	DefaultMaxEntrySize = 64 << 20
+)
+
+// DefaultOptions returns a new Options with every default filled in.
+func DefaultOptions() *Options {
+	return &Options{
+		FS:           vfs.Default,
+		SyncPolicy:   SyncAlways,
+		SyncInterval: DefaultSyncInterval,
+		SegmentSize:  DefaultSegmentSize,
+		MaxEntrySize: DefaultMaxEntrySize,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// withDefaults returns a copy of o (nil means all defaults) with zero fields
+// filled in, and validates it.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	d := DefaultOptions()
+	if c.FS == nil {
+		c.FS = d.FS
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = d.SyncInterval
+	}
+	if c.SegmentSize == 0 {
+		c.SegmentSize = d.SegmentSize
+	}
+	if c.MaxEntrySize == 0 {
+		c.MaxEntrySize = d.MaxEntrySize
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	switch {
+	case c.SyncPolicy > SyncNone:
+		return c, fmt.Errorf("journal: invalid options: unknown sync policy %d", c.SyncPolicy)
+	case c.SyncInterval < 0:
+		return c, fmt.Errorf("journal: invalid options: SyncInterval %v < 0", c.SyncInterval)
+	case c.SegmentSize < minSegmentSize || c.SegmentSize > maxSegmentSizeLimit:
+		return c, fmt.Errorf("journal: invalid options: SegmentSize %d not in [%d, %d]", c.SegmentSize, minSegmentSize, maxSegmentSizeLimit)
+	case c.MaxEntrySize < 0 || c.MaxEntrySize > maxEntrySizeLimit:
+		return c, fmt.Errorf("journal: invalid options: MaxEntrySize %d not in [1, %d]", c.MaxEntrySize, maxEntrySizeLimit)
+	case c.RetentionBytes < 0:
+		return c, fmt.Errorf("journal: invalid options: RetentionBytes %d < 0", c.RetentionBytes)
+	case c.RetentionAge < 0:
+		return c, fmt.Errorf("journal: invalid options: RetentionAge %v < 0", c.RetentionAge)
+	}
+	return c, nil
+}
