@@ -1,0 +1,328 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// This file is the Pebble key and value layout of the index. doc.go draws
+// it; the constants below are an on-disk format and must never change
+// meaning (add a new tag instead).
+
+// Key tags: the first byte of every index key.
+const (
+	tagApplied = 0x01 // the applied journal position (one key)
+	tagStream  = 0x02 // per-stream metadata
+	tagRun     = 0x03 // sparse (stream, last offset) -> journal position
+	tagTime    = 0x04 // sparse (stream, max timestamp so far) -> offset
+	tagIdem    = 0x05 // (stream, idempotency key) -> original result
+	tagCursor  = 0x06 // (stream, cursor name) -> offset
+	tagChunk   = 0x07 // (first seq) -> per-group decisions of a run of one entry
+)
+
+// indexFormatVersion is stored in the applied-position value. Open refuses
+// (and rebuilds) an index written with another version.
+const indexFormatVersion = 1
+
+// nameTerminator ends the stream name inside composite keys. Stream names
+// never contain it, so one stream's keys are contiguous and never
+// interleave with a stream whose name extends it ("a" vs "a.b").
+const nameTerminator = 0x00
+
+var errCorruptIndex = errors.New("storage: corrupt index value")
+
+// appliedKey is the single key holding the applied position.
+var appliedKey = []byte{tagApplied, 'a'}
+
+// position is a point in the journal between two groups, with the one
+// piece of business-logic state that is not per stream: the next group the
+// business logic will apply is group ordinal Ordinal of entry Entry, its
+// first record has global position Seq, and Clock is the largest group
+// timestamp applied so far (the idempotency window's clock).
+type position struct {
+	Entry   uint64 // journal entry index (from 1)
+	Ordinal uint32 // group ordinal within the entry
+	Seq     uint64 // global position of the next record
+	Clock   int64  // max journaled group timestamp so far, unix nanoseconds
+}
+
+// appliedValue layout (29 bytes):
+//
+//	[0]     format version (indexFormatVersion)
+//	[1:9]   entry index, big endian
+//	[9:13]  group ordinal, big endian
+//	[13:21] next seq, big endian
+//	[21:29] idempotency clock, big endian two's complement
+func encodeApplied(dst []byte, p position) []byte {
+	dst = append(dst, indexFormatVersion)
+	dst = binary.BigEndian.AppendUint64(dst, p.Entry)
+	dst = binary.BigEndian.AppendUint32(dst, p.Ordinal)
+	dst = binary.BigEndian.AppendUint64(dst, p.Seq)
+	return binary.BigEndian.AppendUint64(dst, uint64(p.Clock))
+}
+
+func decodeApplied(v []byte) (position, error) {
+	if len(v) != 29 {
+		return position{}, fmt.Errorf("%w: applied position is %d bytes", errCorruptIndex, len(v))
+	}
+	if v[0] != indexFormatVersion {
+		return position{}, fmt.Errorf("%w: index format version %d, want %d", errCorruptIndex, v[0], indexFormatVersion)
+	}
+	return position{
+		Entry:   binary.BigEndian.Uint64(v[1:9]),
+		Ordinal: binary.BigEndian.Uint32(v[9:13]),
+		Seq:     binary.BigEndian.Uint64(v[13:21]),
+		Clock:   int64(binary.BigEndian.Uint64(v[21:29])),
+	}, nil
+}
+
+// streamKey: tag | stream.
+func streamKey(dst []byte, stream []byte) []byte {
+	dst = append(dst, tagStream)
+	return append(dst, stream...)
+}
+
+// streamMeta is the durable part of a stream's state.
+type streamMeta struct {
+	NextOffset  uint64
+	FirstOffset uint64
+	Bytes       uint64
+	LastTime    int64 // timestamp of the last record, unix nanoseconds
+	MaxTime     int64 // largest record timestamp so far, unix nanoseconds
+}
+
+// streamMeta value layout (40 bytes, big endian): next offset, first
+// offset, bytes, last timestamp, max timestamp.
+func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
+	dst = binary.BigEndian.AppendUint64(dst, m.FirstOffset)
+	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.LastTime))
+	return binary.BigEndian.AppendUint64(dst, uint64(m.MaxTime))
+}
+
+func decodeStreamMeta(v []byte) (streamMeta, error) {
+	if len(v) != 40 {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata is %d bytes", errCorruptIndex, len(v))
+	}
+	return streamMeta{
+		NextOffset:  binary.BigEndian.Uint64(v[0:8]),
+		FirstOffset: binary.BigEndian.Uint64(v[8:16]),
+		Bytes:       binary.BigEndian.Uint64(v[16:24]),
+		LastTime:    int64(binary.BigEndian.Uint64(v[24:32])),
+		MaxTime:     int64(binary.BigEndian.Uint64(v[32:40])),
+	}, nil
+}
+
+// streamPrefix: tag | stream | 0x00, the prefix of every composite key of
+// the stream under tag.
+func streamPrefix(dst []byte, tag byte, stream []byte) []byte {
+	dst = append(dst, tag)
+	dst = append(dst, stream...)
+	return append(dst, nameTerminator)
+}
+
+// runKey: tagRun | stream | 0x00 | last offset of the run (8 bytes BE).
+// Keying by the LAST offset lets SeekGE(runKey(o)) land on the run that
+// holds offset o.
+func runKey(dst []byte, stream []byte, lastOffset uint64) []byte {
+	dst = streamPrefix(dst, tagRun, stream)
+	return binary.BigEndian.AppendUint64(dst, lastOffset)
+}
+
+// run is one accepted group: Count records of one stream at consecutive
+// offsets, stored in one journal group.
+type run struct {
+	Entry    uint64 // journal entry index
+	Ordinal  uint32 // group ordinal within the entry
+	Offset   uint32 // byte offset of the group within the entry's payload
+	Count    uint32 // records in the group (all accepted together)
+	FirstSeq uint64 // global position of the group's first record
+}
+
+// run value layout (28 bytes, big endian): entry, ordinal, payload offset,
+// count, first seq.
+func encodeRun(dst []byte, r run) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.Entry)
+	dst = binary.BigEndian.AppendUint32(dst, r.Ordinal)
+	dst = binary.BigEndian.AppendUint32(dst, r.Offset)
+	dst = binary.BigEndian.AppendUint32(dst, r.Count)
+	return binary.BigEndian.AppendUint64(dst, r.FirstSeq)
+}
+
+func decodeRun(v []byte) (run, error) {
+	if len(v) != 28 {
+		return run{}, fmt.Errorf("%w: run is %d bytes", errCorruptIndex, len(v))
+	}
+	return run{
+		Entry:    binary.BigEndian.Uint64(v[0:8]),
+		Ordinal:  binary.BigEndian.Uint32(v[8:12]),
+		Offset:   binary.BigEndian.Uint32(v[12:16]),
+		Count:    binary.BigEndian.Uint32(v[16:20]),
+		FirstSeq: binary.BigEndian.Uint64(v[20:28]),
+	}, nil
+}
+
+// sortableTime maps a signed nanosecond time onto an unsigned integer with
+// the same order.
+func sortableTime(ns int64) uint64 { return uint64(ns) ^ (1 << 63) }
+
+// timeKey: tagTime | stream | 0x00 | sortableTime(max timestamp so far).
+// The value is the 8-byte BE offset of the first record of the run at which
+// the stream's maximum timestamp first reached the key's time.
+func timeKey(dst []byte, stream []byte, ns int64) []byte {
+	dst = streamPrefix(dst, tagTime, stream)
+	return binary.BigEndian.AppendUint64(dst, sortableTime(ns))
+}
+
+// idemKey: tagIdem | stream | 0x00 | idempotency key bytes.
+func idemKey(dst []byte, stream, key []byte) []byte {
+	dst = streamPrefix(dst, tagIdem, stream)
+	return append(dst, key...)
+}
+
+// idemRecord is the remembered result of an accepted append that carried
+// an idempotency key.
+type idemRecord struct {
+	Time        int64 // the original group's journaled timestamp
+	FirstOffset uint64
+	Count       uint32
+	FirstSeq    uint64
+}
+
+// idem value layout (28 bytes, big endian): time, first offset, count,
+// first seq.
+func encodeIdem(dst []byte, r idemRecord) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Time))
+	dst = binary.BigEndian.AppendUint64(dst, r.FirstOffset)
+	dst = binary.BigEndian.AppendUint32(dst, r.Count)
+	return binary.BigEndian.AppendUint64(dst, r.FirstSeq)
+}
+
+func decodeIdem(v []byte) (idemRecord, error) {
+	if len(v) != 28 {
+		return idemRecord{}, fmt.Errorf("%w: idempotency record is %d bytes", errCorruptIndex, len(v))
+	}
+	return idemRecord{
+		Time:        int64(binary.BigEndian.Uint64(v[0:8])),
+		FirstOffset: binary.BigEndian.Uint64(v[8:16]),
+		Count:       binary.BigEndian.Uint32(v[16:20]),
+		FirstSeq:    binary.BigEndian.Uint64(v[20:28]),
+	}, nil
+}
+
+// cursorKey: tagCursor | stream | 0x00 | cursor name. Value: 8-byte BE
+// offset.
+func cursorKey(dst []byte, stream, name []byte) []byte {
+	dst = streamPrefix(dst, tagCursor, stream)
+	return append(dst, name...)
+}
+
+// chunkKey: tagChunk | first seq of the chunk's first group (8 bytes BE).
+//
+// A chunk lists, for consecutive groups of one journal entry applied in one
+// Pebble batch, whether each was accepted and at which offset. ReadGlobal
+// uses it to skip rejected and duplicate groups and to label records with
+// their offsets without re-running the business logic.
+func chunkKey(dst []byte, firstSeq uint64) []byte {
+	dst = append(dst, tagChunk)
+	return binary.BigEndian.AppendUint64(dst, firstSeq)
+}
+
+// chunk value layout:
+//
+//	uvarint entry index
+//	uvarint ordinal of the first group
+//	uvarint byte offset of the first group within the entry's payload
+//	uvarint group count n
+//	n times: uvarint record count, uvarint (0: not indexed | first offset + 1)
+type chunkGroup struct {
+	Records  uint32
+	Accepted bool
+	Offset   uint64 // first offset when Accepted
+}
+
+func appendChunkHeader(dst []byte, entry uint64, ordinal, offset uint32, groups int) []byte {
+	dst = binary.AppendUvarint(dst, entry)
+	dst = binary.AppendUvarint(dst, uint64(ordinal))
+	dst = binary.AppendUvarint(dst, uint64(offset))
+	return binary.AppendUvarint(dst, uint64(groups))
+}
+
+func appendChunkGroup(dst []byte, g chunkGroup) []byte {
+	dst = binary.AppendUvarint(dst, uint64(g.Records))
+	if !g.Accepted {
+		return binary.AppendUvarint(dst, 0)
+	}
+	return binary.AppendUvarint(dst, g.Offset+1)
+}
+
+// chunkDecoder walks a chunk value without allocating.
+type chunkDecoder struct {
+	Entry   uint64
+	Ordinal uint32
+	Offset  uint32
+	Groups  int
+	rest    []byte
+	err     error
+}
+
+func (d *chunkDecoder) reset(v []byte) error {
+	*d = chunkDecoder{rest: v}
+	e := d.uvarint()
+	o := d.uvarint()
+	off := d.uvarint()
+	n := d.uvarint()
+	if d.err != nil {
+		return d.err
+	}
+	if o > math.MaxUint32 || off > math.MaxUint32 || n > math.MaxInt32 {
+		return fmt.Errorf("%w: chunk header out of range", errCorruptIndex)
+	}
+	d.Entry, d.Ordinal, d.Offset, d.Groups = e, uint32(o), uint32(off), int(n)
+	return nil
+}
+
+func (d *chunkDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.rest)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: truncated chunk", errCorruptIndex)
+		return 0
+	}
+	d.rest = d.rest[n:]
+	return v
+}
+
+// next decodes the next group; call it exactly Groups times.
+func (d *chunkDecoder) next() (chunkGroup, error) {
+	r := d.uvarint()
+	o := d.uvarint()
+	if d.err != nil {
+		return chunkGroup{}, d.err
+	}
+	if r > math.MaxUint32 {
+		return chunkGroup{}, fmt.Errorf("%w: chunk record count out of range", errCorruptIndex)
+	}
+	if o == 0 {
+		return chunkGroup{Records: uint32(r)}, nil
+	}
+	return chunkGroup{Records: uint32(r), Accepted: true, Offset: o - 1}, nil
+}
+
+// keyUpperBound returns the smallest key greater than every key with the
+// given prefix (nil when there is none).
+func keyUpperBound(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

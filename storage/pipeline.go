@@ -1,0 +1,358 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/badbatch/badbatch/disruptor"
+	"github.com/badbatch/badbatch/journal"
+)
+
+// slot is one ring slot: one append (or SetCursor), encoded as one journal
+// group.
+type slot struct {
+	// Written by the producer before Publish.
+	buf     []byte // the encoded group; reused across laps of the ring
+	future  *AppendFuture
+	records int
+
+	// Written by the journaling processor (its done callback) before the
+	// barrier lets the business logic see the slot.
+	entry    journal.EntryInfo
+	ordinal  int
+	journErr error
+
+	// Written by the replication processor.
+	replErr error
+}
+
+// startPipeline builds and starts the disruptor:
+//
+//	HandleEventsWith(journaling, replication).Then(business)
+func (s *Store) startPipeline() error {
+	d, err := disruptor.New[slot](nil, &disruptor.Options{
+		RingSize:     s.opts.RingSize,
+		Producer:     disruptor.MultiProducer,
+		WaitStrategy: s.opts.WaitStrategy,
+		Logger:       s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("storage: pipeline: %w", err)
+	}
+	s.d = d
+	jh := journal.NewHandler[slot](s.j,
+		func(sl *slot) []byte { return sl.buf },
+		func(sl *slot, info journal.EntryInfo, ordinal int, err error) {
+			sl.entry, sl.ordinal, sl.journErr = info, ordinal, err
+		})
+	rh := &replicationProcessor{r: standalone{}}
+	s.bp = newBusinessProcessor(s)
+	d.HandleEventsWith(jh, rh).Then(s.bp)
+	if err := d.Start(); err != nil {
+		return fmt.Errorf("storage: start pipeline: %w", err)
+	}
+	return nil
+}
+
+// replicationProcessor adapts a Replicator to the ring.
+type replicationProcessor struct{ r Replicator }
+
+func (p *replicationProcessor) OnEvent(sl *slot, _ int64, endOfBatch bool) error {
+	sl.replErr = p.r.Replicate(sl.buf, endOfBatch)
+	return nil
+}
+
+// completion is what the business processor remembers of one slot until
+// the end of its batch.
+type completion struct {
+	sl  *slot
+	h   groupHeader
+	dec decision
+	st  *streamState
+	err error
+}
+
+// businessProcessor is the business-logic processor: one goroutine,
+// deterministic, in sequence order. It never returns an error to the
+// disruptor (that would halt the ring and strand producers): failures fail
+// the affected futures and make the store unavailable.
+type businessProcessor struct {
+	s   *Store
+	app *applier
+
+	// Where the current journal entry's next group starts.
+	curEntry uint64
+	curSeq   uint64
+	curOff   uint32
+
+	gr  journal.GroupReader
+	src readerSource
+
+	batch []completion
+
+	// Handler scratch, reused.
+	rec     StoredRecord
+	headers map[string]string
+
+	// The index flush in flight, if any, and what it will make durable.
+	flushing <-chan struct{}
+}
+
+func newBusinessProcessor(s *Store) *businessProcessor {
+	b := &businessProcessor{s: s, app: s.app}
+	b.src.r = &b.gr
+	return b
+}
+
+// stop is called after the processor's goroutine has ended.
+func (b *businessProcessor) stop() {
+	if b.flushing != nil {
+		<-b.flushing
+		b.flushing = nil
+	}
+}
+
+// readerSource adapts a GroupReader positioned on a group to recordSource.
+type readerSource struct{ r *journal.GroupReader }
+
+func (s *readerSource) nextRecord() bool    { return s.r.NextRecord() }
+func (s *readerSource) recordTime() int64   { return s.r.Record().Timestamp }
+func (s *readerSource) recordKey() []byte   { return s.r.Record().Key }
+func (s *readerSource) recordValue() []byte { return s.r.Record().Value }
+
+// headerOf fills h from the group the reader is positioned on.
+func headerOf(h *groupHeader, g *journal.GroupView, entry uint64, ordinal uint32, offset uint32) {
+	*h = groupHeader{
+		Stream:       g.Stream,
+		HasExpected:  g.Flags&journal.GroupHasExpectedOffset != 0,
+		ExpectedLast: g.ExpectedLastOffset,
+		IdemKey:      g.IdempotencyKey,
+		Time:         g.Timestamp,
+		Records:      g.Records,
+		FirstSeq:     g.FirstSeq,
+		Entry:        entry,
+		Ordinal:      ordinal,
+		Offset:       offset,
+	}
+	if len(g.Stream) >= len(cursorStreamPrefix) && string(g.Stream[:len(cursorStreamPrefix)]) == cursorStreamPrefix {
+		h.Cursor = true
+		h.Stream = g.Stream[len(cursorStreamPrefix):]
+	}
+}
+
+// OnEvent applies one slot. REQUIRES: called by the disruptor, in order.
+func (b *businessProcessor) OnEvent(sl *slot, _ int64, endOfBatch bool) error {
+	c := completion{sl: sl}
+	switch {
+	case errors.Is(sl.journErr, journal.ErrEntryTooLarge):
+		// This slot alone was refused; nothing was journaled.
+		c.err = fmt.Errorf("%w: %w", ErrBatchTooLarge, sl.journErr)
+	case sl.journErr != nil:
+		c.err = sl.journErr
+		b.s.fail(sl.journErr)
+	case sl.replErr != nil:
+		c.err = sl.replErr
+		b.s.fail(sl.replErr)
+	case b.s.failure.Load() != nil:
+		c.err = *b.s.failure.Load()
+	default:
+		c.err = b.applySlot(sl, &c)
+		if c.err != nil {
+			b.s.fail(c.err)
+		}
+	}
+	b.batch = append(b.batch, c)
+	if endOfBatch {
+		b.endBatch()
+	}
+	return nil
+}
+
+func (b *businessProcessor) applySlot(sl *slot, c *completion) error {
+	if sl.entry.Index != b.curEntry {
+		b.curEntry, b.curSeq, b.curOff = sl.entry.Index, sl.entry.FirstSeq, 0
+	}
+	b.gr.Reset(sl.buf, b.curSeq)
+	if !b.gr.Next() {
+		return fmt.Errorf("storage: undecodable group in ring: %w", b.gr.Err())
+	}
+	headerOf(&c.h, b.gr.Group(), sl.entry.Index, uint32(sl.ordinal), b.curOff)
+	dec, err := b.app.apply(&c.h, &b.src)
+	if err != nil {
+		return err
+	}
+	if err := b.gr.Err(); err != nil {
+		return err
+	}
+	c.dec = dec
+	if dec.Outcome == outcomeAccepted {
+		c.st = b.app.streams[string(c.h.Stream)]
+	}
+	b.curSeq += uint64(sl.records)
+	b.curOff += uint32(len(sl.buf))
+	b.app.appliedBytes += int64(len(sl.buf))
+	return nil
+}
+
+// endBatch commits the batch's index writes, runs the embedder's handlers,
+// completes the futures and wakes waiters.
+func (b *businessProcessor) endBatch() {
+	s := b.s
+	if s.failure.Load() == nil {
+		if err := b.app.finish(); err != nil {
+			s.fail(err)
+		}
+	}
+	failed := s.failure.Load()
+	if failed == nil && len(s.opts.Handlers) > 0 {
+		b.runHandlers()
+	}
+	occupancy := int64(0)
+	if s.metrics != nil {
+		occupancy = int64(s.opts.RingSize) - s.d.RingBuffer().RemainingCapacity()
+	}
+	records := 0
+	durability := durabilityOf(s.opts.SyncPolicy)
+	for i := range b.batch {
+		c := &b.batch[i]
+		f := c.sl.future
+		c.sl.future = nil
+		var res AppendResult
+		err := c.err
+		if err == nil && failed != nil {
+			err = *failed
+		}
+		switch {
+		case errors.Is(err, ErrBatchTooLarge):
+		case err != nil:
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case c.dec.Outcome == outcomeRejected:
+			s.stats.rejected.Add(1)
+			err = &OffsetMismatchError{Stream: f.stream, Expected: c.dec.Expected, Current: c.dec.Current}
+		case c.dec.Outcome == outcomeCursor:
+			res = AppendResult{Stream: f.stream, Durability: durability}
+		default:
+			res = AppendResult{
+				Stream:      f.stream,
+				FirstOffset: c.dec.FirstOffset,
+				LastOffset:  c.dec.FirstOffset + uint64(c.dec.Count) - 1,
+				Count:       c.dec.Count,
+				FirstSeq:    c.dec.FirstSeq,
+				LastSeq:     c.dec.FirstSeq + uint64(c.dec.Count) - 1,
+				Replayed:    c.dec.Outcome == outcomeDuplicate,
+				Durability:  durability,
+			}
+			if res.Replayed {
+				s.stats.duplicates.Add(1)
+			} else {
+				records += c.dec.Count
+				s.stats.records.Add(uint64(c.dec.Count))
+				s.stats.bytes.Add(c.dec.Bytes)
+			}
+			s.stats.appends.Add(1)
+		}
+		if s.metrics != nil {
+			s.metrics.ObserveAppend(time.Since(f.start), f.records, err)
+		}
+		f.complete(res, err)
+		b.batch[i] = completion{}
+	}
+	if s.metrics != nil {
+		s.metrics.ObserveBatch(len(b.batch), records, occupancy)
+	}
+	s.stats.batches.Add(1)
+	b.batch = b.batch[:0]
+	s.wake()
+	b.maybeFlush()
+}
+
+// maybeFlush starts an asynchronous index flush once IndexFlushBytes of
+// journal have been applied since the last one, and waits for the previous
+// flush if a second one is due while it still runs (so that the journal to
+// re-apply after a crash stays under about 2 x IndexFlushBytes).
+func (b *businessProcessor) maybeFlush() {
+	if b.flushing != nil {
+		select {
+		case <-b.flushing:
+			b.flushing = nil
+		default:
+		}
+	}
+	if b.app.appliedBytes < b.s.opts.IndexFlushBytes || b.s.failure.Load() != nil {
+		return
+	}
+	if b.flushing != nil {
+		<-b.flushing
+		b.flushing = nil
+	}
+	ch, err := b.s.x.db.AsyncFlush()
+	if err != nil {
+		b.s.fail(fmt.Errorf("storage: flush index: %w", err))
+		return
+	}
+	b.flushing = ch
+	b.app.appliedBytes = 0
+	b.s.stats.indexFlushes.Add(1)
+}
+
+// runHandlers calls the embedder's handlers for every accepted record of
+// the batch, in commit order.
+func (b *businessProcessor) runHandlers() {
+	last := -1
+	for i := range b.batch {
+		if b.batch[i].err == nil && b.batch[i].dec.Outcome == outcomeAccepted {
+			last = i
+		}
+	}
+	for i := 0; i <= last; i++ {
+		c := &b.batch[i]
+		if c.err != nil || c.dec.Outcome != outcomeAccepted {
+			continue
+		}
+		b.gr.Reset(c.sl.buf, c.h.FirstSeq)
+		if !b.gr.Next() {
+			continue
+		}
+		b.callHandlers(c.st, c.dec.FirstOffset, i == last)
+	}
+}
+
+// callHandlers runs the handlers over the records of the group the reader
+// is positioned on, whose first offset is first.
+func (b *businessProcessor) callHandlers(st *streamState, first uint64, lastGroup bool) {
+	n := b.gr.Group().Records
+	for k := 0; b.gr.NextRecord(); k++ {
+		v := b.gr.Record()
+		r := &b.rec
+		*r = StoredRecord{
+			Record: Record{
+				Key:       v.Key,
+				Value:     v.Value,
+				JSON:      v.Flags&journal.FlagJSON != 0,
+				Timestamp: time.Unix(0, v.Timestamp),
+			},
+			Stream: st.name,
+			Offset: first + uint64(k),
+			Seq:    v.Seq,
+		}
+		if nh := v.NumHeaders(); nh > 0 {
+			if b.headers == nil {
+				b.headers = make(map[string]string, nh)
+			}
+			clear(b.headers)
+			for i := range nh {
+				name, value := v.Header(i)
+				b.headers[string(name)] = string(value)
+			}
+			r.Headers = b.headers
+		}
+		end := lastGroup && k == n-1
+		for _, h := range b.s.opts.Handlers {
+			if err := h.OnRecord(r, end); err != nil {
+				b.s.stats.handlerErrors.Add(1)
+				b.s.log.Error("storage: handler failed", "stream", st.name, "offset", r.Offset, "seq", r.Seq, "err", err)
+			}
+		}
+	}
+}

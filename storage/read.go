@@ -1,0 +1,266 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/badbatch/badbatch/journal"
+)
+
+// MaxReadLimit bounds the limit of one read call.
+const MaxReadLimit = 100_000
+
+func checkLimit(limit int) error {
+	if limit <= 0 || limit > MaxReadLimit {
+		return fmt.Errorf("%w: limit %d not in [1, %d]", ErrInvalidArgument, limit, MaxReadLimit)
+	}
+	return nil
+}
+
+// beginRead holds the store open for a read; endRead releases it.
+func (s *Store) beginRead() error {
+	s.readMu.RLock()
+	if s.closed.Load() {
+		s.readMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) endRead() { s.readMu.RUnlock() }
+
+// Read returns up to limit records of stream from offset from on, in
+// offset order. It returns ErrNotFound for a stream never written,
+// ErrTruncated when from is below the stream's first retained offset, and
+// an empty slice (nil error) when from is at or past the stream's
+// NextOffset. The records never alias store memory.
+func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int) ([]StoredRecord, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return nil, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if err := s.beginRead(); err != nil {
+		return nil, err
+	}
+	defer s.endRead()
+	m, ok := s.lookup(stream)
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	}
+	if from < m.FirstOffset {
+		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
+	}
+	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63)
+}
+
+// readRange returns the records [from, end) of stream, skipping records
+// older than minTime until the first one at or after it.
+func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, minTime int64) ([]StoredRecord, error) {
+	var out []StoredRecord
+	key := stringBytes(stream)
+	var gr journal.GroupReader
+	for off := from; off < end; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r, lastOffset, ok, err := s.x.findRun(key, off)
+		if err != nil {
+			return nil, fmt.Errorf("storage: read index: %w", err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: no index run for stream %q offset %d", errCorruptIndex, stream, off)
+		}
+		firstOffset := lastOffset - uint64(r.Count) + 1
+		err = s.j.Read(r.Entry, func(e *journal.Entry) error {
+			gr.ResetAt(e.Payload, int(r.Offset), int(r.Ordinal), r.FirstSeq)
+			if !gr.Next() {
+				return fmt.Errorf("storage: group %d of entry %d: %w", r.Ordinal, r.Entry, gr.Err())
+			}
+			g := gr.Group()
+			if g.FirstSeq != r.FirstSeq || g.Records != int(r.Count) || string(g.Stream) != stream {
+				return fmt.Errorf("%w: run of stream %q at offset %d does not match journal entry %d", errCorruptIndex, stream, firstOffset, r.Entry)
+			}
+			for o := firstOffset; gr.NextRecord(); o++ {
+				if o < off {
+					continue
+				}
+				if o >= end {
+					break
+				}
+				v := gr.Record()
+				if v.Timestamp < minTime {
+					continue
+				}
+				minTime = -1 << 63
+				out = append(out, storedRecord(v, stream, o))
+			}
+			return gr.Err()
+		})
+		if err != nil {
+			if errors.Is(err, journal.ErrTruncated) {
+				return nil, fmt.Errorf("%w: stream %q offset %d", ErrTruncated, stream, off)
+			}
+			return nil, fmt.Errorf("storage: read journal: %w", err)
+		}
+		off = lastOffset + 1
+	}
+	return out, nil
+}
+
+// storedRecord copies a journal record out.
+func storedRecord(v *journal.RecordView, stream string, offset uint64) StoredRecord {
+	r := StoredRecord{
+		Record: Record{
+			JSON:      v.Flags&journal.FlagJSON != 0,
+			Timestamp: time.Unix(0, v.Timestamp),
+		},
+		Stream: stream,
+		Offset: offset,
+		Seq:    v.Seq,
+	}
+	// One allocation holds key and value.
+	kv := make([]byte, len(v.Key)+len(v.Value))
+	copy(kv, v.Key)
+	copy(kv[len(v.Key):], v.Value)
+	if len(v.Key) > 0 {
+		r.Key = kv[:len(v.Key):len(v.Key)]
+	}
+	r.Value = kv[len(v.Key):]
+	if nh := v.NumHeaders(); nh > 0 {
+		r.Headers = make(map[string]string, nh)
+		for i := range nh {
+			name, value := v.Header(i)
+			r.Headers[string(name)] = string(value)
+		}
+	}
+	return r
+}
+
+// ReadFromTime returns up to limit records of stream starting with the
+// first record, in offset order, whose timestamp is at or after t.
+//
+// Timestamps need not increase along a stream (producers may supply their
+// own). The rule, as Kafka's time index: the result starts at the lowest
+// offset whose own timestamp is >= t, and continues in offset order from
+// there, including later records whose timestamps are < t. Equivalently it
+// starts where the stream's maximum-timestamp-so-far first reaches t. If no
+// retained record is at or after t, the result is empty. Errors as Read.
+func (s *Store) ReadFromTime(ctx context.Context, stream string, t time.Time, limit int) ([]StoredRecord, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return nil, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if err := s.beginRead(); err != nil {
+		return nil, err
+	}
+	defer s.endRead()
+	m, ok := s.lookup(stream)
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	}
+	ns := t.UnixNano()
+	if t.Before(minTimestamp) {
+		ns = -1 << 63
+	} else if t.After(maxTimestamp) {
+		return nil, nil
+	}
+	from, ok, err := s.x.findTime(stringBytes(stream), ns)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read time index: %w", err)
+	}
+	if !ok || from >= m.NextOffset {
+		return nil, nil
+	}
+	from = max(from, m.FirstOffset)
+	// The first record at or after t lies in the run that holds from; the
+	// scan below skips the older ones before it. Read one run further than
+	// limit in case the skipped records shorten the page.
+	var out []StoredRecord
+	for len(out) < limit && from < m.NextOffset {
+		end := min(m.NextOffset, from+uint64(limit-len(out)))
+		recs, err := s.readRange(ctx, stream, from, end, ns)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) > 0 {
+			ns = -1 << 63
+		}
+		out = append(out, recs...)
+		from = end
+	}
+	return out, nil
+}
+
+// ReadGlobal returns up to limit records of every stream in commit order,
+// starting at global position fromSeq. Only accepted records are returned
+// (rejected and duplicate appends and cursor updates are journaled but
+// skipped), each with Stream set. Seqs increase but have gaps.
+func (s *Store) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) ([]StoredRecord, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if err := s.beginRead(); err != nil {
+		return nil, err
+	}
+	defer s.endRead()
+	var (
+		out []StoredRecord
+		gr  journal.GroupReader
+		dec chunkDecoder
+	)
+	err := s.x.findChunk(fromSeq, func(firstSeq uint64, v []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if err := dec.reset(v); err != nil {
+			return false, err
+		}
+		err := s.j.Read(dec.Entry, func(e *journal.Entry) error {
+			gr.ResetAt(e.Payload, int(dec.Offset), int(dec.Ordinal), firstSeq)
+			for range dec.Groups {
+				cg, err := dec.next()
+				if err != nil {
+					return err
+				}
+				if !gr.Next() {
+					return fmt.Errorf("%w: chunk at seq %d names more groups than entry %d holds: %v", errCorruptIndex, firstSeq, dec.Entry, gr.Err())
+				}
+				g := gr.Group()
+				if !cg.Accepted || g.FirstSeq+uint64(g.Records) <= fromSeq {
+					continue
+				}
+				// The stream name is the one string per group; records
+				// of one group share it.
+				stream := string(g.Stream)
+				for k := 0; gr.NextRecord(); k++ {
+					rv := gr.Record()
+					if rv.Seq < fromSeq {
+						continue
+					}
+					if len(out) == limit {
+						return nil
+					}
+					out = append(out, storedRecord(rv, stream, cg.Offset+uint64(k)))
+				}
+			}
+			return gr.Err()
+		})
+		if errors.Is(err, journal.ErrTruncated) {
+			return true, nil // removed by retention: continue with later chunks
+		}
+		if err != nil {
+			return false, err
+		}
+		return len(out) < limit, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read global: %w", err)
+	}
+	return out, nil
+}

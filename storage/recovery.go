@@ -1,0 +1,171 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/badbatch/badbatch/journal"
+)
+
+// errIndexUnrecoverable is returned by Open when the index must be rebuilt
+// from the journal but the journal no longer starts at its first entry.
+var errIndexUnrecoverable = errors.New("storage: index must be rebuilt but the journal's head was removed by retention")
+
+// recover brings the index up to the journal's end: it re-runs the
+// business logic over every group after the index's applied position. If
+// the index is ahead of the journal (possible only under a weak sync
+// policy, when the journal lost unsynced entries the index had applied and
+// flushed), it deletes the index and rebuilds it from the whole journal.
+func (s *Store) recover() error {
+	start := time.Now()
+	pos := s.app.pos
+	first, last, next := s.j.FirstIndex(), s.j.LastIndex(), s.j.NextSeq()
+	if rep := s.j.RepairReport(); rep.Truncated {
+		s.log.Warn("storage: journal tail repaired", "segment", rep.Segment, "offset", rep.Offset,
+			"bytes", rep.Bytes, "entries", rep.Entries, "reason", rep.Reason)
+	}
+	ahead := pos.Seq > next || (pos.Entry > last && pos.Seq > 0)
+	if ahead {
+		s.log.Warn("storage: index is ahead of the journal; rebuilding it from the journal",
+			"index_entry", pos.Entry, "index_seq", pos.Seq, "journal_last_entry", last, "journal_next_seq", next)
+		if err := s.rebuildIndex(); err != nil {
+			return err
+		}
+		pos = s.app.pos
+	}
+	if pos.Seq == 0 && pos.Entry < first {
+		// An empty index (new, or deleted by the operator) over a journal
+		// that starts after entry 1 cannot be rebuilt.
+		if first > 1 && last >= first {
+			return fmt.Errorf("%w: journal starts at entry %d", errIndexUnrecoverable, first)
+		}
+		s.app.pos.Entry = first
+		pos = s.app.pos
+	}
+	if pos.Entry < first && last >= first {
+		return fmt.Errorf("%w: index applied up to entry %d, journal starts at %d", errIndexUnrecoverable, pos.Entry, first)
+	}
+	r := replayer{s: s}
+	if err := r.run(pos, last); err != nil {
+		return fmt.Errorf("storage: recovery: %w", err)
+	}
+	if r.entries > 0 {
+		if err := s.x.db.Flush(); err != nil {
+			return fmt.Errorf("storage: flush index after recovery: %w", err)
+		}
+		s.app.appliedBytes = 0
+		s.log.Info("storage: index caught up with the journal", "entries", r.entries, "groups", r.groups,
+			"bytes", r.bytes, "from_entry", pos.Entry, "to_entry", last, "took", time.Since(start))
+	}
+	s.recovered = recoveryStats{Entries: r.entries, Groups: r.groups, Bytes: r.bytes, Took: time.Since(start), Rebuilt: ahead}
+	return nil
+}
+
+// recoveryStats describes what the last Open re-applied.
+type recoveryStats struct {
+	Entries, Groups, Bytes int64
+	Took                   time.Duration
+	Rebuilt                bool
+}
+
+func (s *Store) rebuildIndex() error {
+	if err := s.removeIndex(); err != nil {
+		return err
+	}
+	s.stateMu.Lock()
+	s.app = nil
+	s.stateMu.Unlock()
+	return s.openIndex()
+}
+
+// replayer re-applies journal entries at Open.
+type replayer struct {
+	s       *Store
+	gr      journal.GroupReader
+	src     readerSource
+	decs    []decision
+	entries int64
+	groups  int64
+	bytes   int64
+}
+
+func (r *replayer) run(pos position, last uint64) error {
+	r.src.r = &r.gr
+	for idx := pos.Entry; idx <= last && idx > 0; idx++ {
+		skip := 0
+		if idx == pos.Entry {
+			skip = int(pos.Ordinal)
+		}
+		err := r.s.j.Read(idx, func(e *journal.Entry) error { return r.entry(e, skip) })
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+	}
+	return nil
+}
+
+// entry applies the groups of e from ordinal skip on, as one Pebble batch,
+// then runs the handlers over the accepted ones.
+func (r *replayer) entry(e *journal.Entry, skip int) error {
+	app := r.s.app
+	r.gr.Reset(e.Payload, e.FirstSeq)
+	ok := false
+	if skip == 0 {
+		ok = r.gr.Next()
+	} else {
+		ok = r.gr.SeekGroup(skip)
+	}
+	r.decs = r.decs[:0]
+	var h groupHeader
+	for ; ok; ok = r.gr.Next() {
+		g := r.gr.Group()
+		headerOf(&h, g, e.Index, uint32(g.Ordinal), uint32(g.Offset))
+		d, err := app.apply(&h, &r.src)
+		if err != nil {
+			return err
+		}
+		r.decs = append(r.decs, d)
+		r.groups++
+		r.bytes += int64(g.Size)
+		app.appliedBytes += int64(g.Size)
+	}
+	if err := r.gr.Err(); err != nil {
+		return err
+	}
+	if err := app.finish(); err != nil {
+		return err
+	}
+	r.entries++
+	if len(r.s.opts.Handlers) > 0 {
+		r.handlers(e, skip)
+	}
+	return nil
+}
+
+func (r *replayer) handlers(e *journal.Entry, skip int) {
+	var bp businessProcessor
+	bp.s = r.s
+	bp.gr.Reset(e.Payload, e.FirstSeq)
+	ok := false
+	if skip == 0 {
+		ok = bp.gr.Next()
+	} else {
+		ok = bp.gr.SeekGroup(skip)
+	}
+	lastAccepted := -1
+	for i, d := range r.decs {
+		if d.Outcome == outcomeAccepted {
+			lastAccepted = i
+		}
+	}
+	for i := 0; ok && i < len(r.decs); i, ok = i+1, bp.gr.Next() {
+		d := r.decs[i]
+		if d.Outcome != outcomeAccepted {
+			continue
+		}
+		g := bp.gr.Group()
+		st := r.s.app.streams[string(g.Stream)]
+		bp.callHandlers(st, d.FirstOffset, i == lastAccepted)
+	}
+}

@@ -1,0 +1,346 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/badbatch/badbatch/disruptor"
+	"github.com/badbatch/badbatch/journal"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Store is an embeddable journaled log store: named streams of records,
+// appended atomically and durably, read back by offset, time or global
+// position. It is safe for concurrent use.
+type Store struct {
+	opts     Options
+	dir      string
+	indexDir string
+	log      *slog.Logger
+	metrics  MetricsHook
+
+	j  *journal.Journal
+	x  *index
+	d  *disruptor.Disruptor[slot]
+	bp *businessProcessor
+
+	// gate orders producers against Close: a producer holds it shared from
+	// its closed check until its slot is published, Close holds it
+	// exclusively while it sets closed. After that no slot is published.
+	gate   sync.RWMutex
+	closed atomic.Bool
+	// failure is the first fatal error (journal, replication or index);
+	// once set, every append fails with ErrUnavailable wrapping it.
+	failure atomic.Pointer[error]
+	// closing is closed by Close, to end Store.Wait calls.
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	// readMu keeps the index and journal open under readers: readers hold
+	// it shared, Close exclusively while it closes them.
+	readMu sync.RWMutex
+	// recovered describes what Open re-applied (for tests and logs).
+	recovered recoveryStats
+
+	// stateMu guards inserts into app.streams and every streamState.pub.
+	stateMu sync.RWMutex
+	app     *applier
+
+	// Tailing waiters: notify holds the channel the next commit closes;
+	// the business logic swaps it only while waiters > 0.
+	notify  atomic.Pointer[chan struct{}]
+	waiters atomic.Int64
+
+	encoders sync.Pool // *encoder
+
+	stats struct {
+		appends, records, bytes    atomic.Uint64
+		rejected, duplicates       atomic.Uint64
+		batches, handlerErrors     atomic.Uint64
+		indexFlushes               atomic.Uint64
+	}
+}
+
+// Open opens (creating if needed) the store in dir: the journal in
+// dir/journal, the index in dir/index. It repairs the journal's tail,
+// brings the index up to the journal's end by re-running the business
+// logic (rebuilding the index from scratch if it is ahead of the journal),
+// and starts the pipeline. opts may be nil; Open never modifies it.
+func Open(dir string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:     o,
+		dir:      dir,
+		indexDir: o.FS.PathJoin(dir, "index"),
+		log:      o.Logger,
+		metrics:  o.Metrics,
+		closing:  make(chan struct{}),
+	}
+	ch := make(chan struct{})
+	s.notify.Store(&ch)
+	s.encoders.New = func() any { return new(encoder) }
+
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
+	if err != nil {
+		return nil, fmt.Errorf("storage: open journal: %w", err)
+	}
+	if err := s.openIndex(); err != nil {
+		_ = s.j.Close()
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		_ = s.x.close(false)
+		_ = s.j.Close()
+		return nil, err
+	}
+	if err := s.startPipeline(); err != nil {
+		_ = s.x.close(false)
+		_ = s.j.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) journalOptions() *journal.Options {
+	maxEntry := int64(journal.DefaultMaxEntrySize)
+	if need := int64(s.opts.MaxBatchBytes)*2 + 1<<20; need > maxEntry {
+		maxEntry = min(need, 1<<30)
+	}
+	jo := &journal.Options{
+		FS:             s.opts.FS,
+		SyncPolicy:     s.opts.SyncPolicy,
+		SyncInterval:   s.opts.SyncInterval,
+		SegmentSize:    s.opts.SegmentSize,
+		MaxEntrySize:   maxEntry,
+		RetentionBytes: s.opts.RetentionBytes,
+		RetentionAge:   s.opts.RetentionAge,
+		Logger:         s.log,
+	}
+	if m := s.metrics; m != nil {
+		jo.OnSync = m.ObserveFsync
+	}
+	return jo
+}
+
+func (s *Store) openIndex() error {
+	x, err := openIndex(s.indexDir, s.opts.FS, s.log)
+	if err != nil {
+		return err
+	}
+	s.x = x
+	s.app = newApplier(x, int64(s.opts.IdempotencyWindow), &s.stateMu)
+	if err := s.app.load(); err != nil {
+		_ = x.close(false)
+		return fmt.Errorf("storage: load index %s: %w", s.indexDir, err)
+	}
+	return nil
+}
+
+// removeIndex closes the index and deletes its directory.
+func (s *Store) removeIndex() error {
+	if err := s.x.close(false); err != nil {
+		return fmt.Errorf("storage: close index: %w", err)
+	}
+	if err := s.opts.FS.RemoveAll(s.indexDir); err != nil {
+		return fmt.Errorf("storage: remove index %s: %w", s.indexDir, err)
+	}
+	return nil
+}
+
+// fail records the first fatal error.
+func (s *Store) fail(err error) {
+	if s.failure.CompareAndSwap(nil, &err) {
+		s.log.Error("storage: not accepting appends until reopened", "err", err)
+	}
+}
+
+// Err returns nil while the store is healthy. After a journal, replication
+// or index failure it returns an error wrapping ErrUnavailable and the
+// cause; the store then acknowledges nothing until it is closed and
+// reopened (Open repairs).
+func (s *Store) Err() error {
+	if p := s.failure.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, *p)
+	}
+	if err := s.j.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Ready reports whether the store is open, recovered and healthy.
+func (s *Store) Ready() bool { return !s.closed.Load() && s.Err() == nil }
+
+// SyncPolicy returns the journal's sync policy.
+func (s *Store) SyncPolicy() journal.SyncPolicy { return s.opts.SyncPolicy }
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Appends:       s.stats.appends.Load(),
+		Records:       s.stats.records.Load(),
+		Bytes:         s.stats.bytes.Load(),
+		Rejected:      s.stats.rejected.Load(),
+		Duplicates:    s.stats.duplicates.Load(),
+		Batches:       s.stats.batches.Load(),
+		HandlerErrors: s.stats.handlerErrors.Load(),
+		IndexFlushes:  s.stats.indexFlushes.Load(),
+		RingSize:      int64(s.opts.RingSize),
+		Journal:       s.j.Stats(),
+	}
+	if !s.closed.Load() {
+		st.RingOccupancy = int64(s.opts.RingSize) - s.d.RingBuffer().RemainingCapacity()
+	}
+	s.stateMu.RLock()
+	st.Streams = len(s.app.streams)
+	s.stateMu.RUnlock()
+	return st
+}
+
+// Close stops accepting appends, lets every append already in the ring
+// commit or fail as a whole, stops the pipeline's goroutines, flushes the
+// index and closes the journal. Calls after the first return its result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.gate.Lock()
+		s.closed.Store(true)
+		s.gate.Unlock()
+		// No producer can publish now; drain what is in the ring.
+		var errs []error
+		if err := s.d.Shutdown(context.Background()); err != nil && !errors.Is(err, disruptor.ErrHalted) {
+			errs = append(errs, fmt.Errorf("storage: stop pipeline: %w", err))
+		}
+		s.bp.stop()
+		close(s.closing)
+		s.readMu.Lock()
+		healthy := s.failure.Load() == nil
+		if err := s.x.close(healthy); err != nil {
+			errs = append(errs, fmt.Errorf("storage: close index: %w", err))
+		}
+		if err := s.j.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("storage: close journal: %w", err))
+		}
+		s.readMu.Unlock()
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Wait blocks until the stream's NextOffset is greater than offset (the
+// record at offset is committed), ctx ends (ctx.Err()) or the store closes
+// (ErrClosed). The stream need not exist yet.
+func (s *Store) Wait(ctx context.Context, stream string, offset uint64) error {
+	if err := ValidateStreamName(stream); err != nil {
+		return err
+	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	for {
+		ch := *s.notify.Load()
+		if s.nextOffset(stream) > offset {
+			return nil
+		}
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// wake releases every Wait blocked on the current notify channel.
+// Business-logic goroutine only.
+func (s *Store) wake() {
+	if s.waiters.Load() == 0 {
+		return
+	}
+	ch := make(chan struct{})
+	old := s.notify.Swap(&ch)
+	close(*old)
+}
+
+// lookup returns the published metadata of a stream.
+func (s *Store) lookup(stream string) (streamMeta, bool) {
+	s.stateMu.RLock()
+	defer s.stateMu.RUnlock()
+	st, ok := s.app.streams[stream]
+	if !ok || st.pub.NextOffset == 0 {
+		return streamMeta{}, false
+	}
+	return st.pub, true
+}
+
+func (s *Store) nextOffset(stream string) uint64 {
+	m, _ := s.lookup(stream)
+	return m.NextOffset
+}
+
+func infoOf(name string, m streamMeta) StreamInfo {
+	return StreamInfo{
+		Stream:        name,
+		FirstOffset:   m.FirstOffset,
+		NextOffset:    m.NextOffset,
+		Records:       m.NextOffset - m.FirstOffset,
+		Bytes:         m.Bytes,
+		LastTimestamp: time.Unix(0, m.LastTime),
+	}
+}
+
+// StreamInfo describes one stream, or returns ErrNotFound.
+func (s *Store) StreamInfo(stream string) (StreamInfo, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return StreamInfo{}, err
+	}
+	if s.closed.Load() {
+		return StreamInfo{}, ErrClosed
+	}
+	m, ok := s.lookup(stream)
+	if !ok {
+		return StreamInfo{}, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	}
+	return infoOf(stream, m), nil
+}
+
+// Streams lists every stream, sorted by name.
+func (s *Store) Streams() ([]StreamInfo, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.stateMu.RLock()
+	out := make([]StreamInfo, 0, len(s.app.streams))
+	for name, st := range s.app.streams {
+		if st.pub.NextOffset > 0 {
+			out = append(out, infoOf(name, st.pub))
+		}
+	}
+	s.stateMu.RUnlock()
+	slices.SortFunc(out, func(a, b StreamInfo) int {
+		switch {
+		case a.Stream < b.Stream:
+			return -1
+		case a.Stream > b.Stream:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+var _ vfs.FS = vfs.Default // the FS type Options.FS uses
