@@ -81,7 +81,7 @@ func (s *Store) AppendAsync(stream string, opts AppendOptions, recs ...Record) (
 	if err := s.validateAppend(stream, &opts, recs); err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixNano()
+	now := s.now()
 	enc := s.encoders.Get().(*encoder)
 	g := journal.Group{
 		Stream:         stringBytes(stream),
@@ -147,6 +147,15 @@ func (e *encoder) clear() {
 	clear(e.recs)
 	clear(e.headers)
 	e.recs, e.headers = e.recs[:0], e.headers[:0]
+}
+
+// now is the producers' clock: the group timestamp and the default record
+// timestamp, in unix nanoseconds.
+func (s *Store) now() int64 {
+	if s.opts.now != nil {
+		return s.opts.now().UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // Timestamps a record may carry: those time.Time.UnixNano represents.
@@ -244,7 +253,7 @@ func (s *Store) SetCursor(stream, name string, offset uint64) error {
 	}
 	enc := s.encoders.Get().(*encoder)
 	defer s.encoders.Put(enc)
-	now := time.Now().UnixNano()
+	now := s.now()
 	enc.stream = append(append(enc.stream[:0], cursorStreamPrefix...), stream...)
 	g := journal.Group{Stream: enc.stream, Timestamp: now}
 	enc.recs = append(enc.recs[:0], journal.Record{Timestamp: now, Key: stringBytes(name), Value: appendUint64(nil, offset)})

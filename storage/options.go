@@ -75,6 +75,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, observes the pipeline (see MetricsHook).
 	Metrics MetricsHook
+
+	// now is the producers' clock (tests only); nil means time.Now.
+	now func() time.Time
 }
 
 // MetricsHook observes the pipeline for a metrics exporter. Every method

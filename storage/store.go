@@ -60,10 +60,10 @@ type Store struct {
 	encoders sync.Pool // *encoder
 
 	stats struct {
-		appends, records, bytes    atomic.Uint64
-		rejected, duplicates       atomic.Uint64
-		batches, handlerErrors     atomic.Uint64
-		indexFlushes               atomic.Uint64
+		appends, records, bytes atomic.Uint64
+		rejected, duplicates    atomic.Uint64
+		batches, handlerErrors  atomic.Uint64
+		indexFlushes            atomic.Uint64
 	}
 }
 
