@@ -189,8 +189,13 @@ func (s *Server) handleWebSocket(c echo.Context) error {
 	s.metrics.subscribers.WithLabelValues("websocket").Inc()
 	defer s.metrics.subscribers.WithLabelValues("websocket").Dec()
 	// The client sends nothing; CloseRead handles its pings and close, and
-	// cancels ctx when it goes away.
-	ctx = conn.CloseRead(ctx)
+	// its context ends when the client goes away. It gets a context of its
+	// own: cancelling a websocket read closes the connection at once, and
+	// on shutdown the server sends a going-away close frame first.
+	peerCtx := conn.CloseRead(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(peerCtx, cancel)()
 
 	status, reason := s.wsLoop(ctx, conn, stream, from)
 	if s.stopCtx.Err() != nil {
