@@ -182,7 +182,7 @@ func (ts *testServer) snapshot() snapshot {
 	ts.t.Helper()
 	infos, err := ts.Store.Streams()
 	require.NoError(ts.t, err)
-	recs, err := ts.Store.ReadGlobal(context.Background(), 0, 1<<20)
+	recs, err := ts.Store.ReadGlobal(context.Background(), 0, 100000)
 	require.NoError(ts.t, err)
 	return snapshot{Streams: infos, Records: recs}
 }

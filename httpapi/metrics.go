@@ -38,7 +38,7 @@ var _ storage.MetricsHook = (*Metrics)(nil)
 // and process collectors.
 func NewMetrics() *Metrics {
 	latencyBuckets := prometheus.ExponentialBuckets(50e-6, 2, 18) // 50µs .. ~6.5s
-	sizeBuckets := prometheus.ExponentialBuckets(1, 4, 10)       // 1 .. 262144 records
+	sizeBuckets := prometheus.ExponentialBuckets(1, 4, 10)        // 1 .. 262144 records
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		httpAppendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/badbatch/badbatch/storage"
 )
 
 // Options configure a Server. Build them with DefaultOptions and change what
@@ -84,7 +86,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: MaxRequestBytes %d", ErrInvalidOptions, o.MaxRequestBytes)
 	case o.MaxRecordBytes <= 0:
 		return fmt.Errorf("%w: MaxRecordBytes %d", ErrInvalidOptions, o.MaxRecordBytes)
-	case o.DefaultReadLimit <= 0 || o.MaxReadLimit < o.DefaultReadLimit:
+	case o.DefaultReadLimit <= 0 || o.MaxReadLimit < o.DefaultReadLimit || o.MaxReadLimit >= storage.MaxReadLimit:
 		return fmt.Errorf("%w: read limits %d/%d", ErrInvalidOptions, o.DefaultReadLimit, o.MaxReadLimit)
 	case o.RateLimit < 0:
 		return fmt.Errorf("%w: RateLimit %v", ErrInvalidOptions, o.RateLimit)
