@@ -9,10 +9,10 @@ import (
 
 // Processor states.
 const (
-	stateIdle        int32 = iota // Run not called yet
-	stateRunning                  // inside Run
-	stateHaltedIdle               // Halt before Run: Run returns at once
-	stateFinished                 // Run returned
+	stateIdle       int32 = iota // Run not called yet
+	stateRunning                 // inside Run
+	stateHaltedIdle              // Halt before Run: Run returns at once
+	stateFinished                // Run returned
 )
 
 // BatchEventProcessor runs one EventHandler on one goroutine (the caller of
@@ -170,7 +170,6 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		handler       = p.handler
 		sequence      = p.sequence
 		seqr          = &ring.seq
-		strategy      = seqr.strategy
 		eh            = cfg.exceptionHandler
 		maxBatch      = cfg.maxBatch
 		gates         = cfg.gatesProducers
@@ -185,7 +184,7 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 			seqr.capacity.signal()
 		}
 		if downstream {
-			strategy.SignalAllWhenBlocking()
+			seqr.signalConsumers()
 		}
 	}
 	for {

@@ -74,16 +74,20 @@ type sequencer struct {
 	_ cacheLinePad
 
 	// Read-mostly: set at construction or written once.
-	size      int64
-	mask      int64
-	shift     uint
-	single    bool
-	strategy  WaitStrategy
-	available []atomic.Int32 // MultiProducer only: lap number per slot
-	gating    atomic.Pointer[[]*Sequence]
-	halted    atomic.Bool
-	sealedAt  atomic.Int64 // claim cursor at the seal, or notSealed
-	sealMu    sync.Mutex   // serializes seal
+	size     int64
+	mask     int64
+	shift    uint
+	single   bool
+	strategy WaitStrategy
+	// signalSet is the strategy's waitSet when it has one; signalCustom
+	// is true for strategies from outside this package.
+	signalSet    *waitSet
+	signalCustom bool
+	available    []atomic.Int32 // MultiProducer only: lap number per slot
+	gating       atomic.Pointer[[]*Sequence]
+	halted       atomic.Bool
+	sealedAt     atomic.Int64 // claim cursor at the seal, or notSealed
+	sealMu       sync.Mutex   // serializes seal
 
 	_           cacheLinePad
 	claimed     Sequence // claim cursor (+ sealOffset once sealed)
@@ -100,6 +104,7 @@ func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrateg
 	}
 	s.single = producer == SingleProducer
 	s.strategy = strategy
+	s.signalSet, s.signalCustom = signalTarget(strategy)
 	empty := []*Sequence{}
 	s.gating.Store(&empty)
 	s.sealedAt.Store(notSealed)
@@ -137,11 +142,8 @@ func (s *sequencer) cursor() int64 {
 	return s.claimCursor()
 }
 
-func (s *sequencer) checkClaim(n int64) error {
-	if n < 1 || n > s.size {
-		return fmt.Errorf("%w: n=%d, ring size %d", ErrClaimTooLarge, n, s.size)
-	}
-	return nil
+func (s *sequencer) claimError(n int64) error {
+	return fmt.Errorf("%w: n=%d, ring size %d", ErrClaimTooLarge, n, s.size)
 }
 
 func (s *sequencer) minimumGating(fallback int64) int64 {
@@ -149,29 +151,36 @@ func (s *sequencer) minimumGating(fallback int64) int64 {
 }
 
 // next claims n slots, waiting for capacity, and returns the highest one.
+// The fast path (one atomic add, one load of the cached gating minimum) is
+// small enough to inline into Next.
 func (s *sequencer) next(n int64) (int64, error) {
-	if err := s.checkClaim(n); err != nil {
-		return InitialSequenceValue, err
+	if n < 1 || n > s.size {
+		return InitialSequenceValue, s.claimError(n)
 	}
 	hi := s.claimed.add(n)
 	if hi >= sealThreshold {
 		return InitialSequenceValue, ErrHalted
 	}
-	wrap := hi - s.size
-	if wrap > s.gatingCache.Load() {
-		low, err := s.waitForCapacity(wrap, hi)
-		if err != nil {
-			return InitialSequenceValue, err
-		}
-		s.gatingCache.Store(low)
+	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
+		return s.nextSlow(wrap, hi)
 	}
+	return hi, nil
+}
+
+// nextSlow waits for the slots of a claim to be free.
+func (s *sequencer) nextSlow(wrap, hi int64) (int64, error) {
+	low, err := s.waitForCapacity(wrap, hi)
+	if err != nil {
+		return InitialSequenceValue, err
+	}
+	s.gatingCache.Store(low)
 	return hi, nil
 }
 
 // tryNext claims n slots only if they are free now.
 func (s *sequencer) tryNext(n int64) (int64, error) {
-	if err := s.checkClaim(n); err != nil {
-		return InitialSequenceValue, err
+	if n < 1 || n > s.size {
+		return InitialSequenceValue, s.claimError(n)
 	}
 	for {
 		cur := s.claimed.Load()
@@ -224,22 +233,36 @@ func (s *sequencer) remainingCapacity() int64 {
 // publish makes [lo, hi] visible to consumers.
 func (s *sequencer) publish(lo, hi int64) error {
 	if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.claimCursor() {
-		return fmt.Errorf("%w: [%d, %d], claim cursor %d", ErrPublishUnclaimed, lo, hi, s.claimCursor())
+		return s.unclaimedError(lo, hi)
 	}
 	if s.single {
 		if lo <= s.published.Load() {
-			return fmt.Errorf("%w: [%d, %d] at or below the published cursor %d",
-				ErrPublishUnclaimed, lo, hi, s.published.Load())
+			return s.unclaimedError(lo, hi)
 		}
 		s.published.Store(hi)
 	} else {
 		s.publishMulti(lo, hi)
 	}
-	s.strategy.SignalAllWhenBlocking()
+	s.signalConsumers()
 	if s.halted.Load() {
 		return ErrHalted
 	}
 	return nil
+}
+
+func (s *sequencer) unclaimedError(lo, hi int64) error {
+	return fmt.Errorf("%w: [%d, %d], claim cursor %d, published cursor %d",
+		ErrPublishUnclaimed, lo, hi, s.claimCursor(), s.cursor())
+}
+
+// signalConsumers wakes consumers parked by the wait strategy, without an
+// interface call for the strategies of this package.
+func (s *sequencer) signalConsumers() {
+	if set := s.signalSet; set != nil {
+		set.signal()
+	} else if s.signalCustom {
+		s.strategy.SignalAllWhenBlocking()
+	}
 }
 
 // highestPublished returns the highest sequence >= seq such that all of
@@ -271,7 +294,7 @@ func (s *sequencer) halt() {
 	s.seal()
 	s.halted.Store(true)
 	s.capacity.signal()
-	s.strategy.SignalAllWhenBlocking()
+	s.signalConsumers()
 }
 
 func (s *sequencer) addGating(seqs ...*Sequence) {

@@ -50,6 +50,21 @@ func DefaultWaitStrategy() WaitStrategy {
 	return NewPhasedBackoffWaitStrategy(defaultPhasedSpin, defaultPhasedYield, NewBlockingWaitStrategy())
 }
 
+// signalTarget tells the sequencer how to signal strategy: through its
+// waitSet, not at all (polling strategies), or through the interface.
+func signalTarget(strategy WaitStrategy) (set *waitSet, custom bool) {
+	switch ws := strategy.(type) {
+	case busySpinWaitStrategy, yieldingWaitStrategy, sleepingWaitStrategy:
+		return nil, false
+	case *blockingWaitStrategy:
+		return &ws.set, false
+	case *phasedBackoffWaitStrategy:
+		return signalTarget(ws.fallback)
+	default:
+		return nil, true
+	}
+}
+
 // busySpinWaitStrategy polls in a tight loop. Lowest latency, but it owns a
 // core: use it only with more cores than busy goroutines.
 type busySpinWaitStrategy struct{}
