@@ -29,10 +29,8 @@ import (
 func (j *Journal) newSegment(h segmentHeader) *segment {
 	name := segmentName(h.firstIndex)
 	s := &segment{
-		fs:         j.fs,
 		path:       j.fs.PathJoin(j.dir, name),
 		name:       name,
-		useMmap:    j.useMmap,
 		firstIndex: h.firstIndex,
 		firstSeq:   h.firstSeq,
 		size:       segmentHeaderSize,
@@ -86,7 +84,34 @@ func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", s.name, err)
 	}
+	if s.h, err = newFileHandle(j.fs, s.path, s.name); err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
 	return s, f, nil
+}
+
+// sealHandle returns the handle readers of s use once it is sealed: on
+// vfs.Default, a mapping of its bytes (made now, while the writer lock
+// guarantees the path names this file); elsewhere, or if mmap fails, its
+// current file handle. REQUIRES: w held.
+func (j *Journal) sealHandle(s *segment) *handle {
+	if !j.useMmap {
+		return nil
+	}
+	data, mapped, err := loadFile(j.fs, s.path, s.size, true)
+	if err != nil {
+		j.log.Warn("journal: cannot map sealed segment; reading it with pread", "segment", s.name, "err", err)
+		return nil
+	}
+	return newMappedHandle(s.name, data, mapped)
+}
+
+// dropSegment releases the journal's references to a segment removed from
+// mu.segments and returns how many reader references remain.
+func dropSegment(s *segment) int32 {
+	s.h.release()
+	return s.release()
 }
 
 // rollLocked seals the active segment and starts a new one. The sealed
@@ -117,10 +142,18 @@ func (j *Journal) rollLocked() error {
 		return j.failLocked("close", old.name, -1, err)
 	}
 	j.w.file, j.w.seg = f, seg
+	mapped := j.sealHandle(old)
 	j.mu.Lock()
+	prevHandle := old.h
+	if mapped != nil {
+		old.h = mapped
+	}
 	old.sealed = true
 	j.mu.segments = append(j.mu.segments, seg)
 	j.mu.Unlock()
+	if mapped != nil {
+		prevHandle.release()
+	}
 	j.stats.rolls.Add(1)
 	if j.opts.RetentionBytes > 0 || j.opts.RetentionAge > 0 {
 		if _, err := j.enforceRetentionLocked(time.Now()); err != nil {
@@ -136,7 +169,7 @@ func (j *Journal) rollLocked() error {
 // last reader is gone (sweepGraveyardLocked; Open deletes leftovers). The
 // directory is fsynced before returning. REQUIRES: w held.
 func (j *Journal) retireLocked(s *segment) error {
-	if s.release() == 0 {
+	if dropSegment(s) == 0 {
 		if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return j.failLocked("remove", s.name, -1, err)
 		}

@@ -432,10 +432,12 @@ func (j *Journal) Close() error {
 		err = j.syncLocked()
 	}
 	j.w.closed = true
-	if cerr := j.w.file.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("journal: close %s: %w", j.w.seg.name, cerr)
+	if j.w.file != nil {
+		if cerr := j.w.file.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("journal: close %s: %w", j.w.seg.name, cerr)
+		}
+		j.w.file = nil
 	}
-	j.w.file = nil
 
 	j.mu.Lock()
 	j.mu.closed = true
@@ -443,7 +445,7 @@ func (j *Journal) Close() error {
 	j.mu.segments = nil
 	j.mu.Unlock()
 	for _, s := range segs {
-		s.release()
+		dropSegment(s)
 	}
 	j.sweepGraveyardLocked()
 	if cerr := j.dirFile.Close(); cerr != nil && err == nil {

@@ -92,7 +92,9 @@ func syncPath(fs vfs.FS, dir string) error {
 // releaseAll undoes a failed Open.
 func (j *Journal) releaseAll() {
 	for _, s := range j.mu.segments {
-		s.release()
+		if s.h != nil {
+			dropSegment(s)
+		}
 	}
 	j.mu.segments = nil
 	if j.w.file != nil {
@@ -246,11 +248,13 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 			return err
 		}
 	}
-	if !last {
-		s.sealed = true
-		s.adoptData(data, mapped)
+	if !last && mapped {
+		s.h = newMappedHandle(name, data, mapped)
 		keep = true
+	} else if s.h, err = newFileHandle(fs, path, name); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
+	s.sealed = !last
 	j.mu.segments = append(j.mu.segments, s)
 	j.mu.lastIndex = s.lastIndex()
 	j.mu.nextSeq = s.nextSeq

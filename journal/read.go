@@ -3,13 +3,13 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 )
 
 // view is a pinned entry: the segment reference is held until release.
 type view struct {
 	seg        *segment
+	h          *handle
 	index      uint64
 	start, end int64
 	sealed     bool
@@ -33,29 +33,23 @@ func (j *Journal) locate(index uint64) (view, error) {
 	s := j.findSegmentLocked(index)
 	start, end := s.entryBounds(index)
 	s.acquire()
+	s.h.acquire()
 	return view{
-		seg: s, index: index, start: start, end: end,
+		seg: s, h: s.h, index: index, start: start, end: end,
 		sealed: s.sealed, last: s.lastIndex(), gen: j.truncations.Load(),
 	}, nil
 }
 
-// frame returns the bytes of the pinned entry: a slice of the mapping for
-// a sealed segment, else a ReadAt into *buf (grown as needed).
-func (v *view) frame(buf *[]byte) ([]byte, error) {
-	if v.sealed {
-		data, err := v.seg.sealedData()
-		if err != nil {
-			return nil, err
-		}
-		return data[v.start:v.end], nil
+// frame returns the bytes of the pinned entry.
+func (v *view) frame(buf *[]byte) ([]byte, error) { return v.h.read(v.start, v.end, buf) }
+
+// unpin releases the segment and handle references.
+func (v *view) unpin() {
+	if v.seg != nil {
+		v.h.release()
+		v.seg.release()
+		v.seg, v.h = nil, nil
 	}
-	n := int(v.end - v.start)
-	b := slices.Grow((*buf)[:0], n)[:n]
-	*buf = b
-	if err := v.seg.readAt(b, v.start); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // decodeEntry validates a frame read back and fills e. The CRC is checked
@@ -106,7 +100,7 @@ func (j *Journal) Read(index uint64, fn func(e *Entry) error) error {
 	if err != nil {
 		return err
 	}
-	defer v.seg.release()
+	defer v.unpin()
 	st := readPool.Get().(*readState)
 	defer func() {
 		st.e = Entry{}
@@ -174,10 +168,7 @@ func (it *Iterator) Next() bool {
 		v.start, v.end = v.seg.entryBounds(it.next)
 	} else {
 		nv, err := it.j.locate(it.next)
-		if v.seg != nil {
-			v.seg.release()
-			v.seg = nil
-		}
+		v.unpin()
 		if err != nil {
 			if isOutOfRange(err) {
 				return false // caught up; a later Next may find more
@@ -211,10 +202,7 @@ func (it *Iterator) Err() error { return it.err }
 
 // Close releases the pinned segment. It is idempotent and returns nil.
 func (it *Iterator) Close() error {
-	if it.view.seg != nil {
-		it.view.seg.release()
-		it.view.seg = nil
-	}
+	it.view.unpin()
 	it.done = true
 	it.entry = Entry{}
 	return nil

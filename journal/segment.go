@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
+	"slices"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -15,23 +15,20 @@ import (
 //
 // Lifetime: the journal holds one reference while the segment is in its
 // list; every reader (Read, Iterator) holds another while it uses the
-// segment's bytes. When the count drops to zero the read resources are
-// released (unmapped, closed). A removed segment's file is deleted only at
-// zero (see Journal.retireLocked), so no reader ever sees a mapping vanish.
-// A segment's file is never truncated or rewritten in place: truncation
-// writes a new file and renames it over the old name, so an existing
-// mapping keeps reading the old inode and can never fault (SIGBUS).
+// segment's bytes. A removed segment's file is deleted only when the count
+// is zero (see Journal.retireLocked), so no reader ever sees its file
+// vanish. A segment's file is never truncated or rewritten in place:
+// truncation writes a new file and renames it over the old name, so an
+// existing mapping keeps reading the old inode and can never fault.
 type segment struct {
-	fs      vfs.FS
-	path    string // full path
-	name    string // base name, for errors
-	useMmap bool
+	path string // full path
+	name string // base name, for errors
 
 	firstIndex uint64 // index of the first entry (from the header)
 	firstSeq   uint64 // first seq of the first entry (from the header)
 
 	// Guarded by Journal.mu: written by the writer under mu.Lock, read by
-	// readers under mu.RLock. Once sealed is true (observed under the lock),
+	// readers under mu.RLock. Once sealed is observed true under the lock,
 	// offsets and size never change again, so readers may use them without
 	// the lock.
 	offsets []uint32 // offsets[i] = byte offset of entry firstIndex+i
@@ -39,17 +36,9 @@ type segment struct {
 	nextSeq uint64   // first seq of the entry after the last one
 	lastTS  int64    // write timestamp of the newest entry, 0 if none
 	sealed  bool
+	h       *handle // how to read the bytes; replaced when sealed
 
 	refs atomic.Int32
-
-	// open guards the lazily opened read resources.
-	open struct {
-		sync.Mutex
-		data   []byte   // sealed: the whole file, mmapped or read into memory
-		mapped bool     // data is an mmap
-		file   vfs.File // active: a read-only handle for ReadAt
-		freed  bool
-	}
 }
 
 // entries returns the number of entries. REQUIRES: Journal.mu held, or
@@ -71,83 +60,77 @@ func (s *segment) entryBounds(idx uint64) (start, end int64) {
 	return start, s.size
 }
 
-func (s *segment) acquire() { s.refs.Add(1) }
+func (s *segment) acquire()       { s.refs.Add(1) }
+func (s *segment) release() int32 { return s.refs.Add(-1) }
 
-// release drops a reference and frees the read resources at zero. It
-// returns the remaining count.
-func (s *segment) release() int32 {
-	n := s.refs.Add(-1)
-	if n == 0 {
-		s.free()
-	}
-	return n
+// handle is a reference-counted way to read a segment's bytes: a read-only
+// mapping of a sealed segment (on vfs.Default) or a read-only file handle
+// for ReadAt (the active segment, and every segment on other file
+// systems). The segment holds one reference while the handle is current;
+// each reader holds one while it reads. At zero the mapping is unmapped or
+// the file closed: never while a reader uses it.
+type handle struct {
+	refs   atomic.Int32
+	name   string
+	data   []byte   // the mapping, or nil
+	mapped bool     // data came from mmap (else it is a heap copy)
+	file   vfs.File // for ReadAt, if data is nil
 }
 
-func (s *segment) free() {
-	s.open.Lock()
-	defer s.open.Unlock()
-	if s.open.freed {
+func newMappedHandle(name string, data []byte, mapped bool) *handle {
+	h := &handle{name: name, data: data, mapped: mapped}
+	h.refs.Store(1)
+	return h
+}
+
+func newFileHandle(fs vfs.FS, path, name string) (*handle, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for reading: %w", name, err)
+	}
+	h := &handle{name: name, file: f}
+	h.refs.Store(1)
+	return h, nil
+}
+
+func (h *handle) acquire() { h.refs.Add(1) }
+
+func (h *handle) release() {
+	if h.refs.Add(-1) != 0 {
 		return
 	}
-	s.open.freed = true
-	if s.open.mapped {
-		m := mmap.MMap(s.open.data)
-		_ = m.Unmap() // the kernel frees the pages; nothing to report to a reader
+	if h.mapped {
+		m := mmap.MMap(h.data)
+		_ = m.Unmap() // nothing left to report it to: no reader holds it
 	}
-	s.open.data = nil
-	if s.open.file != nil {
-		_ = s.open.file.Close()
-		s.open.file = nil
+	h.data = nil
+	if h.file != nil {
+		_ = h.file.Close()
+		h.file = nil
 	}
 }
 
-// adoptData installs bytes already loaded by Open's scan as the sealed
-// segment's read mapping.
-func (s *segment) adoptData(data []byte, mapped bool) {
-	s.open.Lock()
-	s.open.data, s.open.mapped = data, mapped
-	s.open.Unlock()
-}
-
-// sealedData returns the sealed segment's bytes, mapping them on first use.
-// REQUIRES: a reference held and sealed observed.
-func (s *segment) sealedData() ([]byte, error) {
-	s.open.Lock()
-	defer s.open.Unlock()
-	if s.open.data != nil {
-		return s.open.data, nil
-	}
-	data, mapped, err := loadFile(s.fs, s.path, s.size, s.useMmap)
-	if err != nil {
-		return nil, err
-	}
-	s.open.data, s.open.mapped = data, mapped
-	return data, nil
-}
-
-// readAt reads p from the active segment at off through a read-only handle
-// opened on first use. REQUIRES: a reference held.
-func (s *segment) readAt(p []byte, off int64) error {
-	s.open.Lock()
-	f := s.open.file
-	if f == nil {
-		var err error
-		f, err = s.fs.Open(s.path)
-		if err != nil {
-			s.open.Unlock()
-			return fmt.Errorf("journal: open %s for reading: %w", s.name, err)
+// read returns bytes [start, end): a slice of the mapping, or a ReadAt
+// into *buf (grown as needed). REQUIRES: a reference held.
+func (h *handle) read(start, end int64, buf *[]byte) ([]byte, error) {
+	if h.data != nil {
+		if end > int64(len(h.data)) {
+			return nil, fmt.Errorf("%w: %s at offset %d: entry ends at %d, mapping at %d",
+				ErrCorrupt, h.name, start, end, len(h.data))
 		}
-		s.open.file = f
+		return h.data[start:end:end], nil
 	}
-	s.open.Unlock()
-	n, err := f.ReadAt(p, off)
-	if n == len(p) {
-		return nil
+	n := int(end - start)
+	b := slices.Grow((*buf)[:0], n)[:n]
+	*buf = b
+	k, err := h.file.ReadAt(b, start)
+	if k == n {
+		return b, nil
 	}
 	if err == nil || err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("journal: read %s at offset %d: %w", s.name, off, err)
+	return nil, fmt.Errorf("journal: read %s at offset %d: %w", h.name, start, err)
 }
 
 // loadFile returns the first size bytes of the file: an mmap when useMmap

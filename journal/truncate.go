@@ -207,13 +207,17 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	if err != nil {
 		return j.failLocked("open", ns.name, -1, err)
 	}
+	if ns.h, err = newFileHandle(j.fs, ns.path, ns.name); err != nil {
+		_ = f.Close()
+		return j.failLocked("open", ns.name, -1, err)
+	}
 	j.mu.Lock()
 	j.mu.segments[len(j.mu.segments)-1] = ns
 	j.mu.lastIndex = index
 	j.mu.nextSeq = nextSeq
 	j.mu.Unlock()
 	j.w.file, j.w.seg = f, ns
-	s.release() // its path now names the new file; readers keep the old one
+	dropSegment(s) // its path now names the new file; readers keep the old one
 	return nil
 }
 
