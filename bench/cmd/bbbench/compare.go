@@ -1,0 +1,300 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strings"
+)
+
+// Group is one comparison: BadBatch's benchmark beside its peers' and the
+// machine's limit, all in one unit, matched row by row.
+type Group struct {
+	ID       string // names the plot file: docs/img/<ID>.svg
+	Title    string
+	Question string // what the comparison answers, in one sentence
+	Unit     string // the unit compared, e.g. "records/s"
+	// Series lists the contenders; the one with Base set is BadBatch's and
+	// every other contender's advantage is computed against it.
+	Series []Series
+	// Rows are the rows every series is expected to have (the remaining path
+	// elements, e.g. "producers=4/size=100B"); a series without one shows it
+	// as not run. Rows the results have beyond these are shown as well.
+	Rows  []string
+	Limit *Limit
+	// Notes are stated under the table: how to read it, what is not
+	// comparable, and why BadBatch loses where it does.
+	Notes []string
+}
+
+// Series is one contender of a group.
+type Series struct {
+	Label   string
+	Package string // the package directory relative to the repository root
+	// Match is the function name followed by the path elements that select
+	// this contender, e.g. "BenchmarkNATSPublish/sync=always". The elements
+	// may appear anywhere in the name; the other elements form the row.
+	Match string
+	Base  bool
+	// Variant marks another configuration of BadBatch itself: it is shown
+	// beside the base but is not a peer, so it gets no advantage ratio.
+	Variant bool
+	// NotDurable marks a contender that acknowledges before its data is
+	// synced. It is shown, labelled, and never given an advantage ratio.
+	NotDurable bool
+	// Config states the contender's configuration, in the report.
+	Config string
+	// Rows, when set, are the only rows this contender has in the matrix
+	// (the others show a dash, not "not run"); by default it has the
+	// group's Rows.
+	Rows []string
+}
+
+// Limit is the physical limit a group's figures are divided by.
+type Limit struct {
+	Package string
+	Name    string // the limit benchmark's full name
+	Unit    string // its unit, e.g. "fsyncs/s"
+	// Per names the ratio column, e.g. "records per fsync" for records/s
+	// divided by fsyncs/s.
+	Per string
+	// Percent shows the ratio as a percentage (for a share of a bandwidth).
+	Percent bool
+}
+
+// PackageStatus is what the runner learnt about one package.
+type PackageStatus struct {
+	Dir        string `json:"dir"` // relative to the repository root
+	Present    bool   `json:"present"`
+	Built      bool   `json:"built"`
+	BuildError string `json:"build_error,omitempty"`
+}
+
+// nan is the Ratio of a pair that cannot be compared.
+var nan = Ratio(math.NaN())
+
+// Cell states.
+const (
+	CellOK         = "ok"
+	CellNoSuchBenc = "not run (no such benchmark)"
+	CellNoPackage  = "not run (package not present)"
+	CellNoBuild    = "not run (package did not build)"
+	CellFailed     = "failed"
+	CellNotInSet   = "-" // the contender has no such matrix point by design
+)
+
+// Cell is one contender's figure in one row.
+type Cell struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"` // the failure's message
+	Name    string `json:"name,omitempty"`    // the benchmark it came from
+	Stat    Stat   `json:"stat"`
+	P99     *Stat  `json:"p99_ns,omitempty"` // the p99-ns metric, when the benchmark reports it
+	Adv     Ratio  `json:"advantage"`        // BadBatch's advantage over this contender; NaN when not comparable
+	ToLimit Ratio  `json:"to_limit"`         // the figure divided by the limit; NaN without one
+}
+
+// Row is one row of a comparison: the same matrix point for every series.
+type Row struct {
+	Key   string `json:"key"`
+	Cells []Cell `json:"cells"` // one per series, in the group's order
+}
+
+// Comparison is a group filled in with the run's results.
+type Comparison struct {
+	Group *Group `json:"-"`
+	ID    string `json:"id"`
+	Rows  []Row  `json:"rows"`
+	// LimitStat is the limit's figure; LimitStatus says why it is missing.
+	LimitStat   *Stat  `json:"limit,omitempty"`
+	LimitStatus string `json:"limit_status,omitempty"`
+}
+
+// nameElements splits a benchmark name into its function and path elements.
+func nameElements(name string) (string, []string) {
+	parts := strings.Split(name, "/")
+	return parts[0], parts[1:]
+}
+
+// matchSeries reports whether the benchmark name belongs to the series and,
+// if it does, returns its row key: the path elements that Match did not fix,
+// in their order.
+func matchSeries(s Series, pkg, name string) (string, bool) {
+	if pkg != s.Package {
+		return "", false
+	}
+	wantFunc, fixed := nameElements(s.Match)
+	fn, elems := nameElements(name)
+	if fn != wantFunc {
+		return "", false
+	}
+	rest := slices.Clone(elems)
+	for _, f := range fixed {
+		i := slices.Index(rest, f)
+		if i < 0 {
+			return "", false
+		}
+		rest = slices.Delete(rest, i, i+1)
+	}
+	return strings.Join(rest, "/"), true
+}
+
+// Results is everything one run produced, indexed for the comparisons.
+type Results struct {
+	Summaries []Summary
+	Failures  []Failure
+	Packages  map[string]PackageStatus
+}
+
+// find returns the summary of a benchmark.
+func (r *Results) find(pkg, name string) (Summary, bool) {
+	for _, s := range r.Summaries {
+		if s.Package == pkg && s.Name == name {
+			return s, true
+		}
+	}
+	return Summary{}, false
+}
+
+// missing explains why the benchmark fn/elems... of pkg has no result. A
+// failure covers it when the failure is the benchmark itself or one of its
+// ancestors (the same function, with a subset of its elements).
+func (r *Results) missing(pkg, fn string, elems []string) Cell {
+	ps, ok := r.Packages[pkg]
+	switch {
+	case !ok || !ps.Present:
+		return Cell{Status: CellNoPackage}
+	case !ps.Built:
+		return Cell{Status: CellNoBuild, Message: firstLine(ps.BuildError)}
+	}
+	for _, f := range r.Failures {
+		ffn, felems := nameElements(f.Name)
+		if f.Package != pkg || ffn != fn {
+			continue
+		}
+		covered := true
+		for _, e := range felems {
+			if !slices.Contains(elems, e) {
+				covered = false
+				break
+			}
+		}
+		if covered {
+			return Cell{Status: CellFailed, Name: f.Name, Message: firstLine(f.Message)}
+		}
+	}
+	return Cell{Status: CellNoSuchBenc}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Compare fills a group in. Rows come in the group's order, then in the
+// order the results first show them.
+func Compare(g *Group, r *Results) Comparison {
+	c := Comparison{Group: g, ID: g.ID}
+	// cells[series][row]
+	cells := make([]map[string]Cell, len(g.Series))
+	rowOrder := slices.Clone(g.Rows)
+	for i, s := range g.Series {
+		cells[i] = map[string]Cell{}
+		for _, sum := range r.Summaries {
+			row, ok := matchSeries(s, sum.Package, sum.Name)
+			if !ok {
+				continue
+			}
+			st, ok := sum.Metrics[g.Unit]
+			if !ok {
+				continue
+			}
+			cell := Cell{Status: CellOK, Name: sum.Name, Stat: st, Adv: nan, ToLimit: nan}
+			if p99, ok := sum.Metrics["p99-ns"]; ok {
+				cell.P99 = &p99
+			}
+			cells[i][row] = cell
+			if !slices.Contains(rowOrder, row) {
+				rowOrder = append(rowOrder, row)
+			}
+		}
+	}
+	if g.Limit != nil {
+		if sum, ok := r.find(g.Limit.Package, g.Limit.Name); ok {
+			if st, ok := sum.Metrics[g.Limit.Unit]; ok {
+				c.LimitStat = &st
+			}
+		}
+		if c.LimitStat == nil {
+			fn, elems := nameElements(g.Limit.Name)
+			c.LimitStatus = r.missing(g.Limit.Package, fn, elems).Status
+		}
+	}
+	if len(rowOrder) == 0 {
+		// Nothing ran and no rows are expected: one row says why.
+		rowOrder = []string{""}
+	}
+	base := slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
+	for _, key := range rowOrder {
+		row := Row{Key: key, Cells: make([]Cell, len(g.Series))}
+		for i, s := range g.Series {
+			cell, ok := cells[i][key]
+			if !ok && s.Rows != nil && !slices.Contains(s.Rows, key) {
+				cell, ok = Cell{Status: CellNotInSet, Adv: nan, ToLimit: nan}, true
+			}
+			if !ok {
+				fn, elems := nameElements(s.Match)
+				if key != "" {
+					elems = append(elems, strings.Split(key, "/")...)
+				}
+				cell = r.missing(s.Package, fn, elems)
+				cell.Adv, cell.ToLimit = nan, nan
+			}
+			row.Cells[i] = cell
+		}
+		for i, s := range g.Series {
+			cell := &row.Cells[i]
+			if cell.Status != CellOK {
+				continue
+			}
+			if c.LimitStat != nil && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && c.LimitStat.Median > 0 {
+				cell.ToLimit = Ratio(cell.Stat.Median / c.LimitStat.Median)
+			}
+			if base < 0 || i == base || s.Variant || s.NotDurable || g.Series[base].NotDurable {
+				continue
+			}
+			if b := row.Cells[base]; b.Status == CellOK {
+				cell.Adv = Ratio(Advantage(g.Unit, b.Stat.Median, cell.Stat.Median))
+			}
+		}
+		c.Rows = append(c.Rows, row)
+	}
+	return c
+}
+
+// Loss is a row where a durable contender beats BadBatch.
+type Loss struct {
+	Group string
+	Row   string
+	Peer  string
+	By    float64 // how many times better the peer is
+}
+
+// Losses lists every row of every comparison where BadBatch's advantage
+// over a comparable contender is below 1.
+func Losses(cs []Comparison) []Loss {
+	var out []Loss
+	for _, c := range cs {
+		for _, row := range c.Rows {
+			for i, cell := range row.Cells {
+				adv := float64(cell.Adv)
+				if cell.Status == CellOK && !math.IsNaN(adv) && adv < 1 {
+					out = append(out, Loss{Group: c.Group.Title, Row: row.Key, Peer: c.Group.Series[i].Label, By: 1 / adv})
+				}
+			}
+		}
+	}
+	return out
+}

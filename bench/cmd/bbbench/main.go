@@ -1,0 +1,267 @@
+// Command bbbench runs BadBatch's benchmark comparison in one run on one
+// machine and writes docs/benchmarks.md, its plots (docs/img/) and the raw
+// results (docs/bench-results.json).
+//
+//	go run ./bench/cmd/bbbench --quick   # about 5 minutes
+//	go run ./bench/cmd/bbbench --full    # the profile to publish
+//
+// It builds the test binary of each benchmark package once (the main
+// module's ./bench and ./disruptor, and the separate module bench/peers),
+// then runs all of them once per round, for several rounds, parsing the
+// standard benchmark output as it arrives. Medians and ranges across the
+// rounds go into the report, each BadBatch figure beside its peers' and the
+// physical limit measured in the same run (see groups.go). A benchmark that
+// does not exist, or whose package does not build, is reported as not run.
+//
+// --from-json renders the markdown and plots again from a results file
+// without running anything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// profile is a named choice of -benchtime and rounds.
+type profile struct {
+	name      string
+	benchtime string
+	rounds    int
+	timeout   time.Duration // of one test binary run
+}
+
+var (
+	// quick fits in about five minutes on a 2-core machine.
+	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 20 * time.Minute}
+	// full is what a published docs/benchmarks.md should come from.
+	profileFull = profile{name: "full", benchtime: "2s", rounds: 10, timeout: 2 * time.Hour}
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bbbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bbbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "the quick profile: -benchtime 200ms, 3 rounds (the default)")
+	full := fs.Bool("full", false, "the full profile: -benchtime 2s, 10 rounds")
+	rounds := fs.Int("rounds", 0, "override the profile's number of rounds")
+	benchtime := fs.String("benchtime", "", "override the profile's -benchtime (a duration or Nx)")
+	filter := fs.String("bench", "", "run only the benchmarks matching this -bench expression, in every package")
+	outDir := fs.String("out", "docs", "where benchmarks.md, img/ and bench-results.json go (relative to the repository root)")
+	tmpDir := fs.String("tmpdir", os.TempDir(), "the directory the benchmarks write into (its file system is what the disk figures measure)")
+	fromJSON := fs.String("from-json", "", "render the report from this results file instead of running")
+	logPath := fs.String("log", "", "write the benchmarks' raw output here (default: a file in the temporary directory)")
+	dryRun := fs.Bool("dry-run", false, "print what would run and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *quick && *full {
+		return errors.New("--quick and --full exclude each other")
+	}
+	prof := profileQuick
+	if *full {
+		prof = profileFull
+	}
+	if *rounds > 0 {
+		prof.rounds = *rounds
+	}
+	if *benchtime != "" {
+		prof.benchtime = *benchtime
+	}
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	out := *outDir
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	groups := Groups()
+
+	if *fromJSON != "" {
+		rep, err := ReadReport(*fromJSON)
+		if err != nil {
+			return err
+		}
+		rep.Analyze(groups)
+		return render(rep, out, stderr)
+	}
+
+	suites := defaultSuites()
+	command := "go run ./bench/cmd/bbbench"
+	if len(args) > 0 {
+		command += " " + strings.Join(args, " ")
+	}
+	if *dryRun {
+		fmt.Fprintf(stderr, "profile %s: -benchtime %s, %d rounds; bench dir %s\n", prof.name, prof.benchtime, prof.rounds, *tmpDir)
+		for _, s := range suites {
+			fmt.Fprintf(stderr, "  %s\n", s.GoTestCommand(prof.benchtime, prof.rounds))
+		}
+		return nil
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	work, err := os.MkdirTemp("", "bbbench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := os.MkdirAll(*tmpDir, 0o755); err != nil {
+		return err
+	}
+	benchDir, err := os.MkdirTemp(*tmpDir, "bbbench-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(benchDir)
+	if *logPath == "" {
+		*logPath = filepath.Join(os.TempDir(), "bbbench.log")
+	}
+	logFile, err := os.Create(*logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	started := time.Now()
+	rep := &Report{
+		Schema:    reportSchema,
+		Command:   command,
+		Profile:   prof.name,
+		Benchtime: prof.benchtime,
+		Rounds:    prof.rounds,
+		Filter:    *filter,
+		Suites:    suites,
+		Machine:   DescribeMachine(ctx, root, benchDir),
+	}
+	progress := NewProgress(stderr, IsTerminal(os.Stderr), prof.rounds)
+	progress.Note(fmt.Sprintf("profile %s (-benchtime %s, %d rounds); benchmarks write to %s (%s); raw output in %s",
+		prof.name, prof.benchtime, prof.rounds, *tmpDir, rep.Machine.FileSystem, *logPath))
+	runner := &Runner{
+		Root:      root,
+		WorkDir:   work,
+		BenchDir:  benchDir,
+		Benchtime: prof.benchtime,
+		Filter:    *filter,
+		Timeout:   prof.timeout,
+		Log:       logFile,
+		Progress:  progress,
+	}
+	rep.Packages = runner.Build(ctx, suites)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if prev, err := ReadReport(filepath.Join(out, "bench-results.json")); err == nil && prev.Filter == *filter {
+		if n := countRound(prev.Samples, 1); n > 0 {
+			progress.SetTotal(n * prof.rounds)
+		}
+	}
+	for round := 1; round <= prof.rounds; round++ {
+		progress.StartRound(round)
+		o, err := runner.Round(ctx, suites, round)
+		rep.Samples = append(rep.Samples, o.Samples...)
+		rep.Failures = append(rep.Failures, o.Failures...)
+		if err != nil {
+			progress.Finish()
+			return fmt.Errorf("round %d: %w (nothing written)", round, err)
+		}
+		if round == 1 {
+			progress.SetTotal(len(o.Samples) * prof.rounds)
+		}
+	}
+	progress.Finish()
+
+	rep.Machine.LoadAfter = readTrim("/proc/loadavg")
+	rep.Machine.Finished = time.Now().UTC().Format(time.RFC3339)
+	rep.Machine.WallTime = time.Since(started).Round(time.Second).String()
+	var dirs []string
+	for _, s := range suites {
+		dirs = append(dirs, s.Dir)
+	}
+	rep.Docs = BenchmarkDocs(root, dirs)
+	rep.Analyze(groups)
+	return render(rep, out, stderr)
+}
+
+// countRound counts the samples of one round.
+func countRound(samples []Sample, round int) int {
+	n := 0
+	for _, s := range samples {
+		if s.Round == round {
+			n++
+		}
+	}
+	return n
+}
+
+// render writes the plots, the JSON and the markdown into out.
+func render(rep *Report, out string, stderr io.Writer) error {
+	imgDir := filepath.Join(out, "img")
+	if err := os.MkdirAll(imgDir, 0o755); err != nil {
+		return err
+	}
+	plots := map[string]string{}
+	for _, c := range rep.Comparisons {
+		ok, err := PlotComparison(c, filepath.Join(imgDir, c.ID+".svg"))
+		if err != nil {
+			return err
+		}
+		if ok {
+			plots[c.ID] = "img/" + c.ID + ".svg"
+		}
+	}
+	jsonPath := filepath.Join(out, "bench-results.json")
+	if err := rep.WriteJSON(jsonPath); err != nil {
+		return err
+	}
+	mdPath := filepath.Join(out, "benchmarks.md")
+	f, err := os.Create(mdPath)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteMarkdown(f, plots); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bbbench: wrote %s, %s and %d plots in %s\n", mdPath, jsonPath, len(plots), imgDir)
+	return nil
+}
+
+// repoRoot walks up from the working directory to the main module's go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/badbatch/badbatch\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run bbbench inside the badbatch repository (no go.mod of github.com/badbatch/badbatch above the working directory)")
+		}
+		dir = parent
+	}
+}
