@@ -44,7 +44,7 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 func openIndex(dir string, fs vfs.FS, log *slog.Logger) (*index, error) {
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(fs, dir); err != nil {
 		return nil, fmt.Errorf("storage: index directory %s: %w", dir, err)
 	}
 	db, err := pebble.Open(dir, &pebble.Options{

@@ -89,7 +89,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s.notify.Store(&ch)
 	s.encoders.New = func() any { return new(encoder) }
 
-	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(o.FS, dir); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
 	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
@@ -146,6 +146,31 @@ func (s *Store) openIndex() error {
 		return fmt.Errorf("storage: load index %s: %w", s.indexDir, err)
 	}
 	return nil
+}
+
+// mkdirDurable creates dir and its missing parents, fsyncing each new
+// directory's parent so that the entry survives a power loss.
+func mkdirDurable(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	parent := fs.PathDir(dir)
+	if parent != dir && parent != "" {
+		if err := mkdirDurable(fs, parent); err != nil {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if parent == "" {
+		parent = "."
+	}
+	d, err := fs.OpenDir(parent)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // removeIndex closes the index and deletes its directory.
@@ -342,5 +367,3 @@ func (s *Store) Streams() ([]StreamInfo, error) {
 	})
 	return out, nil
 }
-
-var _ vfs.FS = vfs.Default // the FS type Options.FS uses
