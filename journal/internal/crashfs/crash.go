@@ -1,6 +1,7 @@
 package crashfs
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -158,42 +159,60 @@ func (fs *FS) Crash(cfg CrashConfig) (*FS, CrashReport) {
 
 	report := CrashReport{Config: cfg}
 	img := fs.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: cfg.UnsyncedDataPercent, RNG: cfg.RNG})
-	if cfg.Tail == TailPebble && cfg.Junk == JunkNone {
-		return &FS{mem: img}, report
-	}
-	synced := fs.mem.CrashClone(vfs.CrashCloneCfg{})
-	for _, name := range listFiles(img, "/") {
-		cur, err := fs.mem.UnsafeGetFileDataBuffer(name)
-		if err != nil {
-			continue // renamed or removed since; its image is CrashClone's
-		}
-		var syncedLen int
-		if sd, err := synced.UnsafeGetFileDataBuffer(name); err == nil {
-			syncedLen = len(sd)
-		}
-		if len(cur) <= syncedLen {
-			continue
-		}
-		data, err := img.UnsafeGetFileDataBuffer(name)
-		if err != nil {
-			continue
-		}
-		d := FileDamage{Path: name, SyncedLen: syncedLen, CurrentLen: len(cur)}
-		var out []byte
-		if cfg.Tail == TailPrefix {
-			keep := syncedLen + cfg.RNG.IntN(len(cur)-syncedLen+1)
-			out = slices.Clone(cur[:keep])
-		} else {
-			out = slices.Clone(data)
-		}
-		d.KeptLen = len(out)
-		out = appendJunk(out, cfg, &d)
-		report.Files = append(report.Files, d)
-		if err := replaceFileDurably(img, name, out); err != nil {
-			panic(fmt.Sprintf("crashfs: rewriting %s in a crash image: %v", name, err))
+	files := listFiles(img, "/")
+	if cfg.Tail != TailPebble || cfg.Junk != JunkNone {
+		for _, name := range files {
+			if d, ok := fs.damage(img, name, cfg); ok {
+				report.Files = append(report.Files, d)
+			}
 		}
 	}
-	return &FS{mem: img}, report
+	out := wrap(img)
+	for _, name := range files {
+		if data, err := img.UnsafeGetFileDataBuffer(name); err == nil {
+			out.node(name).synced.Store(int64(len(data)))
+		}
+	}
+	return out, report
+}
+
+// damage applies the tail mode and junk to the image's file name, if the
+// source file at that name has unsynced bytes and the image holds that
+// same file. REQUIRES: gate held exclusively.
+func (fs *FS) damage(img *vfs.MemFS, name string, cfg CrashConfig) (FileDamage, bool) {
+	cur, err := fs.mem.UnsafeGetFileDataBuffer(name)
+	if err != nil {
+		return FileDamage{}, false // renamed or removed since; its image is CrashClone's
+	}
+	syncedLen := min(fs.syncedLen(name), len(cur))
+	if len(cur) <= syncedLen {
+		return FileDamage{}, false
+	}
+	data, err := img.UnsafeGetFileDataBuffer(name)
+	if err != nil {
+		return FileDamage{}, false
+	}
+	// CrashClone keeps a file's synced bytes whole. If the image's bytes
+	// at this name do not start with the source file's synced bytes, the
+	// name led to another file when the directory was last synced (a
+	// rename over it since), and that file is left as CrashClone made it.
+	if len(data) < syncedLen || !bytes.Equal(data[:syncedLen], cur[:syncedLen]) {
+		return FileDamage{}, false
+	}
+	d := FileDamage{Path: name, SyncedLen: syncedLen, CurrentLen: len(cur)}
+	var out []byte
+	if cfg.Tail == TailPrefix {
+		keep := syncedLen + cfg.RNG.IntN(len(cur)-syncedLen+1)
+		out = slices.Clone(cur[:keep])
+	} else {
+		out = slices.Clone(data)
+	}
+	d.KeptLen = len(out)
+	out = appendJunk(out, cfg, &d)
+	if err := replaceFileDurably(img, name, out); err != nil {
+		panic(fmt.Sprintf("crashfs: rewriting %s in a crash image: %v", name, err))
+	}
+	return d, true
 }
 
 func appendJunk(out []byte, cfg CrashConfig, d *FileDamage) []byte {

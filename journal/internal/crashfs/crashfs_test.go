@@ -483,3 +483,58 @@ func TestFaultsInjectAtIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashSyncedLengthFollowsTheFile checks that the synced length used by
+// TailPrefix belongs to the file, not to whether its name is durable: a
+// file synced under a temporary name and renamed, in a directory whose own
+// entry was never synced, keeps all its synced bytes when it is kept.
+func TestCrashSyncedLengthFollowsTheFile(t *testing.T) {
+	fs := crashfs.New()
+	require.NoError(t, fs.MkdirAll("/new/dir", 0o755)) // "/" never synced
+	f, err := fs.Create("/new/dir/a.tmp", vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	synced := pattern(6000, 1)
+	_, err = f.Write(bytes.Clone(synced))
+	require.NoError(t, err)
+	require.NoError(t, f.SyncData())
+	require.NoError(t, f.Close())
+	require.NoError(t, fs.Rename("/new/dir/a.tmp", "/new/dir/a"))
+	syncDir(t, fs, "/new/dir")
+	g, err := fs.OpenReadWrite("/new/dir/a", vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	defer g.Close()
+	_, err = g.WriteAt(pattern(3000, 2), 6000)
+	require.NoError(t, err)
+
+	// At 0% the whole tree is lost: "/new" was never made durable in "/".
+	img, _ := fs.Crash(crashfs.CrashConfig{})
+	assert.False(t, exists(img, "/new"))
+	// At 100% the directories are kept, and a prefix never cuts into the
+	// 6000 synced bytes.
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 50 {
+		img, report := fs.Crash(crashfs.CrashConfig{UnsyncedDataPercent: 100, Tail: crashfs.TailPrefix, RNG: rng})
+		got := read(t, img, "/new/dir/a")
+		require.GreaterOrEqual(t, len(got), 6000)
+		require.Equal(t, synced, got[:6000])
+		require.Len(t, report.Files, 1)
+		require.Equal(t, 6000, report.Files[0].SyncedLen)
+	}
+}
+
+// TestCrashLeavesAReplacedFileAlone: when a name was renamed over after the
+// last directory sync, the image may hold the old file under it; Crash must
+// not splice the new file's bytes into it.
+func TestCrashLeavesAReplacedFileAlone(t *testing.T) {
+	fs := setup(t)
+	old := writeFile(t, fs, "/d/seg", pattern(5000, 1), nil)
+	require.NoError(t, old.Close())
+	f := writeFile(t, fs, "/d/seg.tmp", pattern(100, 7), pattern(4000, 8))
+	defer f.Close()
+	require.NoError(t, fs.Rename("/d/seg.tmp", "/d/seg")) // directory not synced
+	img, report := fs.Crash(crashfs.CrashConfig{Tail: crashfs.TailPrefix, Junk: crashfs.JunkZeros, RNG: rand.New(rand.NewPCG(1, 1))})
+	assert.Equal(t, pattern(5000, 1), read(t, img, "/d/seg"), "the old file, untouched")
+	for _, d := range report.Files {
+		assert.NotEqual(t, "/d/seg", d.Path)
+	}
+}

@@ -3,7 +3,10 @@ package crashfs
 import (
 	"io"
 	"os"
+	"path"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -17,13 +20,98 @@ type FS struct {
 	gate sync.RWMutex
 	// hook, if set, runs after every mutating operation, outside the gate.
 	hook func(op string, path string)
+	// nodes tracks, per file, the length at its last Sync, following the
+	// file through renames and links the way MemFS's nodes do. Crash needs
+	// it: MemFS does not expose a node's synced length, and a 0% clone
+	// cannot tell it either when the file's directory entry is not durable.
+	nodes struct {
+		sync.Mutex
+		m map[string]*nodeState
+	}
+}
+
+// nodeState is what FS knows about one file node.
+type nodeState struct {
+	synced atomic.Int64
+}
+
+// key normalizes a path the way MemFS resolves it.
+func key(p string) string {
+	return strings.TrimLeft(path.Clean("/"+p), "/")
+}
+
+// node returns the state of the file at p, creating it if unknown (a file
+// that existed before tracking, or created by OpenReadWrite).
+func (fs *FS) node(p string) *nodeState {
+	fs.nodes.Lock()
+	defer fs.nodes.Unlock()
+	k := key(p)
+	n := fs.nodes.m[k]
+	if n == nil {
+		n = &nodeState{}
+		fs.nodes.m[k] = n
+	}
+	return n
+}
+
+// newNode records that p now names a new, empty, never-synced file.
+func (fs *FS) newNode(p string) *nodeState {
+	fs.nodes.Lock()
+	defer fs.nodes.Unlock()
+	n := &nodeState{}
+	fs.nodes.m[key(p)] = n
+	return n
+}
+
+// syncedLen returns the synced length of the file at p.
+func (fs *FS) syncedLen(p string) int {
+	fs.nodes.Lock()
+	defer fs.nodes.Unlock()
+	if n := fs.nodes.m[key(p)]; n != nil {
+		return int(n.synced.Load())
+	}
+	return 0
+}
+
+// moveNode makes newname name the node oldname named; with keepOld (a
+// link) oldname keeps it too.
+func (fs *FS) moveNode(oldname, newname string, keepOld bool) {
+	fs.nodes.Lock()
+	defer fs.nodes.Unlock()
+	ok, nk := key(oldname), key(newname)
+	if n := fs.nodes.m[ok]; n != nil {
+		fs.nodes.m[nk] = n
+	} else {
+		delete(fs.nodes.m, nk)
+	}
+	if !keepOld && ok != nk {
+		delete(fs.nodes.m, ok)
+	}
+}
+
+// dropNodes forgets p and, for a directory, everything under it.
+func (fs *FS) dropNodes(p string) {
+	fs.nodes.Lock()
+	defer fs.nodes.Unlock()
+	k := key(p)
+	for name := range fs.nodes.m {
+		if name == k || strings.HasPrefix(name, k+"/") {
+			delete(fs.nodes.m, name)
+		}
+	}
 }
 
 var _ vfs.FS = (*FS)(nil)
 
 // New returns an empty crashable file system.
 func New() *FS {
-	return &FS{mem: vfs.NewCrashableMem()}
+	return wrap(vfs.NewCrashableMem())
+}
+
+func wrap(mem *vfs.MemFS) *FS {
+	fs := &FS{mem: mem}
+	fs.nodes.m = map[string]*nodeState{}
+	return fs
 }
 
 // SetHook installs fn to be called after every mutating operation (create,
@@ -56,7 +144,11 @@ func (fs *FS) ReadFile(name string) ([]byte, error) {
 func (fs *FS) WriteFile(name string, data []byte) error {
 	fs.gate.RLock()
 	defer fs.gate.RUnlock()
-	return replaceFileDurably(fs.mem, name, data)
+	if err := replaceFileDurably(fs.mem, name, data); err != nil {
+		return err
+	}
+	fs.newNode(name).synced.Store(int64(len(data)))
+	return nil
 }
 
 func replaceFileDurably(mem *vfs.MemFS, name string, data []byte) error {
@@ -96,18 +188,25 @@ func (fs *FS) after(op, path string) {
 func (fs *FS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	fs.gate.RLock()
 	f, err := fs.mem.Create(name, category)
+	var n *nodeState
+	if err == nil {
+		n = fs.newNode(name)
+	}
 	fs.gate.RUnlock()
 	fs.after("create", name)
 	if err != nil {
 		return nil, err
 	}
-	return &file{File: f, fs: fs, name: name}, nil
+	return &file{File: f, fs: fs, name: name, node: n}, nil
 }
 
 // Link implements vfs.FS.
 func (fs *FS) Link(oldname, newname string) error {
 	fs.gate.RLock()
 	err := fs.mem.Link(oldname, newname)
+	if err == nil {
+		fs.moveNode(oldname, newname, true)
+	}
 	fs.gate.RUnlock()
 	fs.after("link", newname)
 	return err
@@ -119,19 +218,23 @@ func (fs *FS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &file{File: f, fs: fs, name: name}, nil
+	return &file{File: f, fs: fs, name: name, node: fs.node(name)}, nil
 }
 
 // OpenReadWrite implements vfs.FS.
 func (fs *FS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	fs.gate.RLock()
 	f, err := fs.mem.OpenReadWrite(name, category, opts...)
+	var n *nodeState
+	if err == nil {
+		n = fs.node(name)
+	}
 	fs.gate.RUnlock()
 	fs.after("open-rw", name)
 	if err != nil {
 		return nil, err
 	}
-	return &file{File: f, fs: fs, name: name}, nil
+	return &file{File: f, fs: fs, name: name, node: n}, nil
 }
 
 // OpenDir implements vfs.FS.
@@ -147,6 +250,9 @@ func (fs *FS) OpenDir(name string) (vfs.File, error) {
 func (fs *FS) Remove(name string) error {
 	fs.gate.RLock()
 	err := fs.mem.Remove(name)
+	if err == nil {
+		fs.dropNodes(name)
+	}
 	fs.gate.RUnlock()
 	fs.after("remove", name)
 	return err
@@ -156,6 +262,9 @@ func (fs *FS) Remove(name string) error {
 func (fs *FS) RemoveAll(name string) error {
 	fs.gate.RLock()
 	err := fs.mem.RemoveAll(name)
+	if err == nil {
+		fs.dropNodes(name)
+	}
 	fs.gate.RUnlock()
 	fs.after("remove-all", name)
 	return err
@@ -165,6 +274,9 @@ func (fs *FS) RemoveAll(name string) error {
 func (fs *FS) Rename(oldname, newname string) error {
 	fs.gate.RLock()
 	err := fs.mem.Rename(oldname, newname)
+	if err == nil {
+		fs.moveNode(oldname, newname, false)
+	}
 	fs.gate.RUnlock()
 	fs.after("rename", newname)
 	return err
@@ -174,12 +286,15 @@ func (fs *FS) Rename(oldname, newname string) error {
 func (fs *FS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	fs.gate.RLock()
 	f, err := fs.mem.ReuseForWrite(oldname, newname, category)
+	if err == nil {
+		fs.moveNode(oldname, newname, false)
+	}
 	fs.gate.RUnlock()
 	fs.after("reuse", newname)
 	if err != nil {
 		return nil, err
 	}
-	return &file{File: f, fs: fs, name: newname}, nil
+	return &file{File: f, fs: fs, name: newname, node: fs.node(newname)}, nil
 }
 
 // MkdirAll implements vfs.FS.
@@ -195,7 +310,11 @@ func (fs *FS) MkdirAll(dir string, perm os.FileMode) error {
 func (fs *FS) Lock(name string) (io.Closer, error) {
 	fs.gate.RLock()
 	defer fs.gate.RUnlock()
-	return fs.mem.Lock(name)
+	c, err := fs.mem.Lock(name)
+	if err == nil {
+		fs.newNode(name)
+	}
+	return c, err
 }
 
 // List implements vfs.FS.
@@ -224,6 +343,18 @@ type file struct {
 	vfs.File
 	fs   *FS
 	name string
+	node *nodeState // nil for a directory
+}
+
+// noteSynced records the file's length as synced. REQUIRES: gate held
+// (shared), the Sync done.
+func (f *file) noteSynced() {
+	if f.node == nil {
+		return
+	}
+	if fi, err := f.File.Stat(); err == nil && !fi.IsDir() {
+		f.node.synced.Store(fi.Size())
+	}
 }
 
 func (f *file) Write(p []byte) (int, error) {
@@ -245,6 +376,9 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 func (f *file) Sync() error {
 	f.fs.gate.RLock()
 	err := f.File.Sync()
+	if err == nil {
+		f.noteSynced()
+	}
 	f.fs.gate.RUnlock()
 	f.fs.after("sync", f.name)
 	return err
@@ -253,6 +387,9 @@ func (f *file) Sync() error {
 func (f *file) SyncData() error {
 	f.fs.gate.RLock()
 	err := f.File.SyncData()
+	if err == nil {
+		f.noteSynced()
+	}
 	f.fs.gate.RUnlock()
 	f.fs.after("sync", f.name)
 	return err
