@@ -70,6 +70,11 @@ func (j *Journal) enforceRetentionLocked(now time.Time) (int, error) {
 // so. REQUIRES: w held.
 func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 	j.sweepGraveyardLocked()
+	// The newest segment's name must be durable before older ones go, or a
+	// crash could leave no segment to carry NextSeq.
+	if err := j.syncDirIfPendingLocked(); err != nil {
+		return 0, err
+	}
 	removed := 0
 	for {
 		j.mu.Lock()
@@ -78,15 +83,6 @@ func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 			return removed, nil
 		}
 		s := j.mu.segments[0]
-		if removed == 0 && j.w.dirSyncPending {
-			// The newest segment's name must be durable before older ones
-			// go, or a crash could leave no segment to carry NextSeq.
-			j.mu.Unlock()
-			if err := j.syncDirIfPendingLocked(); err != nil {
-				return removed, err
-			}
-			continue
-		}
 		j.mu.segments[0] = nil
 		j.mu.segments = j.mu.segments[1:]
 		j.mu.Unlock()
