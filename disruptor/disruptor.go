@@ -172,13 +172,17 @@ func (d *Disruptor[T]) Err() error {
 	return nil
 }
 
-// Shutdown seals the ring (later claims fail with ErrHalted; claims made
-// before are still published by their producers), waits until every
-// handler has processed every claimed event, then stops the processors and
-// waits for their goroutines. If ctx ends first it halts instead and returns
-// ctx's error; if the disruptor is halted or fails meanwhile it returns
-// Err() or ErrHalted. Before Start it only marks the disruptor halted.
-// Producers need not stop first: a Publish that returned nil is handled.
+// Shutdown seals the ring (later claims fail with ErrHalted), waits until
+// every handler has processed every event claimed before the seal, then stops
+// the processors and waits for their goroutines. Producers need not stop
+// first: every Publish that returned nil is handled.
+//
+// If ctx ends first, Shutdown halts and returns an error wrapping ctx.Err()
+// at once, without waiting: a processor stops as soon as its handler returns
+// from the event in progress, and Halt waits for that. If the disruptor is
+// halted or fails meanwhile, Shutdown returns Err() or ErrHalted. Before
+// Start it only marks the disruptor halted. Safe to call more than once and
+// concurrently with Halt.
 func (d *Disruptor[T]) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	state := d.mu.state
@@ -188,15 +192,18 @@ func (d *Disruptor[T]) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 
-	var err error
 	if state == disruptorRunning {
 		target := d.ring.seq.seal()
-		err = d.drain(ctx, leaves, target)
+		if err := d.drain(ctx, leaves, target); err != nil {
+			if ctx.Err() != nil {
+				d.haltAsync()
+			} else {
+				d.Halt()
+			}
+			return err
+		}
 	}
 	d.Halt()
-	if err != nil {
-		return err
-	}
 	return d.Err()
 }
 
