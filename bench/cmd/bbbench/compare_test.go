@@ -1,0 +1,163 @@
+package main
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// capturedResults are the captured outputs of testdata/ as one run: the
+// limits, NATS, and the sample package with its failing benchmark.
+func capturedResults(t *testing.T) *Results {
+	t.Helper()
+	var samples []Sample
+	var failures []Failure
+	for _, f := range []struct{ file, pkg string }{
+		{"limits.txt", pkgBench},
+		{"nats.txt", pkgPeers},
+		{"sample-procs2-fail.txt", "sample"},
+	} {
+		out := parseFile(t, f.file, f.pkg)
+		samples = append(samples, out.Samples...)
+		failures = append(failures, out.Failures...)
+	}
+	return &Results{
+		Summaries: SummarizeSamples(samples),
+		Failures:  failures,
+		Packages: map[string]PackageStatus{
+			pkgBench:     {Dir: pkgBench, Present: true, Built: true},
+			pkgPeers:     {Dir: pkgPeers, Present: true, Built: true},
+			"sample":     {Dir: "sample", Present: true, Built: true},
+			"broken":     {Dir: "broken", Present: true, BuildError: "broken/x_test.go:3:1: syntax error\nmore"},
+			pkgDisruptor: {Dir: pkgDisruptor},
+		},
+	}
+}
+
+func TestMatchSeries(t *testing.T) {
+	s := Series{Package: pkgPeers, Match: "BenchmarkNATSPublish/sync=always"}
+	for _, tc := range []struct {
+		pkg, name string
+		row       string
+		ok        bool
+	}{
+		{pkgPeers, "BenchmarkNATSPublish/sync=always/producers=4/size=100B", "producers=4/size=100B", true},
+		{pkgPeers, "BenchmarkNATSPublish/producers=4/sync=always", "producers=4", true}, // fixed elements anywhere
+		{pkgPeers, "BenchmarkNATSPublish/sync=always", "", true},
+		{pkgPeers, "BenchmarkNATSPublish/sync=default/producers=4/size=100B", "", false},
+		{pkgPeers, "BenchmarkNATSPublishX/sync=always", "", false},
+		{pkgBench, "BenchmarkNATSPublish/sync=always/producers=4/size=100B", "", false}, // another package
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row, ok := matchSeries(s, tc.pkg, tc.name)
+			assert.Equal(t, tc.ok, ok)
+			assert.Equal(t, tc.row, row)
+		})
+	}
+}
+
+func TestCompareDurableAppend(t *testing.T) {
+	r := capturedResults(t)
+	g := Groups()[0]
+	require.Equal(t, "durable-append", g.ID)
+	c := Compare(g, r)
+	require.Len(t, c.Rows, 3)
+	require.NotNil(t, c.LimitStat)
+	limit := (7251 + 5738) / 2.0
+	assert.InDelta(t, limit, c.LimitStat.Median, 1e-9)
+
+	row := c.Rows[2]
+	assert.Equal(t, "producers=16/size=100B", row.Key)
+	// BadBatch's store benchmark is not in the captured output.
+	assert.Equal(t, CellNoSuchBenc, row.Cells[0].Status)
+	always := row.Cells[1]
+	require.Equal(t, CellOK, always.Status)
+	assert.Equal(t, "BenchmarkNATSPublish/sync=always/producers=16/size=100B", always.Name)
+	assert.InDelta(t, (7313+6473)/2.0, always.Stat.Median, 1e-9)
+	require.NotNil(t, always.P99)
+	assert.InDelta(t, (13123583+14876671)/2.0, always.P99.Median, 1e-9)
+	assert.InDelta(t, always.Stat.Median/limit, float64(always.ToLimit), 1e-12)
+	assert.True(t, math.IsNaN(float64(always.Adv)), "no advantage without BadBatch's figure")
+	assert.Empty(t, Losses([]Comparison{c}))
+}
+
+// TestComparePairsRowsAndRatios pairs two real benchmarks of the captured
+// output as if one were BadBatch: seqwrite (size=64KiB, 1MiB) against
+// memcopy (size=1KiB, 64KiB, 1MiB), in MB/s.
+func TestComparePairsRowsAndRatios(t *testing.T) {
+	r := capturedResults(t)
+	g := &Group{
+		ID: "t", Unit: "MB/s",
+		Series: []Series{
+			{Label: "base", Package: pkgBench, Match: "BenchmarkLimit/seqwrite", Base: true},
+			{Label: "peer", Package: pkgBench, Match: "BenchmarkLimit/memcopy"},
+			{Label: "fast but unsafe", Package: pkgBench, Match: "BenchmarkLimit/memcopy", NotDurable: true},
+		},
+	}
+	c := Compare(g, r)
+	keys := []string{}
+	for _, row := range c.Rows {
+		keys = append(keys, row.Key)
+	}
+	assert.Equal(t, []string{"size=64KiB", "size=1MiB", "size=1KiB"}, keys, "base rows first, then the others in order of appearance")
+
+	row := c.Rows[1] // size=1MiB
+	base := (440.06 + 412.59) / 2
+	peer := (20271.07 + 24201.41) / 2
+	assert.InDelta(t, base, row.Cells[0].Stat.Median, 1e-9)
+	assert.InDelta(t, peer, row.Cells[1].Stat.Median, 1e-9)
+	assert.InDelta(t, base/peer, float64(row.Cells[1].Adv), 1e-12)
+	assert.True(t, math.IsNaN(float64(row.Cells[2].Adv)), "a not-durable contender is never ranked")
+	assert.True(t, math.IsNaN(float64(row.Cells[0].Adv)), "the base has no advantage over itself")
+
+	assert.Equal(t, CellNoSuchBenc, c.Rows[2].Cells[0].Status, "seqwrite has no size=1KiB")
+
+	losses := Losses([]Comparison{c})
+	require.Len(t, losses, 2, "memcopy beats seqwrite at both sizes both ran; the not-durable twin is not counted")
+	assert.Equal(t, "size=64KiB", losses[0].Row)
+	assert.Equal(t, "peer", losses[0].Peer)
+	assert.InDelta(t, peer/base, losses[1].By, 1e-9)
+}
+
+func TestCompareExplainsMissing(t *testing.T) {
+	r := capturedResults(t)
+	g := &Group{
+		ID: "t", Unit: "records/s", Rows: []string{"size=64B"},
+		Series: []Series{
+			{Label: "ok", Package: "sample", Match: "BenchmarkCopy", Base: true},
+			{Label: "failed", Package: "sample", Match: "BenchmarkFails/impl=broken"},
+			{Label: "no such", Package: "sample", Match: "BenchmarkNope"},
+			{Label: "no build", Package: "broken", Match: "BenchmarkX"},
+			{Label: "absent", Package: pkgDisruptor, Match: "BenchmarkRing"},
+			{Label: "unknown package", Package: "nowhere", Match: "BenchmarkRing"},
+			{Label: "not in the matrix", Package: "sample", Match: "BenchmarkNope", Rows: []string{"size=1B"}},
+		},
+		Limit: &Limit{Package: "sample", Name: "BenchmarkLimitThatIsNot", Unit: "fsyncs/s"},
+	}
+	c := Compare(g, r)
+	require.Len(t, c.Rows, 2)
+	cells := c.Rows[0].Cells
+	assert.Equal(t, CellOK, cells[0].Status)
+	assert.Equal(t, CellFailed, cells[1].Status)
+	assert.Equal(t, "BenchmarkFails/impl=broken", cells[1].Name)
+	assert.Equal(t, "sample_test.go:35: disk on fire", cells[1].Message)
+	assert.Equal(t, CellNoSuchBenc, cells[2].Status)
+	assert.Equal(t, CellNoBuild, cells[3].Status)
+	assert.Equal(t, "broken/x_test.go:3:1: syntax error", cells[3].Message)
+	assert.Equal(t, CellNoPackage, cells[4].Status)
+	assert.Equal(t, CellNoPackage, cells[5].Status)
+	assert.Equal(t, CellNotInSet, cells[6].Status)
+	assert.Nil(t, c.LimitStat)
+	assert.Equal(t, CellNoSuchBenc, c.LimitStatus)
+	assert.Equal(t, "size=4096B", c.Rows[1].Key)
+}
+
+func TestCompareWithNothingRun(t *testing.T) {
+	r := &Results{Packages: map[string]PackageStatus{pkgBench: {Dir: pkgBench, Present: true, Built: true}}}
+	g := &Group{ID: "t", Unit: "records/s", Series: []Series{{Label: "b", Package: pkgBench, Match: "BenchmarkJournalAppend", Base: true}}}
+	c := Compare(g, r)
+	require.Len(t, c.Rows, 1, "a group with no rows still gets one, to say why")
+	assert.Equal(t, CellNoSuchBenc, c.Rows[0].Cells[0].Status)
+}
