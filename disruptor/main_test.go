@@ -1,6 +1,7 @@
 package disruptor
 
 import (
+	"runtime"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,3 +12,5 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
+
+func runtimeGosched() { runtime.Gosched() }
