@@ -274,11 +274,11 @@ func (s *Store) Wait(ctx context.Context, stream string, offset uint64) error {
 	defer s.waiters.Add(-1)
 	for {
 		ch := *s.notify.Load()
-		if s.nextOffset(stream) > offset {
-			return nil
-		}
 		if s.closed.Load() {
 			return ErrClosed
+		}
+		if s.nextOffset(stream) > offset {
+			return nil
 		}
 		select {
 		case <-ch:
