@@ -66,11 +66,15 @@ func run(args []string, stderr io.Writer) error {
 	fromJSON := fs.String("from-json", "", "render the report from this results file instead of running")
 	logPath := fs.String("log", "", "write the benchmarks' raw output here (default: a file in the temporary directory)")
 	dryRun := fs.Bool("dry-run", false, "print what would run and exit")
+	plotFormat := fs.String("plot-format", "svg", "the plots' format: svg or png")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *quick && *full {
 		return errors.New("--quick and --full exclude each other")
+	}
+	if *plotFormat != "svg" && *plotFormat != "png" {
+		return fmt.Errorf("--plot-format %q: want svg or png", *plotFormat)
 	}
 	prof := profileQuick
 	if *full {
@@ -99,7 +103,7 @@ func run(args []string, stderr io.Writer) error {
 			return err
 		}
 		rep.Analyze(groups)
-		return render(rep, out, stderr)
+		return render(rep, out, *plotFormat, stderr)
 	}
 
 	suites := defaultSuites()
@@ -197,7 +201,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	rep.Docs = BenchmarkDocs(root, dirs)
 	rep.Analyze(groups)
-	return render(rep, out, stderr)
+	return render(rep, out, *plotFormat, stderr)
 }
 
 // countRound counts the samples of one round.
@@ -211,20 +215,22 @@ func countRound(samples []Sample, round int) int {
 	return n
 }
 
-// render writes the plots, the JSON and the markdown into out.
-func render(rep *Report, out string, stderr io.Writer) error {
+// render writes the plots (in format, "svg" or "png"), the JSON and the
+// markdown into out.
+func render(rep *Report, out, format string, stderr io.Writer) error {
 	imgDir := filepath.Join(out, "img")
 	if err := os.MkdirAll(imgDir, 0o755); err != nil {
 		return err
 	}
 	plots := map[string]string{}
 	for _, c := range rep.Comparisons {
-		ok, err := PlotComparison(c, filepath.Join(imgDir, c.ID+".svg"))
+		name := c.ID + "." + format
+		ok, err := PlotComparison(c, filepath.Join(imgDir, name))
 		if err != nil {
 			return err
 		}
 		if ok {
-			plots[c.ID] = "img/" + c.ID + ".svg"
+			plots[c.ID] = "img/" + name
 		}
 	}
 	jsonPath := filepath.Join(out, "bench-results.json")

@@ -25,7 +25,8 @@ func (e errorPoints) YError(i int) (float64, float64) { return e.low[i], e.high[
 // orders of magnitude and a linear axis would flatten the slow ones to zero.
 const logScaleAbove = 20
 
-// PlotComparison draws one comparison as an SVG at path: one marker per
+// PlotComparison draws one comparison at path, in the format its extension
+// names (.svg or .png): one marker per
 // contender and matrix point at the median, a bar from the lowest to the
 // highest round, and the physical limit as a dashed line when it is in a
 // comparable unit. It returns false, with no file, when nothing ran.
@@ -56,7 +57,7 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 
 	p := plot.New()
 	p.Title.Text = g.Title
-	p.Y.Label.Text = g.Unit + " (median; bars: min to max of the rounds)"
+	p.Y.Label.Text = g.Unit
 	if HigherIsBetter(g.Unit) {
 		p.Y.Label.Text += ", higher is better"
 	} else {
@@ -71,12 +72,15 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 	}
 	p.NominalX(labels...)
 	p.X.Min, p.X.Max = -0.5, float64(len(rows))-0.5
+	// Headroom above the highest bar keeps the legend (top left) clear of
+	// the data.
 	if hi/lo > logScaleAbove {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
+		p.Y.Label.Text += " (log scale)"
+		p.Y.Min, p.Y.Max = lo/2, hi*10
 	} else {
-		p.Y.Min, p.Y.Max = 0, hi*1.15
+		p.Y.Min, p.Y.Max = 0, hi*1.4
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true

@@ -303,6 +303,11 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 	m.f("## %s\n\n%s\n\n", g.Title, g.Question)
 	if plot != "" {
 		m.f("![%s](%s)\n\n", g.Title, plot)
+		m.f("*Markers: medians. Bars: lowest to highest round.")
+		if c.LimitStat != nil && !g.Limit.Percent {
+			m.f(" Dashed line: the limit (`%s`).", g.Limit.Name)
+		}
+		m.f("*\n\n")
 	}
 	hasP99 := false
 	for _, row := range c.Rows {
