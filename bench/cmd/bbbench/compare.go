@@ -164,7 +164,7 @@ func (r *Results) missing(pkg, fn string, elems []string) Cell {
 	case !ok || !ps.Present:
 		return Cell{Status: CellNoPackage}
 	case !ps.Built:
-		return Cell{Status: CellNoBuild, Message: firstLine(ps.BuildError)}
+		return Cell{Status: CellNoBuild, Message: buildErrorLine(ps.BuildError)}
 	}
 	for _, f := range r.Failures {
 		ffn, felems := nameElements(f.Name)

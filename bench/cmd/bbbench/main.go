@@ -178,7 +178,6 @@ func run(args []string, stderr io.Writer) error {
 		}
 	}
 	for round := 1; round <= prof.rounds; round++ {
-		progress.StartRound(round)
 		o, err := runner.Round(ctx, suites, round)
 		rep.Samples = append(rep.Samples, o.Samples...)
 		rep.Failures = append(rep.Failures, o.Failures...)

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -96,7 +95,7 @@ func (r *Runner) Build(ctx context.Context, suites []Suite) map[string]PackageSt
 				ps.BuildError = err.Error()
 			}
 			fmt.Fprintf(r.Log, "== build %s failed:\n%s\n", s.Dir, ps.BuildError)
-			r.Progress.Note(fmt.Sprintf("build %s: FAILED (%s)", s.Dir, firstLine(ps.BuildError)))
+			r.Progress.Note(fmt.Sprintf("build %s: FAILED (%s)", s.Dir, buildErrorLine(ps.BuildError)))
 		case !fileExists(bin):
 			// go test -c writes nothing for a package without test files.
 			ps.Built = true
@@ -108,6 +107,17 @@ func (r *Runner) Build(ctx context.Context, suites []Suite) map[string]PackageSt
 		status[s.Dir] = ps
 	}
 	return status
+}
+
+// buildErrorLine is the first line of a build's output that says what is
+// wrong (the go command starts with "# package" lines).
+func buildErrorLine(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return line
+		}
+	}
+	return firstLine(out)
 }
 
 func hasGoFiles(dir string) bool {
@@ -124,6 +134,7 @@ func fileExists(path string) bool {
 // A binary that exits non-zero (a failed benchmark) is not an error: its
 // failures are in the output. Only an interruption is.
 func (r *Runner) Round(ctx context.Context, suites []Suite, round int) (Output, error) {
+	r.Progress.StartRound(round)
 	var all Output
 	for _, s := range suites {
 		bin, ok := r.binaries[s.Dir]
@@ -172,12 +183,9 @@ func (r *Runner) runOne(ctx context.Context, s Suite, bin string, round int) (Ou
 	p := NewParser(s.Dir, round)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var logMu sync.Mutex
 	for sc.Scan() {
 		line := sc.Text()
-		logMu.Lock()
 		fmt.Fprintln(r.Log, line)
-		logMu.Unlock()
 		if sample, ok := p.Line(line); ok {
 			r.Progress.Sample(sample)
 		}

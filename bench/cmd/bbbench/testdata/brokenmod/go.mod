@@ -1,0 +1,3 @@
+module bbbroken
+
+go 1.26.0

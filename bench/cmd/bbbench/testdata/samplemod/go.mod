@@ -1,0 +1,3 @@
+module bbsample
+
+go 1.26.0
