@@ -337,7 +337,9 @@ func (a *applier) finish() error {
 	if len(a.dirty) > 0 {
 		a.stateMu.Lock()
 		for _, st := range a.dirty {
+			first := st.pub.FirstOffset // owned by retention
 			st.pub = st.meta
+			st.pub.FirstOffset = first
 			st.dirty = false
 		}
 		a.stateMu.Unlock()

@@ -84,7 +84,9 @@ func streamKey(dst []byte, stream []byte) []byte {
 	return append(dst, stream...)
 }
 
-// streamMeta is the durable part of a stream's state.
+// streamMeta is a stream's state. All but FirstOffset is the business
+// logic's and durable; FirstOffset is derived from the journal's retention
+// (see retention.go) and not stored.
 type streamMeta struct {
 	NextOffset  uint64
 	FirstOffset uint64
@@ -93,26 +95,24 @@ type streamMeta struct {
 	MaxTime     int64 // largest record timestamp so far, unix nanoseconds
 }
 
-// streamMeta value layout (40 bytes, big endian): next offset, first
-// offset, bytes, last timestamp, max timestamp.
+// streamMeta value layout (32 bytes, big endian): next offset, bytes,
+// last timestamp, max timestamp.
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
-	dst = binary.BigEndian.AppendUint64(dst, m.FirstOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.LastTime))
 	return binary.BigEndian.AppendUint64(dst, uint64(m.MaxTime))
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
-	if len(v) != 40 {
+	if len(v) != 32 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata is %d bytes", errCorruptIndex, len(v))
 	}
 	return streamMeta{
-		NextOffset:  binary.BigEndian.Uint64(v[0:8]),
-		FirstOffset: binary.BigEndian.Uint64(v[8:16]),
-		Bytes:       binary.BigEndian.Uint64(v[16:24]),
-		LastTime:    int64(binary.BigEndian.Uint64(v[24:32])),
-		MaxTime:     int64(binary.BigEndian.Uint64(v[32:40])),
+		NextOffset: binary.BigEndian.Uint64(v[0:8]),
+		Bytes:      binary.BigEndian.Uint64(v[8:16]),
+		LastTime:   int64(binary.BigEndian.Uint64(v[16:24])),
+		MaxTime:    int64(binary.BigEndian.Uint64(v[24:32])),
 	}, nil
 }
 

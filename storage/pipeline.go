@@ -97,6 +97,7 @@ type businessProcessor struct {
 
 	// The index flush in flight, if any, and what it will make durable.
 	flushing <-chan struct{}
+	flushPos position
 }
 
 func newBusinessProcessor(s *Store) *businessProcessor {
@@ -109,8 +110,15 @@ func newBusinessProcessor(s *Store) *businessProcessor {
 func (b *businessProcessor) stop() {
 	if b.flushing != nil {
 		<-b.flushing
-		b.flushing = nil
+		b.flushed()
 	}
+}
+
+// flushed records that the flush in flight has completed.
+func (b *businessProcessor) flushed() {
+	b.flushing = nil
+	b.s.durableEntry.Store(b.flushPos.Entry)
+	b.s.kickRetention()
 }
 
 // readerSource adapts a GroupReader positioned on a group to recordSource.
@@ -275,7 +283,7 @@ func (b *businessProcessor) maybeFlush() {
 	if b.flushing != nil {
 		select {
 		case <-b.flushing:
-			b.flushing = nil
+			b.flushed()
 		default:
 		}
 	}
@@ -284,7 +292,7 @@ func (b *businessProcessor) maybeFlush() {
 	}
 	if b.flushing != nil {
 		<-b.flushing
-		b.flushing = nil
+		b.flushed()
 	}
 	ch, err := b.s.x.db.AsyncFlush()
 	if err != nil {
@@ -292,6 +300,7 @@ func (b *businessProcessor) maybeFlush() {
 		return
 	}
 	b.flushing = ch
+	b.flushPos = b.app.pos
 	b.app.appliedBytes = 0
 	b.s.stats.indexFlushes.Add(1)
 }

@@ -58,6 +58,14 @@ func (s *Store) recover() error {
 		s.log.Info("storage: index caught up with the journal", "entries", r.entries, "groups", r.groups,
 			"bytes", r.bytes, "from_entry", pos.Entry, "to_entry", last, "took", time.Since(start))
 	}
+	s.durableEntry.Store(s.app.pos.Entry)
+	if first > 1 {
+		// Retention removed the journal's head: derive the streams'
+		// first retained offsets.
+		if err := s.trimIndex(first); err != nil {
+			return fmt.Errorf("storage: recovery: %w", err)
+		}
+	}
 	s.recovered = recoveryStats{Entries: r.entries, Groups: r.groups, Bytes: r.bytes, Took: time.Since(start), Rebuilt: ahead}
 	return nil
 }

@@ -59,6 +59,14 @@ type Store struct {
 
 	encoders sync.Pool // *encoder
 
+	// durableEntry: every journal entry below it is applied by an index
+	// flush that has completed. Retention never truncates at or past it.
+	durableEntry atomic.Uint64
+	// The retention goroutine (only with a retention limit).
+	retainKick chan struct{}
+	retainStop chan struct{}
+	retainWG   sync.WaitGroup
+
 	stats struct {
 		appends, records, bytes atomic.Uint64
 		rejected, duplicates    atomic.Uint64
@@ -110,6 +118,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		_ = s.j.Close()
 		return nil, err
 	}
+	s.startRetention()
 	return s, nil
 }
 
@@ -124,9 +133,9 @@ func (s *Store) journalOptions() *journal.Options {
 		SyncInterval:   s.opts.SyncInterval,
 		SegmentSize:    s.opts.SegmentSize,
 		MaxEntrySize:   maxEntry,
-		RetentionBytes: s.opts.RetentionBytes,
-		RetentionAge:   s.opts.RetentionAge,
 		Logger:         s.log,
+		// No RetentionBytes/RetentionAge: retention is the store's (see
+		// retention.go).
 	}
 	if m := s.metrics; m != nil {
 		jo.OnSync = m.ObserveFsync
@@ -248,6 +257,7 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("storage: stop pipeline: %w", err))
 		}
 		s.bp.stop()
+		s.stopRetention()
 		close(s.closing)
 		s.readMu.Lock()
 		healthy := s.failure.Load() == nil
