@@ -128,12 +128,12 @@ func (s *Store) journalOptions() *journal.Options {
 		maxEntry = min(need, 1<<30)
 	}
 	jo := &journal.Options{
-		FS:             s.opts.FS,
-		SyncPolicy:     s.opts.SyncPolicy,
-		SyncInterval:   s.opts.SyncInterval,
-		SegmentSize:    s.opts.SegmentSize,
-		MaxEntrySize:   maxEntry,
-		Logger:         s.log,
+		FS:           s.opts.FS,
+		SyncPolicy:   s.opts.SyncPolicy,
+		SyncInterval: s.opts.SyncInterval,
+		SegmentSize:  s.opts.SegmentSize,
+		MaxEntrySize: maxEntry,
+		Logger:       s.log,
 		// No RetentionBytes/RetentionAge: retention is the store's (see
 		// retention.go).
 	}
