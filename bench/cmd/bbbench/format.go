@@ -52,6 +52,15 @@ func trimNumber(v float64) string {
 	return s
 }
 
+// formatFigure prints a figure in its unit's terms: a time per op or a
+// latency as a duration, anything else as formatValue does.
+func formatFigure(unit string, v float64) string {
+	if unit == "ns/op" || strings.HasSuffix(unit, "-ns") {
+		return formatDuration(v)
+	}
+	return formatValue(v)
+}
+
 // formatDuration prints nanoseconds as a readable duration: 148479 -> "148µs".
 func formatDuration(ns float64) string {
 	switch {
@@ -74,10 +83,7 @@ func formatRange(unit string, s Stat) string {
 	if s.Runs <= 1 {
 		return "one run"
 	}
-	lo, hi := formatValue(s.Min), formatValue(s.Max)
-	if unit == "ns/op" || strings.HasSuffix(unit, "-ns") {
-		lo, hi = formatDuration(s.Min), formatDuration(s.Max)
-	}
+	lo, hi := formatFigure(unit, s.Min), formatFigure(unit, s.Max)
 	spread := s.Spread()
 	sp := "-"
 	if !math.IsNaN(spread) {

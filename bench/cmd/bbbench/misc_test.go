@@ -23,6 +23,9 @@ func TestFormat(t *testing.T) {
 		assert.Equal(t, tc.want, formatValue(tc.in), "%v", tc.in)
 	}
 	assert.Equal(t, "148µs", formatDuration(148479))
+	assert.Equal(t, "21.3ns", formatFigure("ns/op", 21.3))
+	assert.Equal(t, "1.5ms", formatFigure("p99-ns", 1.5e6))
+	assert.Equal(t, "21.3", formatFigure("records/s", 21.3))
 	assert.Equal(t, "1.5s", formatDuration(1.5e9))
 	assert.Equal(t, "2.31x", formatRatio(2.3141))
 	assert.Equal(t, "-", formatRatio(float64(nan)))

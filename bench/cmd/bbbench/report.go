@@ -358,7 +358,7 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 				point = ""
 				continue
 			}
-			m.f("| %s | %s | %s | %s |", point, label, formatValue(cell.Stat.Median), formatRange(g.Unit, cell.Stat))
+			m.f("| %s | %s | %s | %s |", point, label, formatFigure(g.Unit, cell.Stat.Median), formatRange(g.Unit, cell.Stat))
 			if hasP99 {
 				p99 := "-"
 				if cell.P99 != nil {
