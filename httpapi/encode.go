@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"time"
@@ -117,4 +118,24 @@ type cursorResponse struct {
 	Stream string `json:"stream"`
 	Name   string `json:"name"`
 	Offset uint64 `json:"offset"`
+}
+
+// marshalJSON encodes v like json.Marshal but without HTML escaping, so a
+// JSON value reads back byte for byte as it was stored ("<", ">" and "&"
+// stay themselves).
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// appendJSONLine appends v's JSON and a newline to buf (NDJSON).
+func appendJSONLine(buf *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

@@ -185,7 +185,7 @@ func (s *Server) handleRead(c echo.Context) error {
 		contentType = mediaNDJSON
 		body, err = encodeNDJSON(recs)
 	} else {
-		body, err = json.Marshal(pageResponse{Records: toOutRecords(recs, false), NextOffset: next})
+		body, err = marshalJSON(pageResponse{Records: toOutRecords(recs, false), NextOffset: next})
 	}
 	if err != nil {
 		return err
@@ -205,9 +205,8 @@ func (s *Server) handleRead(c echo.Context) error {
 
 func encodeNDJSON(recs []storage.StoredRecord) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
 	for i := range recs {
-		if err := enc.Encode(toOutRecord(&recs[i], false)); err != nil {
+		if err := appendJSONLine(&buf, toOutRecord(&recs[i], false)); err != nil {
 			return nil, err
 		}
 	}
@@ -270,7 +269,11 @@ func (s *Server) handleGlobal(c echo.Context) error {
 	}
 	s.metrics.observeRead(visible)
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.JSON(http.StatusOK, globalResponse{Records: toOutRecords(visible, true), NextSeq: next})
+	body, err := marshalJSON(globalResponse{Records: toOutRecords(visible, true), NextSeq: next})
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 
 func (s *Server) handleStreams(c echo.Context) error {

@@ -119,7 +119,7 @@ func (s *Server) serveSSE(c echo.Context, stream string, q readQuery) error {
 			buf = append(buf, ": keep-alive\n\n"...)
 		default:
 			for i := range recs {
-				data, merr := json.Marshal(toOutRecord(&recs[i], false))
+				data, merr := marshalJSON(toOutRecord(&recs[i], false))
 				if merr != nil {
 					return nil
 				}
@@ -225,7 +225,7 @@ func (s *Server) wsLoop(ctx context.Context, conn *websocket.Conn, stream string
 		}
 		for i := 0; i < len(recs) && err == nil; i++ {
 			var data []byte
-			data, err = json.Marshal(toOutRecord(&recs[i], false))
+			data, err = marshalJSON(toOutRecord(&recs[i], false))
 			if err == nil {
 				err = conn.Write(wctx, websocket.MessageText, data)
 			}
