@@ -192,7 +192,9 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	j := mustOpen(t, t.TempDir(), o)
 	defer j.Close()
 	h := NewHandler(j, func(s *testSlot) []byte { return s.group },
-		func(s *testSlot, info EntryInfo, ordinal int, err error) { s.info, s.ordinal, s.err = info, ordinal, err })
+		func(s *testSlot, info EntryInfo, ordinal int, err error) {
+			s.info, s.ordinal, s.err = info, ordinal, err
+		})
 	slots := make([]testSlot, 64)
 	for i := range slots {
 		slots[i].group = smallGroup(i, 100)
