@@ -1,0 +1,115 @@
+package httpapi_test
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/badbatch/badbatch/httpapi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGzip(t *testing.T) {
+	ts := startServer(t, serverConfig{})
+	appendN(t, ts, "gz", 0, 200)
+	cases := []struct {
+		name, accept string
+		gzipped      bool
+	}{
+		{"json page", "application/json", true},
+		{"ndjson page", "application/x-ndjson", true},
+		{"sse", "text/event-stream", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/streams/gz/records?from=0&limit=150", nil)
+			require.NoError(t, err)
+			req.Header.Set("Accept", tc.accept)
+			req.Header.Set("Accept-Encoding", "gzip")
+			// An explicit Accept-Encoding turns off the transport's
+			// transparent decompression, so the header is visible.
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if !tc.gzipped {
+				assert.Empty(t, resp.Header.Get("Content-Encoding"))
+				return
+			}
+			require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+			zr, err := gzip.NewReader(resp.Body)
+			require.NoError(t, err)
+			data, err := io.ReadAll(zr)
+			require.NoError(t, err)
+			assert.Contains(t, string(data), `"offset":149`)
+		})
+	}
+	t.Run("small answers stay plain", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/streams/gz", nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		assert.Empty(t, resp.Header.Get("Content-Encoding"))
+	})
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	ts := startServer(t, serverConfig{})
+	appendN(t, ts, "m", 0, 3)
+	appendN(t, ts, "m", 3, 2)
+	_, _ = ts.do(http.MethodGet, "/v1/streams/m/records", nil)
+	_, _ = ts.do(http.MethodGet, "/v1/streams/nope/records", nil)
+
+	assert.Equal(t, 5.0, metricValue(t, ts, "badbatch_records_appended_total"))
+	assert.Equal(t, 2.0, metricValue(t, ts, "badbatch_append_batch_records"), "two append requests observed")
+	assert.Equal(t, 2.0, metricValue(t, ts, "badbatch_http_append_duration_seconds"))
+	assert.GreaterOrEqual(t, metricValue(t, ts, "badbatch_journal_fsync_duration_seconds"), 1.0, "the store's fsync hook")
+	assert.GreaterOrEqual(t, metricValue(t, ts, "badbatch_ring_batch_records"), 1.0)
+	assert.Equal(t, 5.0, metricValue(t, ts, "badbatch_records_read_total"))
+	assert.Equal(t, 1.0, metricValue(t, ts, "badbatch_http_errors_total"))
+
+	resp, body := ts.do(http.MethodGet, "/metrics", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	text := string(body)
+	for _, name := range []string{
+		"badbatch_http_append_duration_seconds_bucket", "badbatch_journal_fsync_duration_seconds_bucket",
+		"badbatch_append_batch_records_bucket", "badbatch_ring_occupancy_slots", "badbatch_records_appended_total",
+		"badbatch_bytes_appended_total", "badbatch_records_read_total", "badbatch_bytes_read_total",
+		`badbatch_live_subscribers{transport="sse"}`, `badbatch_http_errors_total{code="not_found"} 1`,
+		"go_goroutines",
+	} {
+		assert.True(t, strings.Contains(text, name), "missing %s", name)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	st := openStore(t, t.TempDir(), nil, nil)
+	defer st.Close()
+	cases := map[string]func(*httpapi.Options){
+		"open address without auth": func(o *httpapi.Options) { o.Addr = "0.0.0.0:8080" },
+		"zero request limit":        func(o *httpapi.Options) { o.MaxRequestBytes = 0 },
+		"read limit above store's":  func(o *httpapi.Options) { o.MaxReadLimit = 1 << 20 },
+		"negative rate":             func(o *httpapi.Options) { o.RateLimit = -1 },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := httpapi.DefaultOptions()
+			mutate(o)
+			_, err := httpapi.New(st, o)
+			assert.Error(t, err)
+		})
+	}
+	t.Run("insecure flag allows an open address", func(t *testing.T) {
+		o := httpapi.DefaultOptions()
+		o.Addr, o.AllowInsecureNoAuth = "0.0.0.0:0", true
+		before := *o
+		_, err := httpapi.New(st, o)
+		assert.NoError(t, err)
+		assert.Equal(t, before, *o, "New must not modify the caller's options")
+	})
+}
