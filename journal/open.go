@@ -51,17 +51,29 @@ func Open(dir string, opts *Options) (*Journal, error) {
 	return j, nil
 }
 
-// openDir creates the directory (fsyncing its parent if it is new), takes
-// the lock and opens the directory for fsyncs.
+// openDir creates the directory (and any missing ancestors, fsyncing the
+// parent of each one it creates), takes the lock and opens the directory
+// for fsyncs.
 func (j *Journal) openDir() error {
 	fs := j.fs
-	_, statErr := fs.Stat(j.dir)
+	var missing []string
+	for d := j.dir; ; {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		parent := fs.PathDir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
 	if err := fs.MkdirAll(j.dir, 0o755); err != nil {
 		return fmt.Errorf("journal: create %s: %w", j.dir, err)
 	}
-	if statErr != nil {
-		if err := syncPath(fs, fs.PathDir(j.dir)); err != nil {
-			return fmt.Errorf("journal: fsync parent of %s: %w", j.dir, err)
+	for _, d := range missing { // deepest first; each new entry made durable
+		if err := syncPath(fs, fs.PathDir(d)); err != nil {
+			return fmt.Errorf("journal: fsync parent of %s: %w", d, err)
 		}
 	}
 	lock, err := fs.Lock(fs.PathJoin(j.dir, lockName))
