@@ -1,0 +1,276 @@
+package journal_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/badbatch/badbatch/journal"
+	"github.com/badbatch/badbatch/journal/internal/crashfs"
+)
+
+// groupSeeds are well-formed payloads and damaged versions of them.
+func groupSeeds() [][]byte {
+	g1 := journal.AppendGroup(nil, &journal.Group{Stream: []byte("orders"), Timestamp: 1_700_000_000_000_000_000},
+		[]journal.Record{{Timestamp: 1_700_000_000_000_000_005, Key: []byte("k1"), Value: []byte(`{"a":1}`), Flags: journal.FlagJSON}})
+	g2 := journal.AppendGroup(nil, &journal.Group{
+		Stream: []byte("s"), Flags: journal.GroupHasExpectedOffset, ExpectedLastOffset: -1,
+		IdempotencyKey: []byte("idem-1"), Timestamp: 42,
+	}, []journal.Record{
+		{Timestamp: 40, Headers: []journal.Header{{Name: []byte("h"), Value: []byte("v")}, {Name: []byte("x"), Value: nil}}, Value: []byte("one")},
+		{Timestamp: 45},
+		{Timestamp: -5, Key: bytes.Repeat([]byte("k"), 300), Value: bytes.Repeat([]byte{0xff}, 1000)},
+	})
+	g3 := journal.AppendGroup(nil, &journal.Group{Stream: []byte("empty")}, nil)
+	both := append(append([]byte(nil), g1...), g2...)
+	seeds := [][]byte{nil, {0}, g1, g2, g3, both, append(append([]byte(nil), both...), g3...)}
+	seeds = append(seeds, both[:len(g1)+5], g2[:len(g2)-1], make([]byte, 40))
+	flipped := append([]byte(nil), g2...)
+	flipped[20] ^= 0x80
+	return append(seeds, flipped)
+}
+
+// FuzzGroupReader decodes arbitrary bytes as an entry payload. The reader
+// must never panic or loop, must report damage as an error wrapping
+// ErrCorrupt, must hand out slices inside the payload, and when it accepts
+// the payload, its groups must tile it exactly and re-encode (AppendGroup)
+// to a payload that decodes to the same values.
+func FuzzGroupReader(f *testing.F) {
+	for _, s := range groupSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		groups, recs, err := decodeAll(t, data, 77)
+		if err != nil {
+			require.ErrorIs(t, err, journal.ErrCorrupt)
+			return
+		}
+		// Accepted: the groups tile the payload.
+		end := 0
+		for _, g := range groups {
+			require.Equal(t, end, g.view.Offset, "groups are contiguous")
+			end += g.view.Size
+		}
+		require.Equal(t, len(data), end, "the groups cover the whole payload")
+		// Re-encode and decode again: same values.
+		var again []byte
+		for i, g := range groups {
+			grp := journal.Group{Stream: g.view.Stream, Flags: g.view.Flags, ExpectedLastOffset: g.view.ExpectedLastOffset,
+				IdempotencyKey: g.view.IdempotencyKey, Timestamp: g.view.Timestamp}
+			again = journal.AppendGroup(again, &grp, recs[i])
+		}
+		groups2, recs2, err := decodeAll(t, again, 77)
+		require.NoError(t, err, "a re-encoded payload decodes")
+		require.Len(t, groups2, len(groups))
+		for i := range groups {
+			a, b := groups[i].view, groups2[i].view
+			require.Equal(t, a.Stream, b.Stream)
+			require.Equal(t, a.Flags, b.Flags)
+			if a.Flags&journal.GroupHasExpectedOffset != 0 {
+				require.Equal(t, a.ExpectedLastOffset, b.ExpectedLastOffset)
+			}
+			require.Equal(t, a.IdempotencyKey, b.IdempotencyKey)
+			require.Equal(t, a.Timestamp, b.Timestamp)
+			require.Equal(t, a.Records, b.Records)
+			require.Equal(t, a.FirstSeq, b.FirstSeq)
+			require.Equal(t, normalize(recs[i]), normalize(recs2[i]))
+		}
+	})
+}
+
+type decodedGroup struct {
+	view journal.GroupView
+}
+
+// decodeAll reads every group and record of payload, copying what it
+// returns, and checks the reader's own invariants on the way.
+func decodeAll(t *testing.T, payload []byte, firstSeq uint64) ([]decodedGroup, [][]journal.Record, error) {
+	var r journal.GroupReader
+	r.Reset(payload, firstSeq)
+	var groups []decodedGroup
+	var recs [][]journal.Record
+	seq := firstSeq
+	for steps := 0; r.Next(); steps++ {
+		require.LessOrEqual(t, steps, len(payload), "more groups than payload bytes: the reader loops")
+		g := *r.Group()
+		require.GreaterOrEqual(t, g.Offset, 0)
+		require.LessOrEqual(t, g.Offset+g.Size, len(payload), "group %d extends past the payload", g.Ordinal)
+		require.Equal(t, len(groups), g.Ordinal)
+		require.Equal(t, seq, g.FirstSeq)
+		requireInside(t, payload, g.Stream, g.IdempotencyKey)
+		var rs []journal.Record
+		for r.NextRecord() {
+			require.Less(t, len(rs), g.Records, "more records than the group header says")
+			require.Less(t, len(rs), len(payload), "more records than payload bytes: the reader loops")
+			rec := r.Record()
+			require.Equal(t, seq, rec.Seq)
+			require.Equal(t, len(rs), rec.Ordinal)
+			requireInside(t, payload, rec.Key, rec.Value)
+			out := journal.Record{Timestamp: rec.Timestamp, Flags: rec.Flags, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value)}
+			for h := range rec.NumHeaders() {
+				name, value := rec.Header(h)
+				requireInside(t, payload, name, value)
+				out.Headers = append(out.Headers, journal.Header{Name: bytes.Clone(name), Value: bytes.Clone(value)})
+			}
+			rs = append(rs, out)
+			seq++
+		}
+		if r.Err() == nil {
+			require.Len(t, rs, g.Records, "a group read without error has all its records")
+		}
+		g.Stream, g.IdempotencyKey = bytes.Clone(g.Stream), bytes.Clone(g.IdempotencyKey)
+		groups = append(groups, decodedGroup{view: g})
+		recs = append(recs, rs)
+	}
+	return groups, recs, r.Err()
+}
+
+// requireInside checks that every non-empty slice lies inside payload.
+func requireInside(t *testing.T, payload []byte, slices ...[]byte) {
+	t.Helper()
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(payload)))
+	for _, s := range slices {
+		if len(s) == 0 {
+			continue
+		}
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+		inside := p >= base && p-base+uintptr(len(s)) <= uintptr(len(payload))
+		require.True(t, inside, "a %d-byte slice does not alias the payload", len(s))
+	}
+}
+
+// normalize maps nil and empty byte slices to nil for comparison.
+func normalize(rs []journal.Record) []journal.Record {
+	out := make([]journal.Record, len(rs))
+	for i, r := range rs {
+		r.Key, r.Value = nilIfEmpty(r.Key), nilIfEmpty(r.Value)
+		var hs []journal.Header
+		for _, h := range r.Headers {
+			hs = append(hs, journal.Header{Name: nilIfEmpty(h.Name), Value: nilIfEmpty(h.Value)})
+		}
+		r.Headers = hs
+		out[i] = r
+	}
+	return out
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// repairBase is a closed journal of three or more segments (512-byte
+// segments, entries of about 150 bytes), built once per process.
+var repairBase struct {
+	once     sync.Once
+	fs       *crashfs.FS
+	model    [][]byte
+	lastSeg  string
+	lastData []byte
+	sealed   int // entries in the segments before the last
+}
+
+const fuzzDir = "/j"
+
+func buildRepairBase(t testing.TB) {
+	repairBase.once.Do(func() {
+		fs := crashfs.New()
+		rng := rand.New(rand.NewPCG(8, 8))
+		j, err := openOn(fs, fuzzDir, 512)
+		require.NoError(t, err)
+		for range 9 {
+			groups, payload := payloadGroups(rng, 100)
+			_, err := j.Append(groups)
+			require.NoError(t, err)
+			repairBase.model = append(repairBase.model, payload)
+		}
+		require.NoError(t, j.Close())
+		segs := segmentFiles(t, fs, fuzzDir)
+		require.GreaterOrEqual(t, len(segs), 3)
+		repairBase.lastSeg = fs.PathJoin(fuzzDir, segs[len(segs)-1])
+		repairBase.lastData, err = fs.ReadFile(repairBase.lastSeg)
+		require.NoError(t, err)
+		j, err = openOn(fs, fuzzDir, 512)
+		require.NoError(t, err)
+		st := j.Stats()
+		require.NoError(t, j.Close())
+		// The last segment's first index is in its name; the entries
+		// before it live in sealed segments.
+		var first uint64
+		for _, c := range segs[len(segs)-1][:20] {
+			first = first*10 + uint64(c-'0')
+		}
+		require.Equal(t, uint64(len(repairBase.model)), st.LastIndex)
+		repairBase.sealed = int(first) - 1
+		repairBase.fs = fs
+	})
+	require.NotNil(t, repairBase.fs, "building the fuzz base failed")
+}
+
+// repairSeeds returns the last segment as written and damaged versions.
+func repairSeeds(t testing.TB) [][]byte {
+	buildRepairBase(t)
+	d := repairBase.lastData
+	c := func(b []byte) []byte { return append([]byte(nil), b...) }
+	flip := c(d)
+	flip[len(flip)-10] ^= 1
+	hdrFlip := c(d)
+	hdrFlip[9] ^= 4
+	return [][]byte{
+		c(d), nil, c(d[:10]), c(d[:32]), c(d[:32+30]), c(d[:len(d)-1]),
+		append(c(d), make([]byte, 100)...), append(c(d), bytes.Repeat([]byte{0xa5}, 70)...),
+		flip, hdrFlip, make([]byte, 4096),
+	}
+}
+
+// FuzzRepair installs arbitrary bytes as the journal's last segment file
+// and opens it. Open must never panic; it either fails with an error
+// wrapping ErrCorrupt, or succeeds with every entry of the sealed segments
+// intact, every entry readable, and a state that a second Open reproduces
+// exactly without repairing anything, and that accepts the next Append.
+func FuzzRepair(f *testing.F) {
+	for _, s := range repairSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		buildRepairBase(t)
+		fs, _ := repairBase.fs.Crash(crashfs.CrashConfig{}) // a private copy
+		require.NoError(t, fs.WriteFile(repairBase.lastSeg, data))
+
+		j, err := openOn(fs, fuzzDir, 512)
+		if err != nil {
+			require.ErrorIs(t, err, journal.ErrCorrupt, "Open failed without ErrCorrupt")
+			return
+		}
+		first, got, err := readAll(j)
+		require.NoError(t, err, "an opened journal reads back without error")
+		last := j.LastIndex()
+		require.Equal(t, uint64(1), first)
+		require.Equal(t, int(last), len(got))
+		require.GreaterOrEqual(t, len(got), repairBase.sealed, "entries of sealed segments lost")
+		for i := range repairBase.sealed {
+			require.Equal(t, repairBase.model[i], got[i], "sealed entry %d", i+1)
+		}
+		require.NoError(t, j.Close())
+
+		j, err = openOn(fs, fuzzDir, 512)
+		require.NoError(t, err, "second Open")
+		rep := j.RepairReport()
+		require.False(t, rep.Truncated, "second Open repaired again: %+v", rep)
+		require.Empty(t, rep.RemovedFiles, "second Open removed files")
+		_, got2, err := readAll(j)
+		require.NoError(t, err)
+		require.Equal(t, got, got2, "second Open sees the same entries")
+		groups, _ := payloadGroups(rand.New(rand.NewPCG(1, 1)), 10)
+		info, err := j.Append(groups)
+		require.NoError(t, err, "append after repair")
+		require.Equal(t, last+1, info.Index)
+		require.NoError(t, j.Close())
+	})
+}
