@@ -14,6 +14,8 @@
 //	    ^                                                                   |
 //	    +----------------- gating: the leaf handlers' sequences -----------+
 //
+// The protocol:
+//
 //   - Claim: Next(n) hands out the n sequences after the claim cursor. With
 //     MultiProducer the claim is one atomic add, so any number of goroutines
 //     claim concurrently; with SingleProducer one goroutine does.

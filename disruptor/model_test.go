@@ -169,9 +169,7 @@ func randomScenario(rng *rand.Rand, perProducer int) modelScenario {
 			st.kind, st.upstream = "then", last
 		default:
 			st.kind = "after"
-			for _, id := range rng.Perm(created)[:1+rng.IntN(created)] {
-				st.upstream = append(st.upstream, id)
-			}
+			st.upstream = append(st.upstream, rng.Perm(created)[:1+rng.IntN(created)]...)
 		}
 		s.steps = append(s.steps, st)
 		last = st.handlers

@@ -19,8 +19,6 @@ type recorder struct {
 	batchSizes []int64
 	ends       []int64 // sequences flagged endOfBatch
 	failAt     int64   // OnEvent returns errFail for this sequence (-1: never)
-	timeouts   int
-	onTimeout  func()
 }
 
 var errFail = errors.New("handler failure")
@@ -203,8 +201,7 @@ func TestProcessorExceptionHandlers(t *testing.T) {
 			h := newRecorder()
 			h.failAt = 2
 			var calls []call
-			var p *BatchEventProcessor[int64]
-			p = NewBatchEventProcessor(r, r.NewBarrier(), EventHandler[int64](h))
+			p := NewBatchEventProcessor(r, r.NewBarrier(), EventHandler[int64](h))
 			require.NoError(t, p.SetExceptionHandler(tt.handler(&calls, &p)))
 			require.NoError(t, runProcessor(t, p, 5))
 			assert.Equal(t, tt.wantSeqs, h.seqs)
