@@ -193,8 +193,7 @@ func (d *Disruptor[T]) Shutdown(ctx context.Context) error {
 	d.mu.Unlock()
 
 	if state == disruptorRunning {
-		target := d.ring.seq.seal()
-		if err := d.drain(ctx, leaves, target); err != nil {
+		if err := d.drainAll(ctx, leaves); err != nil {
 			if ctx.Err() != nil {
 				d.haltAsync()
 			} else {
@@ -205,6 +204,31 @@ func (d *Disruptor[T]) Shutdown(ctx context.Context) error {
 	}
 	d.Halt()
 	return d.Err()
+}
+
+// drainAll seals the ring and drains it. A MultiProducer drain target is
+// fixed at the seal. A SingleProducer's may still rise (its producer may
+// publish a claim made before the seal), so drainAll drains to the published
+// cursor, then stops the ring (Publish reports ErrHalted from then on), then
+// drains once more to catch a Publish that raced the stop and returned nil.
+func (d *Disruptor[T]) drainAll(ctx context.Context, leaves []*Sequence) error {
+	seq := &d.ring.seq
+	target := seq.seal()
+	stopped := false
+	for {
+		if err := d.drain(ctx, leaves, target); err != nil {
+			return err
+		}
+		if next := seq.drainTarget(target); next > target {
+			target = next
+			continue
+		}
+		if stopped {
+			return nil
+		}
+		seq.stop()
+		stopped = true
+	}
 }
 
 // drain waits until every leaf sequence reaches target. Leaves are the last
@@ -218,7 +242,7 @@ func (d *Disruptor[T]) drain(ctx context.Context, leaves []*Sequence, target int
 		if minimumSequence(leaves, target) >= target {
 			return nil
 		}
-		if d.ring.seq.halted.Load() {
+		if d.ring.seq.state.Load() == ringHalted {
 			if cause := d.Err(); cause != nil {
 				return cause
 			}

@@ -18,7 +18,8 @@ const (
 	// slot records the lap number of its last publish.
 	MultiProducer ProducerType = iota
 	// SingleProducer requires that one goroutine at a time calls Next,
-	// TryNext and Publish: publishing is one store of the cursor.
+	// TryNext, Publish and RemainingCapacity: a claim touches no shared
+	// memory and a publish is one store of the cursor.
 	SingleProducer
 )
 
@@ -34,21 +35,28 @@ func (p ProducerType) String() string {
 	}
 }
 
+// Ring states, in the only order they are entered.
 const (
-	// sealOffset is added to the claim cursor to seal the ring (Shutdown,
-	// Halt). Any claim whose atomic add returns a value at or above
-	// sealThreshold happened after the seal and fails with ErrHalted, so the
-	// same atomic add both claims and tells the claimant whether the drain
-	// covers it. Real sequences never get near 2^61 (73 years at 10^9 events
-	// per second).
+	ringOpen     int32 = iota // claims and publishes accepted
+	ringSealed                // new claims fail with ErrHalted (Shutdown draining)
+	ringStopping              // Publish also reports ErrHalted: it may not be drained
+	ringHalted                // producers waiting for capacity fail too
+)
+
+const (
+	// sealOffset is added to the MultiProducer claim cursor at the seal.
+	// Any claim whose atomic add returns a value at or above sealThreshold
+	// happened after the seal and fails with ErrHalted, so the one atomic
+	// add both claims and tells the claimant whether the drain covers it.
+	// Real sequences never get near 2^61 (73 years at 10^9 events/s).
 	sealOffset    int64 = 1 << 62
 	sealThreshold int64 = 1 << 61
 	// notSealed is sealedAt's value before the seal.
 	notSealed int64 = math.MinInt64
 
-	// Phases of a producer's wait for capacity on a full ring: polls,
-	// then polls with runtime.Gosched (letting consumers on the same core
-	// run), then parking until a gating processor signals progress.
+	// Phases of a producer's wait for capacity on a full ring: polls, then
+	// polls with runtime.Gosched (letting consumers on the same core run),
+	// then parking until a gating processor signals progress.
 	capacitySpins  = 64
 	capacityYields = 64
 	// capacityRecheck bounds a parked producer's sleep, so that gating
@@ -57,19 +65,21 @@ const (
 	capacityRecheck = time.Millisecond
 )
 
-// sequencer is the claim/publish protocol shared by both producer types;
-// the multi-producer parts are in sequencer_multi.go. Fields are grouped so
-// that the read-mostly ones never share a cache line with the counters that
-// producers and consumers write.
+// sequencer is the claim/publish protocol of a ring: the common parts are
+// here, the producer-specific ones in sequencer_single.go and
+// sequencer_multi.go. Fields are grouped so that read-mostly ones never share
+// a cache line with the counters producers and consumers write.
 //
 // Invariants:
-//   - claimed (minus sealOffset once sealed) is the highest sequence handed
-//     out by Next or TryNext; claims are contiguous and never reused.
-//   - A claimed sequence s may be written only after every gating sequence
-//     is >= s - size (the previous lap's event in that slot was consumed).
+//   - Claims are contiguous and never reused: the highest claim is spNext
+//     (SingleProducer) or claimed, minus sealOffset once sealed
+//     (MultiProducer).
+//   - A claimed sequence s is handed out only once every gating sequence is
+//     >= s - size: the previous lap's event in its slot was consumed.
 //   - SingleProducer: published is the highest published sequence.
 //     MultiProducer: s is published iff available[s&mask] == int32(s>>shift).
-//   - Once halted is true it stays true; halted implies sealed.
+//   - state only increases; every Publish that returned nil stored its range
+//     before state reached ringStopping.
 type sequencer struct {
 	_ cacheLinePad
 
@@ -85,15 +95,20 @@ type sequencer struct {
 	signalCustom bool
 	available    []atomic.Int32 // MultiProducer only: lap number per slot
 	gating       atomic.Pointer[[]*Sequence]
-	halted       atomic.Bool
-	sealedAt     atomic.Int64 // claim cursor at the seal, or notSealed
+	state        atomic.Int32
+	sealedAt     atomic.Int64 // MultiProducer claim cursor at the seal, or notSealed
 	sealMu       sync.Mutex   // serializes seal
 
 	_           cacheLinePad
-	claimed     Sequence // claim cursor (+ sealOffset once sealed)
-	published   Sequence // SingleProducer's publish cursor
-	gatingCache Sequence // last minimum of the gating sequences seen by a producer
+	claimed     Sequence // MultiProducer claim cursor (+ sealOffset once sealed)
+	published   Sequence // SingleProducer publish cursor
+	gatingCache Sequence // MultiProducer: last gating minimum seen by a producer
 	capacity    waitSet  // producers parked on a full ring
+
+	// SingleProducer's claim state, touched only by the producer goroutine.
+	spNext        int64 // highest claimed sequence
+	spGatingCache int64 // last gating minimum seen
+	_             cacheLinePad
 }
 
 func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrategy) {
@@ -111,6 +126,8 @@ func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrateg
 	s.claimed.Store(InitialSequenceValue)
 	s.published.Store(InitialSequenceValue)
 	s.gatingCache.Store(InitialSequenceValue)
+	s.spNext = InitialSequenceValue
+	s.spGatingCache = InitialSequenceValue
 	if !s.single {
 		s.available = make([]atomic.Int32, size)
 		for i := range s.available {
@@ -119,62 +136,15 @@ func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrateg
 	}
 }
 
-// claimCursor is the highest claimed sequence. After the seal it may exceed
-// the last real claim by the sizes of claims that failed, which only makes
-// Publish's check more lenient, never wrongly strict.
-func (s *sequencer) claimCursor() int64 {
-	c := s.claimed.Load()
-	if c >= sealThreshold {
-		c -= sealOffset
-	}
-	return c
-}
-
-// cursor is the highest claimed sequence (MultiProducer) or the highest
-// published one (SingleProducer), frozen at the seal for MultiProducer.
-func (s *sequencer) cursor() int64 {
-	if s.single {
-		return s.published.Load()
-	}
-	if at := s.sealedAt.Load(); at != notSealed {
-		return at
-	}
-	return s.claimCursor()
-}
-
-func (s *sequencer) claimError(n int64) error {
-	return fmt.Errorf("%w: n=%d, ring size %d", ErrClaimTooLarge, n, s.size)
-}
-
-func (s *sequencer) minimumGating(fallback int64) int64 {
-	return minimumSequence(*s.gating.Load(), fallback)
-}
-
 // next claims n slots, waiting for capacity, and returns the highest one.
-// The fast path (one atomic add, one load of the cached gating minimum) is
-// small enough to inline into Next.
 func (s *sequencer) next(n int64) (int64, error) {
 	if n < 1 || n > s.size {
 		return InitialSequenceValue, s.claimError(n)
 	}
-	hi := s.claimed.add(n)
-	if hi >= sealThreshold {
-		return InitialSequenceValue, ErrHalted
+	if s.single {
+		return s.nextSingle(n)
 	}
-	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
-		return s.nextSlow(wrap, hi)
-	}
-	return hi, nil
-}
-
-// nextSlow waits for the slots of a claim to be free.
-func (s *sequencer) nextSlow(wrap, hi int64) (int64, error) {
-	low, err := s.waitForCapacity(wrap, hi)
-	if err != nil {
-		return InitialSequenceValue, err
-	}
-	s.gatingCache.Store(low)
-	return hi, nil
+	return s.nextMulti(n)
 }
 
 // tryNext claims n slots only if they are free now.
@@ -182,45 +152,65 @@ func (s *sequencer) tryNext(n int64) (int64, error) {
 	if n < 1 || n > s.size {
 		return InitialSequenceValue, s.claimError(n)
 	}
-	for {
-		cur := s.claimed.Load()
-		if cur >= sealThreshold {
-			return InitialSequenceValue, ErrHalted
-		}
-		hi := cur + n
-		wrap := hi - s.size
-		if wrap > s.gatingCache.Load() {
-			low := s.minimumGating(cur)
-			s.gatingCache.Store(low)
-			if wrap > low {
-				return InitialSequenceValue, ErrInsufficientCapacity
-			}
-		}
-		if s.claimed.CompareAndSwap(cur, hi) {
-			return hi, nil
-		}
+	if s.single {
+		return s.tryNextSingle(n)
 	}
+	return s.tryNextMulti(n)
 }
 
-// waitForCapacity waits until every gating sequence is >= wrap and returns
-// their minimum, or ErrHalted once the ring is halted.
-func (s *sequencer) waitForCapacity(wrap, hi int64) (int64, error) {
-	ready := func() bool { return s.halted.Load() || s.minimumGating(hi) >= wrap }
-	for i := 0; ; i++ {
-		if low := s.minimumGating(hi); low >= wrap {
-			return low, nil
+// publish makes the claimed range [lo, hi] visible to consumers and wakes
+// the parked ones.
+func (s *sequencer) publish(lo, hi int64) error {
+	if s.single {
+		if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.spNext || lo <= s.published.Load() {
+			return s.unclaimedError(lo, hi)
 		}
-		if s.halted.Load() {
-			return InitialSequenceValue, ErrHalted
+		s.published.Store(hi)
+	} else {
+		if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.claimCursor() {
+			return s.unclaimedError(lo, hi)
 		}
-		switch {
-		case i < capacitySpins:
-		case i < capacitySpins+capacityYields:
-			runtime.Gosched()
-		default:
-			s.capacity.wait(ready, capacityRecheck)
-		}
+		s.publishMulti(lo, hi)
 	}
+	if set := s.signalSet; set != nil {
+		set.signal()
+	} else if s.signalCustom {
+		s.strategy.SignalAllWhenBlocking()
+	}
+	if s.state.Load() >= ringStopping {
+		return ErrHalted
+	}
+	return nil
+}
+
+// highestPublished returns the highest sequence >= seq such that all of
+// [seq, it] are published, or a value below seq when seq is not.
+func (s *sequencer) highestPublished(seq int64) int64 {
+	if s.single {
+		return s.published.Load()
+	}
+	return s.highestPublishedMulti(seq)
+}
+
+// claimCursor is the highest claimed sequence. For SingleProducer it must be
+// called on the producer goroutine.
+func (s *sequencer) claimCursor() int64 {
+	if s.single {
+		return s.spNext
+	}
+	return s.claimCursorMulti()
+}
+
+// cursor is the highest claimed sequence (MultiProducer, frozen at the
+// seal) or the highest published one (SingleProducer). Any goroutine.
+func (s *sequencer) cursor() int64 {
+	if s.single {
+		return s.published.Load()
+	}
+	if at := s.sealedAt.Load(); at != notSealed {
+		return at
+	}
+	return s.claimCursorMulti()
 }
 
 // remainingCapacity is the number of slots a producer could claim now.
@@ -230,28 +220,12 @@ func (s *sequencer) remainingCapacity() int64 {
 	return max(s.size-used, 0)
 }
 
-// publish makes [lo, hi] visible to consumers.
-func (s *sequencer) publish(lo, hi int64) error {
-	if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.claimCursor() {
-		return s.unclaimedError(lo, hi)
-	}
-	if s.single {
-		if lo <= s.published.Load() {
-			return s.unclaimedError(lo, hi)
-		}
-		s.published.Store(hi)
-	} else {
-		s.publishMulti(lo, hi)
-	}
-	s.signalConsumers()
-	if s.halted.Load() {
-		return ErrHalted
-	}
-	return nil
+func (s *sequencer) claimError(n int64) error {
+	return fmt.Errorf("%w: n=%d, ring size %d", ErrClaimTooLarge, n, s.size)
 }
 
 func (s *sequencer) unclaimedError(lo, hi int64) error {
-	return fmt.Errorf("%w: [%d, %d], claim cursor %d, published cursor %d",
+	return fmt.Errorf("%w: [%d, %d] with claim cursor %d and cursor %d",
 		ErrPublishUnclaimed, lo, hi, s.claimCursor(), s.cursor())
 }
 
@@ -265,21 +239,56 @@ func (s *sequencer) signalConsumers() {
 	}
 }
 
-// highestPublished returns the highest sequence >= seq such that all of
-// [seq, it] are published, or seq-1 when seq is not published.
-func (s *sequencer) highestPublished(seq int64) int64 {
-	if s.single {
-		return s.published.Load()
-	}
-	return s.highestPublishedMulti(seq)
+func (s *sequencer) minimumGating(fallback int64) int64 {
+	return minimumSequence(*s.gating.Load(), fallback)
 }
 
-// seal makes every later claim fail with ErrHalted and returns the last
-// sequence claimed before it. Claims made before the seal are unaffected:
-// their producers publish them, and Shutdown drains them. Idempotent.
+// waitForCapacity waits until every gating sequence is >= wrap and returns
+// their minimum (fallback without gating sequences), or ErrHalted once the
+// ring is halted.
+func (s *sequencer) waitForCapacity(wrap, fallback int64) (int64, error) {
+	ready := func() bool {
+		return s.state.Load() == ringHalted || s.minimumGating(fallback) >= wrap
+	}
+	for i := 0; ; i++ {
+		if low := s.minimumGating(fallback); low >= wrap {
+			return low, nil
+		}
+		if s.state.Load() == ringHalted {
+			return InitialSequenceValue, ErrHalted
+		}
+		switch {
+		case i < capacitySpins:
+		case i < capacitySpins+capacityYields:
+			runtime.Gosched()
+		default:
+			s.capacity.wait(ready, capacityRecheck)
+		}
+	}
+}
+
+// advanceState moves state up to to (never down).
+func (s *sequencer) advanceState(to int32) {
+	for {
+		cur := s.state.Load()
+		if cur >= to || s.state.CompareAndSwap(cur, to) {
+			return
+		}
+	}
+}
+
+// seal makes every later claim fail with ErrHalted and returns the drain
+// target: the last MultiProducer claim made before the seal, or the
+// SingleProducer published cursor (which a claim made before the seal may
+// still raise; see drainTarget). Claims made before the seal are unaffected.
+// Idempotent.
 func (s *sequencer) seal() int64 {
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
+	s.advanceState(ringSealed)
+	if s.single {
+		return s.published.Load()
+	}
 	if at := s.sealedAt.Load(); at != notSealed {
 		return at
 	}
@@ -288,11 +297,27 @@ func (s *sequencer) seal() int64 {
 	return at
 }
 
+// drainTarget returns the sequence a drain must reach, given the one it
+// reached: fixed at the seal for MultiProducer; for SingleProducer the
+// published cursor, which the single producer may still advance with a claim
+// it made before the seal.
+func (s *sequencer) drainTarget(reached int64) int64 {
+	if s.single {
+		return max(reached, s.published.Load())
+	}
+	return reached
+}
+
+// stop makes Publish report ErrHalted: what is published from now on may
+// not be drained. A Publish that still returned nil stored its range before
+// stop, so a drainTarget read after stop covers it.
+func (s *sequencer) stop() { s.advanceState(ringStopping) }
+
 // halt seals the ring and wakes every producer waiting for capacity; they
 // return ErrHalted. Idempotent.
 func (s *sequencer) halt() {
 	s.seal()
-	s.halted.Store(true)
+	s.advanceState(ringHalted)
 	s.capacity.signal()
 	s.signalConsumers()
 }

@@ -1,14 +1,61 @@
 package disruptor
 
-// Multi-producer availability: one int32 per slot holding the lap number
-// (seq >> shift) of the last publish into that slot, -1 before the first.
-// Sequence s is published iff available[s&mask] == int32(s>>shift). A lap
-// number would have to wrap 2^32 laps behind for this to confuse two laps,
-// which the gating invariant rules out. Producers publish out of order;
-// consumers see only the contiguous published prefix.
+// MultiProducer: a claim is one atomic add on the shared claim cursor;
+// waiting for capacity happens after the add, so claims are handed out in
+// order even under contention. Availability is one int32 per slot holding
+// the lap number (seq >> shift) of the last publish into that slot, -1
+// before the first. Sequence s is published iff
+// available[s&mask] == int32(s>>shift); a lap number would have to fall 2^32
+// laps behind to confuse two laps, which gating rules out. Producers publish
+// out of order; consumers see only the contiguous published prefix.
 
-// publishMulti marks [lo, hi] published, in ascending order so that a
-// concurrent scan never sees a gap it would have to revisit.
+func (s *sequencer) nextMulti(n int64) (int64, error) {
+	hi := s.claimed.add(n)
+	if hi >= sealThreshold {
+		return InitialSequenceValue, ErrHalted
+	}
+	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
+		low, err := s.waitForCapacity(wrap, hi)
+		if err != nil {
+			return InitialSequenceValue, err
+		}
+		s.gatingCache.Store(low)
+	}
+	return hi, nil
+}
+
+func (s *sequencer) tryNextMulti(n int64) (int64, error) {
+	for {
+		cur := s.claimed.Load()
+		if cur >= sealThreshold {
+			return InitialSequenceValue, ErrHalted
+		}
+		hi := cur + n
+		if wrap := hi - s.size; wrap > s.gatingCache.Load() {
+			low := s.minimumGating(cur)
+			s.gatingCache.Store(low)
+			if wrap > low {
+				return InitialSequenceValue, ErrInsufficientCapacity
+			}
+		}
+		if s.claimed.CompareAndSwap(cur, hi) {
+			return hi, nil
+		}
+	}
+}
+
+// claimCursorMulti is the highest claimed sequence. After the seal it may
+// exceed the last real claim by the sizes of claims that failed, which only
+// makes Publish's check more lenient, never wrongly strict.
+func (s *sequencer) claimCursorMulti() int64 {
+	c := s.claimed.Load()
+	if c >= sealThreshold {
+		c -= sealOffset
+	}
+	return c
+}
+
+// publishMulti marks [lo, hi] published, in ascending order.
 func (s *sequencer) publishMulti(lo, hi int64) {
 	avail, mask, shift := s.available, s.mask, s.shift
 	for seq := lo; seq <= hi; seq++ {
