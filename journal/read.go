@@ -150,7 +150,7 @@ type Iterator struct {
 // from is 0).
 func (j *Journal) NewIterator(from uint64) *Iterator {
 	if from == 0 {
-		from = 1
+		from = j.FirstIndex()
 	}
 	return &Iterator{j: j, next: from}
 }
