@@ -294,10 +294,7 @@ func (j *Journal) syncDirIfPendingLocked() error {
 	if !j.w.dirSyncPending {
 		return nil
 	}
-	if err := j.syncDirLocked(); err != nil {
-		return err
-	}
-	return nil
+	return j.syncDirLocked()
 }
 
 // syncDirLocked fsyncs the directory. REQUIRES: w held.

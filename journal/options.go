@@ -77,9 +77,10 @@ type Options struct {
 	// SyncInterval is the period of the background fsync under
 	// SyncInterval (default 10ms).
 	SyncInterval time.Duration
-	// SegmentSize: a write that finds the active segment at or above this
-	// size first rolls to a new segment (default 64 MiB, at most 2 GiB). A
-	// segment therefore exceeds it by at most one entry.
+	// SegmentSize: a write whose frame would take a non-empty active
+	// segment past this size first rolls to a new segment (default 64 MiB,
+	// at most 2 GiB). Only a segment holding a single entry larger than
+	// SegmentSize exceeds it.
 	SegmentSize int64
 	// MaxEntrySize bounds the payload (the concatenated groups) of one entry
 	// (default 64 MiB, at most 1 GiB).
