@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,16 @@ const (
 
 	// natsFillWindow is the window used to fill the replay benchmark's stream.
 	natsFillWindow = 256
+
+	// natsBatch is the size of BenchmarkNATSAtomicBatch's batches: the
+	// records per append of storage.Store's append benchmark.
+	natsBatch = 100
+
+	// natsBatchWindow is the atomic batches each producer may have waiting
+	// for their PubAck. The server stages at most 50 batches per stream at
+	// a time (its default), and a producer's batches are staged one after
+	// another, so this stays far below that limit.
+	natsBatchWindow = 4
 
 	// natsReplayBatch is the ordered consumer's pull size (PullMaxMessages).
 	// The client library's default is 500; 4096 buffers more per pull request
@@ -139,6 +150,13 @@ func (s *natsServer) jetStream(tb testing.TB, window int) jetstream.JetStream {
 // compression, no limits, no de-duplication headers in use.
 func (s *natsServer) createStream(tb testing.TB, js jetstream.JetStream) {
 	tb.Helper()
+	s.createStreamWith(tb, js, false)
+}
+
+// createStreamWith creates the benchmark stream, with atomic batch
+// publishing allowed or not.
+func (s *natsServer) createStreamWith(tb testing.TB, js jetstream.JetStream, atomicBatches bool) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
@@ -149,6 +167,8 @@ func (s *natsServer) createStream(tb testing.TB, js jetstream.JetStream) {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Compression: jetstream.NoCompression,
+
+		AllowAtomicPublish: atomicBatches,
 	})
 	require.NoError(tb, err)
 }
@@ -273,6 +293,141 @@ func benchmarkNATSPublish(b *testing.B, mode natsSync, producers, size int) {
 		total.Merge(p.hist)
 	}
 	require.EqualValues(b, b.N, total.TotalCount(), "every publish must be acknowledged")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
+	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
+}
+
+// natsBatchProducer publishes claimed records in JetStream atomic batches
+// (ADR-50; server.StreamConfig.AllowAtomicPublish): every record but the
+// last of a batch is a core publish carrying Nats-Batch-Id and
+// Nats-Batch-Sequence headers, the last one also carries Nats-Batch-Commit
+// and waits for the batch's PubAck. With SyncAlways, nats-server v2.15
+// commits an R1 batch with a single flush and fsync of the stream (it still
+// stages the batch in a temporary file store first). It is used by one
+// goroutine at a time; the histogram holds one latency per batch, from its
+// first publish to its PubAck, and is read after run returns.
+type natsBatchProducer struct {
+	id     int
+	js     jetstream.JetStream
+	batch  int
+	window int // batches waiting for their PubAck
+	hist   *hdrhistogram.Histogram
+}
+
+// run publishes batches of records until next passes total; the last batch
+// may be short.
+func (p *natsBatchProducer) run(next *atomic.Int64, total int64, payload []byte) error {
+	nc := p.js.Conn()
+	slots := make(chan struct{}, p.window)
+	window := make(chan natsInflight, p.window)
+	collected := make(chan error, 1)
+	go func() {
+		var first error
+		for f := range window {
+			select {
+			case ack := <-f.future.Ok():
+				_ = p.hist.RecordValue(time.Since(f.start).Nanoseconds())
+				if ack.Stream != natsStream && first == nil {
+					first = fmt.Errorf("batch acknowledged by stream %q", ack.Stream)
+				}
+			case err := <-f.future.Err():
+				if first == nil {
+					first = err
+				}
+			}
+			<-slots
+		}
+		collected <- first
+	}()
+	var pubErr error
+	header := nats.Header{}
+	for batchNo := 0; pubErr == nil; batchNo++ {
+		end := next.Add(int64(p.batch))
+		n := min(int64(p.batch), total-(end-int64(p.batch)))
+		if n <= 0 {
+			break
+		}
+		slots <- struct{}{}
+		start := time.Now()
+		// The header map is serialized by each publish, so it is reused.
+		header.Set("Nats-Batch-Id", fmt.Sprintf("p%d-b%d", p.id, batchNo))
+		header.Del("Nats-Batch-Commit")
+		for seq := int64(1); seq < n; seq++ {
+			header.Set("Nats-Batch-Sequence", strconv.FormatInt(seq, 10))
+			if err := nc.PublishMsg(&nats.Msg{Subject: natsSubject, Header: header, Data: payload}); err != nil {
+				pubErr = err
+				break
+			}
+		}
+		if pubErr != nil {
+			<-slots
+			break
+		}
+		commit := nats.Header{}
+		for k, v := range header {
+			commit[k] = v
+		}
+		commit.Set("Nats-Batch-Sequence", strconv.FormatInt(n, 10))
+		commit.Set("Nats-Batch-Commit", "1")
+		future, err := p.js.PublishMsgAsync(&nats.Msg{Subject: natsSubject, Header: commit, Data: payload})
+		if err != nil {
+			pubErr = err
+			<-slots
+			break
+		}
+		window <- natsInflight{future: future, start: start}
+	}
+	close(window)
+	return errors.Join(pubErr, <-collected)
+}
+
+// BenchmarkNATSAtomicBatch appends 100-byte records to the same embedded NATS
+// server with SyncAlways (durable), in JetStream atomic batches of 100
+// records, NATS's way to make many records durable with one commit: the
+// counterpart of an append of 100 records to storage.Store. 1, 4 or 16
+// producers, each with its own connection and up to natsBatchWindow batches
+// waiting for their PubAck. One op is one record. Reports records/s and the
+// batch latency (first publish to PubAck) p50/p99 in ns.
+func BenchmarkNATSAtomicBatch(b *testing.B) {
+	for _, producers := range natsProducerCounts {
+		name := fmt.Sprintf("sync=always/batch=%d/producers=%d/size=%dB", natsBatch, producers, natsRecordSize)
+		b.Run(name, func(b *testing.B) {
+			benchmarkNATSAtomicBatch(b, producers, natsRecordSize)
+		})
+	}
+}
+
+func benchmarkNATSAtomicBatch(b *testing.B, producers, size int) {
+	s := startNATS(b, true)
+	ps := make([]*natsBatchProducer, producers)
+	for i := range ps {
+		ps[i] = &natsBatchProducer{id: i, js: s.jetStream(b, natsBatchWindow), batch: natsBatch, window: natsBatchWindow, hist: natsHistogram()}
+	}
+	s.createStreamWith(b, ps[0].js, true)
+	payload := natsPayload(size)
+
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, producers)
+	)
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.run(&next, int64(b.N), payload) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.NoError(b, errors.Join(errs...))
+
+	total := natsHistogram()
+	for _, p := range ps {
+		total.Merge(p.hist)
+	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
 	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
@@ -408,4 +563,54 @@ func TestNATSRoundTrip(t *testing.T) {
 			assert.Empty(t, mismatched)
 		})
 	}
+}
+
+// TestNATSAtomicBatchRoundTrip checks that the atomic batches of
+// BenchmarkNATSAtomicBatch are accepted and committed: two producers, 250
+// records in batches of 100 (the last one short), every batch acknowledged,
+// every record stored once and replayed intact; and that a stream without
+// AllowAtomicPublish refuses them, so the benchmark cannot silently measure
+// rejected batches.
+func TestNATSAtomicBatchRoundTrip(t *testing.T) {
+	s := startNATS(t, true)
+	const producers, records = 2, 250
+	ps := make([]*natsBatchProducer, producers)
+	for i := range ps {
+		ps[i] = &natsBatchProducer{id: i, js: s.jetStream(t, natsBatchWindow), batch: natsBatch, window: natsBatchWindow, hist: natsHistogram()}
+	}
+	s.createStreamWith(t, ps[0].js, true)
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, producers)
+	)
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.run(&next, records, natsPayload(natsRecordSize)) })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	assert.EqualValues(t, 3, ps[0].hist.TotalCount()+ps[1].hist.TotalCount(), "three batches acknowledged")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := ps[0].js.Stream(ctx, natsStream)
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, records, info.State.Msgs)
+
+	want := natsPayload(natsRecordSize)
+	var mismatched []int
+	replayNATS(t, ps[1].js, records, func(i int, value []byte) {
+		if !bytes.Equal(value, want) {
+			mismatched = append(mismatched, i)
+		}
+	})
+	assert.Empty(t, mismatched)
+
+	plain := startNATS(t, true)
+	p := &natsBatchProducer{js: plain.jetStream(t, 1), batch: 10, window: 1, hist: natsHistogram()}
+	plain.createStream(t, p.js)
+	var n atomic.Int64
+	assert.Error(t, p.run(&n, 10, natsPayload(natsRecordSize)), "a stream without AllowAtomicPublish must refuse the batch")
 }
