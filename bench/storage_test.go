@@ -517,5 +517,3 @@ func BenchmarkStoreReplay(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
 	})
 }
-
-
