@@ -174,7 +174,9 @@ func tornOffsets(frameLen int, all bool, edge, stride int) []int {
 // at byte offsets and reopens. For 100 B and 4 KiB entries every offset is
 // tested. For 64 KiB and 1 MiB entries, every offset of the frame header
 // and of the first and last 2 KiB of the payload, plus a prime stride
-// through the middle (61 B for 64 KiB, 4093 B for 1 MiB): one offset costs
+// through the middle (61 B for 64 KiB, 4093 B for 1 MiB; under -short,
+// for the race detector, also 4 KiB is strided, by 13 B, and the others get
+// 128 B edges and 37 times longer strides): one offset costs
 // about 1 ms for 64 KiB and 2 ms for 1 MiB here (the file is rewritten,
 // scanned and repaired each time), so all 65,630 offsets of the 64 KiB
 // frame take about 66 s; BADBATCH_TORN_ALL=1 runs them. Open must keep
@@ -189,7 +191,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 		stride int
 	}{
 		{name: "100B", sizes: []int{100, 100, 100}, all: true},
-		{name: "4KiB", sizes: []int{4096, 4096, 4096}, all: true},
+		{name: "4KiB", sizes: []int{4096, 4096, 4096}, all: !testing.Short(), stride: 13},
 		{name: "64KiB", sizes: []int{4096, 65536, 65536}, all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 61},
 		{name: "1MiB", sizes: []int{100, 1000, 1 << 20}, all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 4093},
 	}
@@ -199,7 +201,13 @@ func TestTornTailEveryOffset(t *testing.T) {
 			fx := newTornFixture(t, rand.New(rand.NewPCG(1, uint64(len(tt.name)))), tt.sizes...)
 			keep := len(tt.sizes) - 1
 			frameLen := len(fx.full) - fx.lastStart
-			offsets := tornOffsets(frameLen, tt.all, 2048, tt.stride)
+			edge, stride := 2048, tt.stride
+			if testing.Short() && !tt.all {
+				// The -race -short run: the race detector makes every
+				// rewrite and scan of a 1 MiB file ~10x slower.
+				edge, stride = 128, tt.stride*37
+			}
+			offsets := tornOffsets(frameLen, tt.all, edge, stride)
 			for _, cut := range offsets {
 				fx.expectRepair(t, fx.full[:fx.lastStart+cut], keep, fx.lastStart, cut, fmt.Sprintf("cut %d of %d", cut, frameLen))
 			}
@@ -289,7 +297,7 @@ func TestBitFlipInLastEntryIsDetected(t *testing.T) {
 			frameLen := len(fx.full) - fx.lastStart
 			step := 1
 			if testing.Short() && size > 100 {
-				step = 7
+				step = 29
 			}
 			flips := 0
 			for bit := 0; bit < frameLen*8; bit += step {
