@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Benchmarks: one op is one event through the whole topology. Each ring
-// topology has a channel twin built the idiomatic way: buffered channels of
-// benchRingSize elements of a small struct (benchEvent, 8 bytes) passed by
+// topology has a channel twin in its best idiomatic form: buffered channels
+// with the ring's capacity (benchRingSize, 4096, inside the storage layer's
+// 4096-16384 range), elements of a small struct (benchEvent, 8 bytes) sent by
 // value, one goroutine per stage, the same per-event handler work (a sum).
+// The ring uses the default options (Blocking wait strategy), SingleProducer
+// where there is one producer.
 //
 //	spsc      1 producer -> 1 consumer
 //	mpsc4     4 producers -> 1 consumer
@@ -20,8 +24,11 @@ import (
 // Run them together so that the ratios compare like with like:
 //
 //	go test -run '^$' -bench '^Benchmark(Ring|Channel)$' -benchtime=1s -count=5 ./disruptor/
+//
+// BenchmarkProcessorFloor and BenchmarkRingWaitStrategy explain the
+// results (docs/benchmarks-disruptor.md).
 
-const benchRingSize = 1024
+const benchRingSize = 4096
 
 type benchEvent struct{ value int64 }
 
@@ -53,7 +60,14 @@ func BenchmarkRing(b *testing.B) {
 }
 
 func benchRing(b *testing.B, topology string, claim int64, producers int) {
+	benchRingWith(b, topology, claim, producers, nil)
+}
+
+func benchRingWith(b *testing.B, topology string, claim int64, producers int, ws WaitStrategy) {
 	opts := DefaultOptions()
+	if ws != nil {
+		opts.WaitStrategy = ws
+	}
 	opts.RingSize = benchRingSize
 	if producers == 1 {
 		opts.Producer = SingleProducer
@@ -184,4 +198,71 @@ func benchChannel(b *testing.B, topology string) {
 	}
 	stages.Wait()
 	b.StopTimer()
+}
+
+// BenchmarkProcessorFloor measures a processor alone on a prefilled ring: the
+// per-event cost of the batch loop and one EventHandler call, with no
+// producer and no waiting. No topology can go below it per event on one core.
+func BenchmarkProcessorFloor(b *testing.B) {
+	const size = 1 << 16
+	r, err := NewRingBuffer[benchEvent](size, nil, SingleProducer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hi, err := r.Next(size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Publish(0, hi); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += size {
+		b.StopTimer()
+		h := &haltingSumHandler{last: size - 1}
+		h.p = NewBatchEventProcessor(r, r.NewBarrier(), EventHandler[benchEvent](h))
+		b.StartTimer()
+		if err := h.p.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// haltingSumHandler sums and halts its processor at last.
+type haltingSumHandler struct {
+	sum  int64
+	last int64
+	p    *BatchEventProcessor[benchEvent]
+}
+
+func (h *haltingSumHandler) OnEvent(ev *benchEvent, seq int64, _ bool) error {
+	h.sum += ev.value
+	if seq == h.last {
+		h.p.Halt()
+	}
+	return nil
+}
+
+// BenchmarkRingWaitStrategy compares consumer wait strategies on the spsc
+// and diamond topologies (the evidence for DefaultWaitStrategy).
+func BenchmarkRingWaitStrategy(b *testing.B) {
+	strategies := []struct {
+		name string
+		new  func() WaitStrategy
+	}{
+		{"Blocking", NewBlockingWaitStrategy},
+		{"PhasedBackoff-1us-50us", func() WaitStrategy {
+			return NewPhasedBackoffWaitStrategy(time.Microsecond, 50*time.Microsecond, NewBlockingWaitStrategy())
+		}},
+		{"Yielding", NewYieldingWaitStrategy},
+		{"BusySpin", NewBusySpinWaitStrategy},
+	}
+	for _, topology := range []string{"spsc", "diamond"} {
+		for _, ws := range strategies {
+			b.Run("topology="+topology+"/wait="+ws.name, func(b *testing.B) {
+				benchRingWith(b, topology, 1, 1, ws.new())
+			})
+		}
+	}
 }

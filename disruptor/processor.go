@@ -177,6 +177,8 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		batchStart, _ = handler.(BatchStartHandler)
 		onTimeout, _  = handler.(TimeoutHandler)
 		next          = sequence.Load() + 1
+		entries       = ring.entries // hoisted: the handler call hides them from the compiler
+		mask          = ring.mask
 	)
 	release := func(done int64) {
 		sequence.Store(done)
@@ -210,7 +212,7 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 			batchStart.OnBatchStart(available - next + 1)
 		}
 		for seq := next; seq <= available; seq++ {
-			ev := ring.Get(seq)
+			ev := &entries[seq&mask]
 			if err := handler.OnEvent(ev, seq, seq == available); err != nil {
 				eh.HandleEventException(err, seq, ev)
 				if barrier.IsAlerted() {

@@ -137,14 +137,27 @@ func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrateg
 }
 
 // next claims n slots, waiting for capacity, and returns the highest one.
+// Both producer types' fast paths are written out here so that a claim is
+// one call.
 func (s *sequencer) next(n int64) (int64, error) {
 	if n < 1 || n > s.size {
 		return InitialSequenceValue, s.claimError(n)
 	}
 	if s.single {
+		if hi := s.spNext + n; hi-s.size <= s.spGatingCache && s.state.Load() == ringOpen {
+			s.spNext = hi
+			return hi, nil
+		}
 		return s.nextSingle(n)
 	}
-	return s.nextMulti(n)
+	hi := s.claimed.add(n)
+	if hi >= sealThreshold {
+		return InitialSequenceValue, ErrHalted
+	}
+	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
+		return s.nextMultiWait(wrap, hi)
+	}
+	return hi, nil
 }
 
 // tryNext claims n slots only if they are free now.

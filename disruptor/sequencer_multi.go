@@ -9,18 +9,14 @@ package disruptor
 // laps behind to confuse two laps, which gating rules out. Producers publish
 // out of order; consumers see only the contiguous published prefix.
 
-func (s *sequencer) nextMulti(n int64) (int64, error) {
-	hi := s.claimed.add(n)
-	if hi >= sealThreshold {
-		return InitialSequenceValue, ErrHalted
+// nextMultiWait finishes a claim of hi whose slots were not known to be
+// free: it waits for the gating sequences to pass wrap.
+func (s *sequencer) nextMultiWait(wrap, hi int64) (int64, error) {
+	low, err := s.waitForCapacity(wrap, hi)
+	if err != nil {
+		return InitialSequenceValue, err
 	}
-	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
-		low, err := s.waitForCapacity(wrap, hi)
-		if err != nil {
-			return InitialSequenceValue, err
-		}
-		s.gatingCache.Store(low)
-	}
+	s.gatingCache.Store(low)
 	return hi, nil
 }
 
