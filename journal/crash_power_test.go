@@ -51,6 +51,9 @@ type powerRun struct {
 	op      string
 
 	images, recoveryImages, repaired, maxEntries int
+	// lostEntries counts images missing a segment or temp file that the
+	// writer's directory listed when the image was taken.
+	lostEntries int
 }
 
 const powerDir = "/data/j"
@@ -62,6 +65,11 @@ func (r *powerRun) header(rng *rand.Rand) []byte {
 // snapshot takes a crash image of the writer's FS now.
 func (r *powerRun) snapshot(where string, mustHave int) {
 	img, rep := r.fs.Crash(crashfs.RandomConfig(r.crashRNG, r.header))
+	before, _ := r.fs.List(powerDir)
+	after, _ := img.List(powerDir)
+	if len(after) < len(before) {
+		r.lostEntries++
+	}
 	r.pending = append(r.pending, powerImage{img: img, report: rep, where: where, model: r.model, mustHave: mustHave, depth: 1})
 }
 
@@ -186,7 +194,7 @@ func (r *powerRun) step() {
 	}
 }
 
-func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repaired, maxEntries int) {
+func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repaired, maxEntries, lostEntries int) {
 	rng := rand.New(rand.NewPCG(seed, 0x706f776572))
 	segSizes := []int64{256, 1024, 4096, 16384}
 	r := &powerRun{
@@ -234,7 +242,7 @@ func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repair
 	require.NoError(t, r.j.Close())
 	r.snapshot("after Close", r.acked)
 	r.verifyPending(from)
-	return r.images, r.recoveryImages, r.repaired, r.maxEntries
+	return r.images, r.recoveryImages, r.repaired, r.maxEntries, r.lostEntries
 }
 
 // TestPowerLoss runs random workloads (Append, group commits of several
@@ -264,19 +272,19 @@ func TestPowerLoss(t *testing.T) {
 		require.NoError(t, err, "BADBATCH_POWER_SEED")
 	}
 	t.Logf("seed %d (BADBATCH_POWER_SEED=%d reproduces; each cycle c uses seed+c)", seed, seed)
-	var images, nested, repaired, maxEntries int
+	var images, nested, repaired, maxEntries, lost int
 	for c := range cycles {
 		cs := seed + uint64(c)
 		ok := t.Run(fmt.Sprintf("seed=%d", cs), func(t *testing.T) {
-			i, n, rep, m := runPowerCycle(t, cs, perCycle)
-			images, nested, repaired = images+i, nested+n, repaired+rep
+			i, n, rep, m, l := runPowerCycle(t, cs, perCycle)
+			images, nested, repaired, lost = images+i, nested+n, repaired+rep, lost+l
 			maxEntries = max(maxEntries, m)
 		})
 		if !ok {
 			t.Fatalf("cycle %d failed: reproduce with BADBATCH_POWER_SEED=%d BADBATCH_CRASH_CYCLES=1 go test -run TestPowerLoss ./journal/", c, cs)
 		}
 	}
-	t.Logf("%d cycles, %d crash images verified (%d of them taken during recovery), %d recoveries repaired a tail, up to %d entries per image: 0 lost, 0 duplicated, 0 corrupt",
-		cycles, images, nested, repaired, maxEntries)
+	t.Logf("%d cycles, %d crash images verified (%d of them taken during recovery, %d missing a directory entry the writer had), %d recoveries repaired a tail, up to %d entries per image: 0 lost, 0 duplicated, 0 corrupt",
+		cycles, images, nested, lost, repaired, maxEntries)
 	require.GreaterOrEqual(t, images, cycles*perCycle)
 }
