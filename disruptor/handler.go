@@ -1,7 +1,8 @@
 package disruptor
 
 // EventHandler handles the events of one processor, on that processor's
-// goroutine, in sequence order. endOfBatch is true on the last event of a
+// goroutine, in sequence order (so it need not be safe for concurrent use
+// unless it is shared with other goroutines). endOfBatch is true on the last event of a
 // batch (the events available at once, capped by MaxBatchSize): the place to
 // flush or fsync. ev is the ring slot: the handler may read it and write the
 // fields it owns, and must not keep the pointer after returning. A returned
@@ -11,7 +12,8 @@ type EventHandler[T any] interface {
 }
 
 // EventHandlerFunc adapts a function to EventHandler. Function values are not
-// comparable, so reuse of the same EventHandlerFunc cannot be detected.
+// comparable, so reuse of the same EventHandlerFunc cannot be detected. It is
+// called on one processor goroutine, like any handler.
 type EventHandlerFunc[T any] func(ev *T, seq int64, endOfBatch bool) error
 
 // OnEvent calls f.

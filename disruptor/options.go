@@ -10,7 +10,8 @@ const DefaultRingSize = 1024
 
 // Options configures a Disruptor (and NewRingBufferWithOptions). Zero fields
 // take their defaults; New and NewRingBufferWithOptions copy the struct and
-// never modify the caller's.
+// never modify the caller's. An Options value is plain data: not safe for
+// concurrent mutation, safe to reuse once New has returned.
 type Options struct {
 	// RingSize is the number of slots, a power of two. Default 1024.
 	RingSize int

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// ProducerType selects the claim and publish protocol of a ring.
+// ProducerType selects the claim and publish protocol of a ring. It is an
+// immutable value.
 type ProducerType int
 
 const (
