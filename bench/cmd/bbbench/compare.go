@@ -38,6 +38,9 @@ type Series struct {
 	// Variant marks another configuration of BadBatch itself: it is shown
 	// beside the base but is not a peer, so it gets no advantage ratio.
 	Variant bool
+	// Reference marks a yardstick that is not a contender (the physical
+	// limit measured at the same matrix point): no advantage ratio.
+	Reference bool
 	// NotDurable marks a contender that acknowledges before its data is
 	// synced. It is shown, labelled, and never given an advantage ratio.
 	NotDurable bool
@@ -49,10 +52,14 @@ type Series struct {
 	Rows []string
 }
 
-// Limit is the physical limit a group's figures are divided by.
+// Limit is the physical limit a group's figures are divided by: either one
+// benchmark for every row (Name), or, per row, the benchmark that Match
+// selects at the same matrix point (for example a plain file's write at the
+// same batch and size).
 type Limit struct {
 	Package string
 	Name    string // the limit benchmark's full name
+	Match   string // or: like Series.Match, paired row by row
 	Unit    string // its unit, e.g. "fsyncs/s"
 	// Per names the ratio column, e.g. "records per fsync" for records/s
 	// divided by fsyncs/s.
@@ -221,7 +228,21 @@ func Compare(g *Group, r *Results) Comparison {
 			}
 		}
 	}
-	if g.Limit != nil {
+	perRow := map[string]Stat{}
+	if g.Limit != nil && g.Limit.Match != "" {
+		lim := Series{Package: g.Limit.Package, Match: g.Limit.Match}
+		for _, sum := range r.Summaries {
+			if row, ok := matchSeries(lim, sum.Package, sum.Name); ok {
+				if st, ok := sum.Metrics[g.Limit.Unit]; ok {
+					perRow[row] = st
+				}
+			}
+		}
+		if len(perRow) == 0 {
+			fn, elems := nameElements(g.Limit.Match)
+			c.LimitStatus = r.missing(g.Limit.Package, fn, elems).Status
+		}
+	} else if g.Limit != nil {
 		if sum, ok := r.find(g.Limit.Package, g.Limit.Name); ok {
 			if st, ok := sum.Metrics[g.Limit.Unit]; ok {
 				c.LimitStat = &st
@@ -259,10 +280,14 @@ func Compare(g *Group, r *Results) Comparison {
 			if cell.Status != CellOK {
 				continue
 			}
-			if c.LimitStat != nil && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && c.LimitStat.Median > 0 {
-				cell.ToLimit = Ratio(cell.Stat.Median / c.LimitStat.Median)
+			limit := c.LimitStat
+			if st, ok := perRow[key]; ok {
+				limit = &st
 			}
-			if base < 0 || i == base || s.Variant || s.NotDurable || g.Series[base].NotDurable {
+			if limit != nil && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
+				cell.ToLimit = Ratio(cell.Stat.Median / limit.Median)
+			}
+			if base < 0 || i == base || s.Variant || s.Reference || s.NotDurable || g.Series[base].NotDurable {
 				continue
 			}
 			if b := row.Cells[base]; b.Status == CellOK {
@@ -289,6 +314,8 @@ func Losses(cs []Comparison) []Loss {
 	for _, c := range cs {
 		for _, row := range c.Rows {
 			for i, cell := range row.Cells {
+				// Adv is NaN for the base, variants, references and
+				// contenders that are not durable.
 				adv := float64(cell.Adv)
 				if cell.Status == CellOK && !math.IsNaN(adv) && adv < 1 {
 					out = append(out, Loss{Group: c.Group.Title, Row: row.Key, Peer: c.Group.Series[i].Label, By: 1 / adv})

@@ -36,6 +36,30 @@ func capturedResults(t *testing.T) *Results {
 	}
 }
 
+// seriesIndex finds a contender of a group by its label.
+func seriesIndex(t *testing.T, g *Group, label string) int {
+	t.Helper()
+	for i, s := range g.Series {
+		if s.Label == label {
+			return i
+		}
+	}
+	t.Fatalf("group %s has no contender %q", g.ID, label)
+	return -1
+}
+
+// comparisonByID finds a comparison by its group's ID.
+func comparisonByID(t *testing.T, cs []Comparison, id string) Comparison {
+	t.Helper()
+	for _, c := range cs {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("no comparison %q", id)
+	return Comparison{}
+}
+
 func TestMatchSeries(t *testing.T) {
 	s := Series{Package: pkgPeers, Match: "BenchmarkNATSPublish/sync=always"}
 	for _, tc := range []struct {
@@ -71,8 +95,10 @@ func TestCompareDurableAppend(t *testing.T) {
 	row := c.Rows[2]
 	assert.Equal(t, "producers=16/size=100B", row.Key)
 	// BadBatch's store benchmark is not in the captured output.
-	assert.Equal(t, CellNoSuchBenc, row.Cells[0].Status)
-	always := row.Cells[1]
+	assert.Equal(t, CellNoSuchBenc, row.Cells[seriesIndex(t, g, "BadBatch (storage.Store)")].Status)
+	assert.Equal(t, CellNotInSet, row.Cells[seriesIndex(t, g, "tidwall/wal + group commit")].Status, "the log peers run at 4 producers only")
+	assert.Equal(t, CellNoSuchBenc, c.Rows[1].Cells[seriesIndex(t, g, "tidwall/wal + group commit")].Status)
+	always := row.Cells[seriesIndex(t, g, "NATS JetStream, one record per publish")]
 	require.Equal(t, CellOK, always.Status)
 	assert.Equal(t, "BenchmarkNATSPublish/sync=always/producers=16/size=100B", always.Name)
 	assert.InDelta(t, (7313+6473)/2.0, always.Stat.Median, 1e-9)
@@ -81,6 +107,27 @@ func TestCompareDurableAppend(t *testing.T) {
 	assert.InDelta(t, always.Stat.Median/limit, float64(always.ToLimit), 1e-12)
 	assert.True(t, math.IsNaN(float64(always.Adv)), "no advantage without BadBatch's figure")
 	assert.Empty(t, Losses([]Comparison{c}))
+}
+
+// TestComparePerRowLimit divides each row by the limit benchmark at the same
+// matrix point: memcopy's size=1MiB row by seqwrite's size=1MiB row.
+func TestComparePerRowLimit(t *testing.T) {
+	r := capturedResults(t)
+	g := &Group{
+		ID: "t", Unit: "MB/s",
+		Series: []Series{{Label: "base", Package: pkgBench, Match: "BenchmarkLimit/memcopy", Base: true}},
+		Limit:  &Limit{Package: pkgBench, Match: "BenchmarkLimit/seqwrite", Unit: "MB/s", Percent: true},
+	}
+	c := Compare(g, r)
+	require.Len(t, c.Rows, 3)
+	assert.Empty(t, c.LimitStatus)
+	assert.Equal(t, "size=1KiB", c.Rows[0].Key)
+	assert.True(t, math.IsNaN(float64(c.Rows[0].Cells[0].ToLimit)), "seqwrite has no size=1KiB")
+	assert.Equal(t, "size=1MiB", c.Rows[2].Key)
+	assert.InDelta(t, (20271.07+24201.41)/(440.06+412.59), float64(c.Rows[2].Cells[0].ToLimit), 1e-9)
+
+	g.Limit.Match = "BenchmarkNope"
+	assert.Equal(t, CellNoSuchBenc, Compare(g, r).LimitStatus)
 }
 
 // TestComparePairsRowsAndRatios pairs two real benchmarks of the captured

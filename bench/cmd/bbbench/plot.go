@@ -65,7 +65,7 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 	}
 	labels := make([]string, len(rows))
 	for i, r := range rows {
-		labels[i] = strings.ReplaceAll(r, "/", " ")
+		labels[i] = strings.ReplaceAll(r, "/", "\n")
 		if labels[i] == "" {
 			labels[i] = "-"
 		}
@@ -130,7 +130,8 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 		p.Add(line)
 		p.Legend.Add(fmt.Sprintf("limit: %s %s (%s)", formatValue(limit), g.Limit.Unit, strings.TrimPrefix(g.Limit.Name, "Benchmark")), line)
 	}
-	if err := p.Save(8*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	width := max(8*vg.Inch, vg.Length(len(rows))*vg.Inch)
+	if err := p.Save(width, 4.5*vg.Inch, path); err != nil {
 		return false, fmt.Errorf("bbbench: save %s: %w", filepath.Base(path), err)
 	}
 	return true, nil

@@ -162,8 +162,8 @@ func loadTriple(s string) string {
 	return strings.Join(f[:3], " ")
 }
 
-// writeHeadline states, per comparison, the last row where BadBatch has a
-// figure: BadBatch's median against every comparable contender's.
+// writeHeadline states, per comparison, one row: BadBatch's median against
+// every other contender's.
 func (r *Report) writeHeadline(m *md) {
 	m.f("## Headline\n\n")
 	anyRan := false
@@ -173,10 +173,22 @@ func (r *Report) writeHeadline(m *md) {
 		if base < 0 {
 			continue
 		}
+		// The row where BadBatch and the most contenders ran; the last
+		// of those (the most producers, the largest batch) on a tie.
 		var row *Row
+		best := 0
 		for i := range c.Rows {
-			if c.Rows[i].Cells[base].Status == CellOK {
-				row = &c.Rows[i]
+			if c.Rows[i].Cells[base].Status != CellOK {
+				continue
+			}
+			n := 0
+			for _, cell := range c.Rows[i].Cells {
+				if cell.Status == CellOK {
+					n++
+				}
+			}
+			if n >= best {
+				row, best = &c.Rows[i], n
 			}
 		}
 		if row == nil {
@@ -185,23 +197,27 @@ func (r *Report) writeHeadline(m *md) {
 		}
 		anyRan = true
 		b := row.Cells[base]
-		m.f("- **%s**%s: %s %s %s", g.Title, rowSuffix(row.Key), g.Series[base].Label, formatValue(b.Stat.Median), g.Unit)
+		m.f("- **%s**%s: %s %s", g.Title, rowSuffix(row.Key), g.Series[base].Label, unitWords(g.Unit, b.Stat.Median))
 		var parts []string
 		for i, cell := range row.Cells {
-			if i == base || cell.Status != CellOK {
-				continue
-			}
 			s := g.Series[i]
-			if s.NotDurable {
-				parts = append(parts, fmt.Sprintf("%s %s (not comparable: not durable)", s.Label, formatValue(cell.Stat.Median)))
+			if i == base || cell.Status != CellOK || s.Variant {
 				continue
 			}
-			parts = append(parts, fmt.Sprintf("%s %s (BadBatch %s)", s.Label, formatValue(cell.Stat.Median), advantageWords(float64(cell.Adv))))
+			fig := unitWords(g.Unit, cell.Stat.Median)
+			switch {
+			case s.Reference:
+				parts = append(parts, fmt.Sprintf("%s %s (the limit)", s.Label, fig))
+			case s.NotDurable:
+				parts = append(parts, fmt.Sprintf("%s %s (not comparable: not durable)", s.Label, fig))
+			default:
+				parts = append(parts, fmt.Sprintf("%s %s (BadBatch %s)", s.Label, fig, advantageWords(float64(cell.Adv))))
+			}
 		}
 		if len(parts) > 0 {
 			m.f("; %s", strings.Join(parts, "; "))
 		}
-		if c.LimitStat != nil && !math.IsNaN(float64(b.ToLimit)) {
+		if !math.IsNaN(float64(b.ToLimit)) {
 			m.f("; %s", limitWords(g.Limit, b.ToLimit))
 		}
 		m.f(".\n")
@@ -210,6 +226,18 @@ func (r *Report) writeHeadline(m *md) {
 		m.f("\nNo BadBatch benchmark ran in this run, so there is nothing to compare yet; the tables below\nshow what did run.\n")
 	}
 	m.f("\n")
+}
+
+// unitWords prints a figure with its unit: "5836 records/s", "1.03ms p99".
+func unitWords(unit string, v float64) string {
+	switch {
+	case unit == "ns/op":
+		return formatDuration(v) + " per op"
+	case strings.HasSuffix(unit, "-ns"):
+		return formatDuration(v) + " " + strings.TrimSuffix(unit, "-ns")
+	default:
+		return formatValue(v) + " " + unit
+	}
 }
 
 // baseStatus is the status of BadBatch's first cell (for a group with no
@@ -311,6 +339,9 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 	}
 	hasP99 := false
 	for _, row := range c.Rows {
+		if g.Unit == "p99-ns" {
+			break
+		}
 		for _, cell := range row.Cells {
 			if cell.P99 != nil {
 				hasP99 = true
@@ -337,6 +368,9 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 		}
 		for i, cell := range row.Cells {
 			s := g.Series[i]
+			if cell.Status == CellNotInSet {
+				continue // not a point of this contender's matrix
+			}
 			label := s.Label
 			if s.Base {
 				label = "**" + label + "**"
@@ -372,6 +406,8 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 				adv = "(base)"
 			case s.Variant:
 				adv = "(BadBatch variant)"
+			case s.Reference:
+				adv = "(reference)"
 			case s.NotDurable:
 				adv = "not comparable (not durable)"
 			case !math.IsNaN(float64(cell.Adv)):
@@ -390,12 +426,16 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 		}
 	}
 	m.f("\n")
-	if g.Limit != nil {
-		if c.LimitStat != nil {
-			m.f("Limit: `%s` = %s %s (median; range %s).\n\n", g.Limit.Name, formatValue(c.LimitStat.Median), g.Limit.Unit, formatRange(g.Limit.Unit, *c.LimitStat))
-		} else {
-			m.f("Limit: `%s` %s.\n\n", g.Limit.Name, c.LimitStatus)
-		}
+	switch {
+	case g.Limit == nil:
+	case g.Limit.Match != "" && c.LimitStatus == "":
+		m.f("Limit: `%s` at the same matrix point (in `%s`).\n\n", g.Limit.Match, g.Limit.Package)
+	case g.Limit.Match != "":
+		m.f("Limit: `%s` %s.\n\n", g.Limit.Match, c.LimitStatus)
+	case c.LimitStat != nil:
+		m.f("Limit: `%s` = %s %s (median; range %s).\n\n", g.Limit.Name, formatValue(c.LimitStat.Median), g.Limit.Unit, formatRange(g.Limit.Unit, *c.LimitStat))
+	default:
+		m.f("Limit: `%s` %s.\n\n", g.Limit.Name, c.LimitStatus)
 	}
 	for _, n := range g.Notes {
 		m.f("- %s\n", n)
