@@ -538,3 +538,25 @@ func TestCrashLeavesAReplacedFileAlone(t *testing.T) {
 		assert.NotEqual(t, "/d/seg", d.Path)
 	}
 }
+
+func TestFaultsOnReads(t *testing.T) {
+	base := setup(t)
+	f := writeFile(t, base, "/d/a", []byte("abc"), nil)
+	require.NoError(t, f.Close())
+	faults := &crashfs.Faults{At: 1, Match: crashfs.ReadMatch}
+	fs := faults.Wrap(base)
+	g, err := fs.Open("/d/a") // read op 0
+	require.NoError(t, err)
+	defer g.Close()
+	buf := make([]byte, 3)
+	_, err = g.ReadAt(buf, 0) // read op 1: fails
+	require.ErrorIs(t, err, syscall.EIO)
+	require.ErrorIs(t, err, crashfs.ErrInjected)
+	_, err = g.ReadAt(buf, 0) // not sticky
+	require.NoError(t, err)
+	assert.Equal(t, []byte("abc"), buf)
+	w, err := fs.Create("/d/b", vfs.WriteCategoryUnspecified) // writes are not matched
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	assert.Equal(t, 3, faults.Seen(), "open and two reads; the create is not counted")
+}

@@ -45,10 +45,12 @@
 //
 // # Error injection (Faults)
 //
-// Faults is an errorfs.Injector: it counts the mutating operations it sees
-// and fails the one at a chosen index (and, if Sticky, every later one) with
-// an error that wraps syscall.ENOSPC for writes and namespace operations and
-// syscall.EIO for syncs, as a full disk or a failing device would.
+// Faults is an errorfs.Injector: it counts the operations it matches
+// (DefaultMatch: writes, syncs and namespace changes; ReadMatch: opens,
+// reads, stats, listings) and fails the one at a chosen index (and, if
+// Sticky, every later one) with an error that wraps syscall.ENOSPC for
+// writes and namespace operations and syscall.EIO for syncs and reads, as a
+// full disk or a failing device would.
 //
 // # Concurrency
 //

@@ -30,9 +30,9 @@ func (e *InjectedError) Unwrap() error { return e.Errno }
 // Is reports whether target is ErrInjected.
 func (e *InjectedError) Is(target error) bool { return target == ErrInjected }
 
-// Faults is an errorfs.Injector that fails the mutating operation at index
-// At (0-based, counting only the operations Match accepts) with ENOSPC, or
-// EIO if it is a sync. With Sticky, every later matching operation fails the
+// Faults is an errorfs.Injector that fails the operation at index At
+// (0-based, counting only the operations Match accepts) with ENOSPC, or
+// EIO if it is a sync or a read. With Sticky, every later matching operation fails the
 // same way, as a disk that stays full or a device that stays broken. A
 // negative At injects nothing, which counts the operations of a workload.
 // It is safe for concurrent use.
@@ -51,6 +51,12 @@ type Faults struct {
 }
 
 var _ errorfs.Injector = (*Faults)(nil)
+
+// ReadMatch accepts the operations that read: opens, reads, stats and
+// directory listings. Their injected error is EIO.
+func ReadMatch(op errorfs.Op) bool {
+	return op.Kind.ReadOrWrite() == errorfs.OpIsRead
+}
 
 // DefaultMatch accepts file writes, syncs, and the namespace operations
 // that allocate or change directory entries.
@@ -91,7 +97,9 @@ func (f *Faults) MaybeError(op errorfs.Op) error {
 	f.mu.fired = append(f.mu.fired, op)
 	errno := syscall.ENOSPC
 	switch op.Kind {
-	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo,
+		errorfs.OpFileRead, errorfs.OpFileReadAt, errorfs.OpOpen, errorfs.OpOpenDir,
+		errorfs.OpList, errorfs.OpStat, errorfs.OpFileStat:
 		errno = syscall.EIO
 	}
 	return &InjectedError{Op: op, Errno: errno}
@@ -131,6 +139,14 @@ func opName(k errorfs.OpKind) string {
 		return "sync"
 	case errorfs.OpFilePreallocate:
 		return "preallocate"
+	case errorfs.OpFileRead, errorfs.OpFileReadAt:
+		return "read"
+	case errorfs.OpOpen, errorfs.OpOpenDir:
+		return "open"
+	case errorfs.OpList:
+		return "list"
+	case errorfs.OpStat, errorfs.OpFileStat:
+		return "stat"
 	default:
 		return fmt.Sprintf("op%d", int(k))
 	}
