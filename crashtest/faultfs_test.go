@@ -75,6 +75,11 @@ type faultFS struct {
 		synced map[string]int64
 		// listeners see every operation as it completes.
 		listeners []func(fsOp)
+		// afterWrite, if set, runs after a write to a file whose path it
+		// accepts has returned, outside every faultFS lock (so it may
+		// quiesce). It is cleared before it runs: it fires once.
+		afterWrite       func(path string)
+		afterWriteAccept func(path string) bool
 	}
 }
 
@@ -122,6 +127,27 @@ func (f *faultFS) syncedSize(path string) int64 {
 		return n
 	}
 	return -1
+}
+
+// onceAfterWrite arms fn to run once, in the writing goroutine, right after
+// the next write to a path that accept accepts has returned.
+func (f *faultFS) onceAfterWrite(accept func(path string) bool, fn func(path string)) {
+	f.mu.Lock()
+	f.mu.afterWrite, f.mu.afterWriteAccept = fn, accept
+	f.mu.Unlock()
+}
+
+// takeAfterWrite returns (and disarms) the after-write hook if it accepts
+// path.
+func (f *faultFS) takeAfterWrite(path string) func(string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn := f.mu.afterWrite
+	if fn == nil || !f.mu.afterWriteAccept(path) {
+		return nil
+	}
+	f.mu.afterWrite, f.mu.afterWriteAccept = nil, nil
+	return fn
 }
 
 // quiesce runs fn while no operation of this FS is in flight.
@@ -339,11 +365,19 @@ func (f *faultFile) write(p []byte, do func([]byte) (int, error)) (int, error) {
 }
 
 func (f *faultFile) Write(p []byte) (int, error) {
-	return f.write(p, f.File.Write)
+	n, err := f.write(p, f.File.Write)
+	if hook := f.fs.takeAfterWrite(f.path); hook != nil {
+		hook(f.path)
+	}
+	return n, err
 }
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
-	return f.write(p, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
+	n, err := f.write(p, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
+	if hook := f.fs.takeAfterWrite(f.path); hook != nil {
+		hook(f.path)
+	}
+	return n, err
 }
 
 func (f *faultFile) sync(do func() error) error {
