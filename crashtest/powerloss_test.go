@@ -158,7 +158,7 @@ func TestPowerLossImages(t *testing.T) {
 
 type powerStats struct {
 	images, recrashed, damaged, zero, garbage, resized, noTail int
-	acked, records, unknownPresent, unknownAbsent             int
+	acked, records, unknownPresent, unknownAbsent              int
 }
 
 // powerLossCycle runs one store to imagesPerCycle crash images and checks
