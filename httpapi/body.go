@@ -3,11 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,25 +23,6 @@ const (
 	mediaNDJSON = "application/x-ndjson"
 	mediaSSE    = "text/event-stream"
 )
-
-// wireRecord is R in the API: one record as a client sends it.
-type wireRecord struct {
-	Key         *string           `json:"key"`
-	Value       json.RawMessage   `json:"value"`
-	ValueBase64 *string           `json:"value_base64"`
-	Headers     map[string]string `json:"headers"`
-	Timestamp   *string           `json:"timestamp"`
-}
-
-func (w *wireRecord) empty() bool {
-	return w.Key == nil && w.Value == nil && w.ValueBase64 == nil && w.Headers == nil && w.Timestamp == nil
-}
-
-// wireBody is a JSON append body: either {"records":[R,...]} or one R.
-type wireBody struct {
-	Records *[]wireRecord `json:"records"`
-	wireRecord
-}
 
 // bodyKind is how an append body is to be parsed.
 type bodyKind int
@@ -103,44 +85,76 @@ func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int
 }
 
 func parseJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
-	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
+	s := scanner{data: body}
+	if s.peek() != '{' {
 		return nil, badRequest("bad JSON body: want an object, {\"records\":[...]} or one record")
 	}
-	var wb wireBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&wb); err != nil {
-		return nil, badRequest("bad JSON body: %v", jsonErrorText(err))
+	buf := make([]byte, 0, len(body))
+	var single recordFields
+	var recs []storage.Record
+	hasRecords := false
+	err := s.object(func(key []byte) (int, error) {
+		if string(key) != "records" {
+			return s.recordField(&single, key, &buf)
+		}
+		hasRecords = true
+		if err := s.expect('['); err != nil {
+			return 0, err
+		}
+		if s.peek() == ']' {
+			s.pos++
+			return fieldRecords, nil
+		}
+		for {
+			var rf recordFields
+			if err := s.record(&rf, &buf); err != nil {
+				return 0, fmt.Errorf("record %d: %w", len(recs), err)
+			}
+			rec, aerr := rf.toRecord(maxRecord, len(recs), &buf)
+			if aerr != nil {
+				return 0, aerr
+			}
+			recs = append(recs, rec)
+			switch s.peek() {
+			case ',':
+				s.pos++
+			case ']':
+				s.pos++
+				return fieldRecords, nil
+			default:
+				return 0, s.errorf("want ',' or ']' after record %d", len(recs)-1)
+			}
+		}
+	})
+	if err != nil {
+		var aerr *apiError
+		if errors.As(err, &aerr) {
+			return nil, aerr
+		}
+		return nil, badRequest("bad JSON body: %v", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if !s.atEnd() {
 		return nil, badRequest("bad JSON body: data after the top-level value")
 	}
-	if wb.Records == nil {
-		rec, err := wb.wireRecord.toRecord(maxRecord, 0)
-		if err != nil {
-			return nil, err
+	if !hasRecords {
+		rec, aerr := single.toRecord(maxRecord, 0, &buf)
+		if aerr != nil {
+			return nil, aerr
 		}
 		return []storage.Record{rec}, nil
 	}
-	if !wb.wireRecord.empty() {
+	if single.any() {
 		return nil, badRequest(`bad JSON body: "records" cannot be mixed with record fields`)
 	}
-	if len(*wb.Records) == 0 {
+	if len(recs) == 0 {
 		return nil, badRequest("empty batch: no records")
-	}
-	recs := make([]storage.Record, len(*wb.Records))
-	for i := range *wb.Records {
-		rec, err := (*wb.Records)[i].toRecord(maxRecord, i)
-		if err != nil {
-			return nil, err
-		}
-		recs[i] = rec
 	}
 	return recs, nil
 }
 
 func parseNDJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 	recs := make([]storage.Record, 0, bytes.Count(body, []byte{'\n'})+1)
+	buf := make([]byte, 0, len(body))
 	line := 0
 	for len(body) > 0 {
 		var text []byte
@@ -150,20 +164,18 @@ func parseNDJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 			text, body = body, nil
 		}
 		line++
-		text = bytes.TrimSpace(text)
-		if len(text) == 0 {
-			continue
+		s := scanner{data: text}
+		if s.atEnd() {
+			continue // a blank line
 		}
-		var wr wireRecord
-		dec := json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&wr); err != nil {
-			return nil, badRequest("bad NDJSON body: line %d: %v", line, jsonErrorText(err))
+		var rf recordFields
+		if err := s.record(&rf, &buf); err != nil {
+			return nil, badRequest("bad NDJSON body: line %d: %v", line, err)
 		}
-		if dec.More() {
+		if !s.atEnd() {
 			return nil, badRequest("bad NDJSON body: line %d: more than one value", line)
 		}
-		rec, err := wr.toRecord(maxRecord, len(recs))
+		rec, err := rf.toRecord(maxRecord, len(recs), &buf)
 		if err != nil {
 			err.Message = "line " + strconv.Itoa(line) + ": " + err.Message
 			return nil, err
@@ -176,47 +188,46 @@ func parseNDJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 	return recs, nil
 }
 
-// toRecord checks one wire record and converts it. index names the record
-// in error messages.
-func (w *wireRecord) toRecord(maxRecord, index int) (storage.Record, *apiError) {
+// toRecord checks one parsed record and converts it. index names the record
+// in error messages. A decoded value_base64 is appended to *buf and aliases
+// it (the store copies it before Append returns).
+func (r *recordFields) toRecord(maxRecord, index int, buf *[]byte) (storage.Record, *apiError) {
 	var rec storage.Record
-	if w.Key != nil {
-		rec.Key = []byte(*w.Key)
+	if r.hasKey {
+		rec.Key = r.key
 	}
 	switch {
-	case w.Value != nil && w.ValueBase64 != nil:
+	case r.hasValue && r.hasB64:
 		return rec, badRequest("record %d: both value and value_base64", index)
-	case w.Value != nil:
-		var buf bytes.Buffer
-		buf.Grow(len(w.Value))
-		if err := json.Compact(&buf, w.Value); err != nil {
-			return rec, badRequest("record %d: bad JSON value: %v", index, err)
-		}
-		rec.Value, rec.JSON = buf.Bytes(), true
-	case w.ValueBase64 != nil:
-		v, err := base64.StdEncoding.DecodeString(*w.ValueBase64)
+	case r.hasValue:
+		rec.Value, rec.JSON = r.value, true
+	case r.hasB64:
+		start := len(*buf)
+		*buf = slices.Grow(*buf, base64.StdEncoding.DecodedLen(len(r.valueBase64)))
+		n, err := base64.StdEncoding.Decode((*buf)[start:cap(*buf)], r.valueBase64)
 		if err != nil {
 			return rec, badRequest("record %d: bad value_base64: %v", index, err)
 		}
-		rec.Value = v
+		*buf = (*buf)[:start+n]
+		rec.Value = (*buf)[start : start+n : start+n]
 	}
-	if w.Timestamp != nil {
-		ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
+	if r.hasTime {
+		ts, err := time.Parse(time.RFC3339Nano, string(r.timestamp))
 		if err != nil {
-			return rec, badRequest("record %d: bad timestamp %q: want RFC 3339", index, *w.Timestamp)
+			return rec, badRequest("record %d: bad timestamp %q: want RFC 3339", index, r.timestamp)
 		}
 		if ts.IsZero() {
-			return rec, badRequest("record %d: timestamp %q is the zero time", index, *w.Timestamp)
+			return rec, badRequest("record %d: timestamp %q is the zero time", index, r.timestamp)
 		}
 		rec.Timestamp = ts
 	}
-	for k := range w.Headers {
+	for k := range r.headers {
 		if k == "" {
 			return rec, badRequest("record %d: empty header name", index)
 		}
 	}
-	if len(w.Headers) > 0 {
-		rec.Headers = w.Headers
+	if len(r.headers) > 0 {
+		rec.Headers = r.headers
 	}
 	if err := checkRecordSize(&rec, maxRecord, index); err != nil {
 		return rec, err

@@ -116,6 +116,17 @@ func FuzzParseAppendBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		k := bodyKind(kind % 3)
 		recs, err := parseAppendBody(k, body, "key", maxRecord)
+		if k != bodyRaw && err == nil {
+			// Differential: what the scanner accepts, encoding/json accepts,
+			// with the same records.
+			ref, rerr := refParseAppendBody(k, body, maxRecord)
+			if rerr != nil {
+				t.Fatalf("scanner accepted what encoding/json rejects (%v): %q", rerr, body)
+			}
+			if !sameRecords(recs, ref) {
+				t.Fatalf("scanner and encoding/json disagree on %q:\n%+v\n%+v", body, recs, ref)
+			}
+		}
 		if err != nil {
 			if err.Status != http.StatusBadRequest && err.Status != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d for a body error", err.Status)
@@ -223,4 +234,23 @@ func TestRateLimiterSweep(t *testing.T) {
 	n := len(l.mu.buckets)
 	l.mu.Unlock()
 	assert.Equal(t, 1, n, "refilled buckets are dropped when the map is full")
+}
+
+func sameRecords(a, b []storage.Record) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !bytes.Equal(x.Key, y.Key) || !bytes.Equal(x.Value, y.Value) || x.JSON != y.JSON ||
+			!x.Timestamp.Equal(y.Timestamp) || len(x.Headers) != len(y.Headers) {
+			return false
+		}
+		for k, v := range x.Headers {
+			if yv, ok := y.Headers[k]; !ok || yv != v {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -1,0 +1,362 @@
+package bench_test
+
+// The HTTP API under load from a Go load generator in the same process, on
+// 127.0.0.1 only. Server and load generator share the machine's cores, so
+// the figures are a lower bound of what a separate client machine would
+// see. Every BadBatch server runs the real store with SyncAlways: an append
+// is acknowledged only after its journal entry is fsynced.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/badbatch/badbatch/httpapi"
+	"github.com/badbatch/badbatch/journal"
+	"github.com/badbatch/badbatch/storage"
+	"github.com/labstack/echo/v4"
+)
+
+const (
+	httpConns    = 64  // keep-alive connections of the single-record benchmark
+	httpValueLen = 100 // bytes of each record's value
+)
+
+// benchServer is a server on 127.0.0.1 for one benchmark.
+type benchServer struct {
+	url  string
+	stop func()
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// startBadBatch serves the HTTP API over a real store (SyncAlways).
+func startBadBatch(b *testing.B) benchServer {
+	b.Helper()
+	so := storage.DefaultOptions()
+	so.SyncPolicy = journal.SyncAlways
+	so.Logger = quietLogger()
+	store, err := storage.Open(b.TempDir(), so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := httpapi.DefaultOptions()
+	o.Addr = "127.0.0.1:0"
+	o.Logger = quietLogger()
+	srv, err := httpapi.New(store, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	return benchServer{url: "http://" + l.Addr().String(), stop: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+		_ = store.Close()
+	}}
+}
+
+// startEchoNoop serves an echo handler that reads the body and answers a
+// small JSON object: the floor of what any echo-based API can do.
+func startEchoNoop(b *testing.B) benchServer {
+	b.Helper()
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	var n atomic.Uint64
+	e.POST("/v1/streams/:stream/records", func(c echo.Context) error {
+		if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
+			return err
+		}
+		off := n.Add(1) - 1
+		return c.JSON(http.StatusCreated, map[string]any{"stream": c.Param("stream"), "first_offset": off, "last_offset": off, "count": 1})
+	})
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	return benchServer{url: "http://" + l.Addr().String(), stop: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}}
+}
+
+func loadClient(conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost = conns, conns, conns
+	tr.DisableCompression = true
+	return &http.Client{Transport: tr}
+}
+
+// runLoad sends total requests from workers goroutines, each request built
+// by body(i), and records every request's latency. It fails the benchmark
+// on any answer but 201.
+func runLoad(b *testing.B, c *http.Client, url, contentType string, workers, total int, body func(i int) []byte) *hdrhistogram.Histogram {
+	b.Helper()
+	hists := make([]*hdrhistogram.Histogram, workers)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		hists[w] = hdrhistogram.New(1, int64(30*time.Second), 3)
+		wg.Add(1)
+		go func(h *hdrhistogram.Histogram) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || failed.Load() != nil {
+					return
+				}
+				start := time.Now()
+				resp, err := c.Post(url, contentType, bytes.NewReader(body(i)))
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					failed.Store(fmt.Errorf("status %d", resp.StatusCode))
+					return
+				}
+				_ = h.RecordValue(int64(time.Since(start)))
+			}
+		}(hists[w])
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	all := hdrhistogram.New(1, int64(30*time.Second), 3)
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	return all
+}
+
+func recordBody(i int) []byte {
+	v := fmt.Sprintf("%0*d", httpValueLen, i)
+	return []byte(`{"value_base64":"` + base64.StdEncoding.EncodeToString([]byte(v)) + `"}`)
+}
+
+// BenchmarkHTTPAppend: one op is one HTTP request carrying one 100-byte
+// record (JSON, value_base64), sent over 64 concurrent keep-alive
+// connections. impl=badbatch is the full API (auth off, parsing, the store
+// with an fsync before every acknowledgement, group commit across the
+// concurrent requests); impl=echo-noop is an echo handler that reads the
+// body and answers a small JSON object, storing nothing.
+func BenchmarkHTTPAppend(b *testing.B) {
+	for _, impl := range []string{"badbatch", "echo-noop"} {
+		b.Run(fmt.Sprintf("impl=%s/conns=%d/size=%dB", impl, httpConns, httpValueLen), func(b *testing.B) {
+			var s benchServer
+			if impl == "badbatch" {
+				s = startBadBatch(b)
+			} else {
+				s = startEchoNoop(b)
+			}
+			defer s.stop()
+			c := loadClient(httpConns)
+			defer c.CloseIdleConnections()
+			// Open every connection before timing.
+			runLoad(b, c, s.url+"/v1/streams/warmup/records", "application/json", httpConns, 4*httpConns, recordBody)
+			b.ReportAllocs()
+			b.SetBytes(httpValueLen)
+			b.ResetTimer()
+			start := time.Now()
+			h := runLoad(b, c, s.url+"/v1/streams/bench/records", "application/json", httpConns, b.N, recordBody)
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+			b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
+			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+		})
+	}
+}
+
+// BenchmarkHTTPAppendNDJSON: one op is one HTTP request carrying an NDJSON
+// batch of 1,000 records of 100 bytes (value_base64), appended atomically
+// and fsynced before the acknowledgement, from conns concurrent
+// connections (each waits for its answer before sending the next batch).
+func BenchmarkHTTPAppendNDJSON(b *testing.B) {
+	const batch = 1000
+	for _, conns := range []int{4, 16} {
+		b.Run(fmt.Sprintf("impl=badbatch/batch=%d/conns=%d/size=%dB", batch, conns, httpValueLen), func(b *testing.B) {
+			s := startBadBatch(b)
+			defer s.stop()
+			c := loadClient(conns)
+			defer c.CloseIdleConnections()
+			var body bytes.Buffer
+			for i := 0; i < batch; i++ {
+				body.Write(recordBody(i))
+				body.WriteByte('\n')
+			}
+			payload := body.Bytes()
+			runLoad(b, c, s.url+"/v1/streams/warmup/records", "application/x-ndjson", conns, 2*conns, func(int) []byte { return payload })
+			b.ReportAllocs()
+			b.SetBytes(int64(batch * httpValueLen))
+			b.ResetTimer()
+			start := time.Now()
+			h := runLoad(b, c, s.url+"/v1/streams/bench/records", "application/x-ndjson", conns, b.N, func(int) []byte { return payload })
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
+			b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
+			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+		})
+	}
+}
+
+// BenchmarkHTTPFanout: 100 SSE clients tail one stream while one producer
+// appends to it as fast as it can, 100 records (JSON values carrying the
+// producer's send time) per request, fsynced. One op is one record
+// appended; records/s counts deliveries (records x clients) per second, and
+// lag is from the producer sending the append to a client parsing the
+// event.
+func BenchmarkHTTPFanout(b *testing.B) {
+	const clients, batch = 100, 100
+	b.Run(fmt.Sprintf("impl=badbatch/clients=%d/batch=%d", clients, batch), func(b *testing.B) {
+		s := startBadBatch(b)
+		defer s.stop()
+		url := s.url + "/v1/streams/fan/records"
+		pc := loadClient(1)
+		defer pc.CloseIdleConnections()
+		// Create the stream, so the tails can start at offset 1.
+		if resp, err := pc.Post(url, "application/json", strings.NewReader(`{"value":0}`)); err != nil {
+			b.Fatal(err)
+		} else {
+			resp.Body.Close()
+		}
+		total := b.N
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		sc := loadClient(clients)
+		defer sc.CloseIdleConnections()
+		var delivered atomic.Int64
+		hists := make([]*hdrhistogram.Histogram, clients)
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		ready := make(chan struct{}, clients)
+		for i := 0; i < clients; i++ {
+			hists[i] = hdrhistogram.New(1, int64(60*time.Second), 3)
+			wg.Add(1)
+			go func(h *hdrhistogram.Histogram) {
+				defer wg.Done()
+				errs <- tailSSE(ctx, sc, url+"?from=1", total, h, &delivered, ready)
+			}(hists[i])
+		}
+		for i := 0; i < clients; i++ {
+			<-ready
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for sent := 0; sent < total; {
+			n := min(batch, total-sent)
+			var body bytes.Buffer
+			now := strconv.FormatInt(time.Now().UnixNano(), 10)
+			for j := 0; j < n; j++ {
+				body.WriteString(`{"value":` + now + "}\n")
+			}
+			resp, err := pc.Post(url, "application/x-ndjson", &body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Fatalf("append: status %d", resp.StatusCode)
+			}
+			sent += n
+		}
+		wg.Wait()
+		el := time.Since(start)
+		b.StopTimer()
+		for i := 0; i < clients; i++ {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		all := hdrhistogram.New(1, int64(60*time.Second), 3)
+		for _, h := range hists {
+			all.Merge(h)
+		}
+		b.ReportMetric(float64(delivered.Load())/el.Seconds(), "records/s")
+		b.ReportMetric(float64(all.ValueAtQuantile(50)), "p50-ns")
+		b.ReportMetric(float64(all.ValueAtQuantile(99)), "p99-ns")
+	})
+}
+
+// tailSSE reads want records from an SSE tail, recording each one's lag.
+func tailSSE(ctx context.Context, c *http.Client, url string, want int, h *hdrhistogram.Histogram, delivered *atomic.Int64, ready chan<- struct{}) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	ready <- struct{}{}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tail: status %d", resp.StatusCode)
+	}
+	r := bufio.NewReaderSize(resp.Body, 256<<10)
+	prefix := []byte(`"value":`)
+	for got := 0; got < want; {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("tail after %d records: %w", got, err)
+		}
+		if !bytes.HasPrefix(line, []byte("data: ")) {
+			continue
+		}
+		i := bytes.Index(line, prefix)
+		if i < 0 {
+			return errors.New("tail: event without a value")
+		}
+		v := line[i+len(prefix):]
+		end := bytes.IndexAny(v, ",}")
+		sent, err := strconv.ParseInt(string(v[:end]), 10, 64)
+		if err != nil {
+			return err
+		}
+		_ = h.RecordValue(max(time.Now().UnixNano()-sent, 1))
+		delivered.Add(1)
+		got++
+	}
+	return nil
+}
