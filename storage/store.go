@@ -47,6 +47,7 @@ type Store struct {
 	readMu sync.RWMutex
 	// recovered describes what Open re-applied (for tests and logs).
 	recovered recoveryStats
+	openTimes struct{ journal, index time.Duration }
 
 	// stateMu guards inserts into app.streams and every streamState.pub.
 	stateMu sync.RWMutex
@@ -100,14 +101,18 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := mkdirDurable(o.FS, dir); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
+	t0 := time.Now()
 	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open journal: %w", err)
 	}
+	s.openTimes.journal = time.Since(t0)
+	t0 = time.Now()
 	if err := s.openIndex(); err != nil {
 		_ = s.j.Close()
 		return nil, err
 	}
+	s.openTimes.index = time.Since(t0)
 	if err := s.recover(); err != nil {
 		_ = s.x.close(false)
 		_ = s.j.Close()
