@@ -142,6 +142,7 @@ func (j *Journal) rollLocked() error {
 		return j.failLocked("close", old.name, -1, err)
 	}
 	j.w.file, j.w.seg = f, seg
+	j.w.prealloc = 0
 	mapped := j.sealHandle(old)
 	j.mu.Lock()
 	prevHandle := old.h

@@ -90,6 +90,7 @@ type Journal struct {
 		file           vfs.File // the active segment, opened read-write
 		seg            *segment // the active segment (also last in mu.segments)
 		buf            []byte   // reused frame buffer
+		prealloc       int64    // the active segment is preallocated up to here
 		synced         uint64   // highest index known durable
 		dirSyncPending bool     // a segment was created or renamed since the last directory fsync
 		closed         bool
@@ -117,6 +118,10 @@ type Journal struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
+
+// preallocateStep is how far ahead of the write position the active
+// segment is preallocated.
+const preallocateStep = 4 << 20
 
 // slowSync is the fsync duration above which a warning is logged.
 const slowSync = time.Second
@@ -186,6 +191,13 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 	j.w.buf = buf
 
 	off := seg.size
+	if !j.opts.DisablePreallocation && off+frameSize > j.w.prealloc {
+		n := max(min(preallocateStep, j.opts.SegmentSize-off), frameSize)
+		if err := j.w.file.Preallocate(off, n); err != nil {
+			return EntryInfo{}, j.failLocked("preallocate", seg.name, off, err)
+		}
+		j.w.prealloc = off + n
+	}
 	if _, err := j.w.file.WriteAt(buf, off); err != nil {
 		return EntryInfo{}, j.failLocked("write", seg.name, off, err)
 	}

@@ -147,6 +147,7 @@ func (j *Journal) recover() error {
 		j.mu.segments = []*segment{seg}
 		j.mu.lastIndex, j.mu.nextSeq = 0, 0
 		j.w.file, j.w.seg = f, seg
+		j.w.prealloc = 0
 		if err := j.dirFile.Sync(); err != nil {
 			return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
 		}
@@ -166,6 +167,7 @@ func (j *Journal) recover() error {
 		return fmt.Errorf("journal: open %s: %w", active.name, err)
 	}
 	j.w.file, j.w.seg = f, active
+	j.w.prealloc = 0
 	// Make what was recovered durable before new frames vouch for it (their
 	// synced field): after a kill -9 the tail may sit in the page cache only.
 	if err := f.SyncData(); err != nil {

@@ -92,6 +92,13 @@ type Options struct {
 	// entry's write timestamp is older than now-RetentionAge. 0 keeps
 	// everything.
 	RetentionAge time.Duration
+	// DisablePreallocation turns off the preallocation of the active
+	// segment: by default the journal reserves disk blocks ahead of the
+	// write position in 4 MiB steps (fallocate with FALLOC_FL_KEEP_SIZE on
+	// vfs.Default, so the file size, and with it the format, is unchanged),
+	// which makes each fdatasync cheaper. A failed preallocation fails the
+	// journal like a failed write.
+	DisablePreallocation bool
 	// Logger receives repairs, slow fsyncs and retention removals; nil
 	// discards.
 	Logger *slog.Logger

@@ -213,6 +213,7 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	j.mu.nextSeq = nextSeq
 	j.mu.Unlock()
 	j.w.file, j.w.seg = f, ns
+	j.w.prealloc = 0
 	dropSegment(s) // its path now names the new file; readers keep the old one
 	return nil
 }
