@@ -100,6 +100,8 @@ type replayer struct {
 	entries int64
 	groups  int64
 	bytes   int64
+	// unbatched is the payload applied since the last Pebble commit.
+	unbatched int64
 }
 
 // run re-applies entries pos.Entry..last. Two reader goroutines read (and
@@ -168,6 +170,10 @@ func (r *replayer) run(pos position, last uint64) error {
 			return fmt.Errorf("entry %d: %w", idx, err)
 		}
 	}
+	if r.unbatched > 0 {
+		r.unbatched = 0
+		return r.s.app.finish()
+	}
 	return nil
 }
 
@@ -199,15 +205,26 @@ func (r *replayer) entry(e *journal.Entry, skip int) error {
 	if err := r.gr.Err(); err != nil {
 		return err
 	}
+	r.entries++
+	r.unbatched += int64(len(e.Payload))
+	// Without handlers several small entries share one Pebble batch;
+	// handlers must run while the entry is pinned, after its batch commits.
+	if len(r.s.opts.Handlers) == 0 && r.unbatched < replayBatchBytes {
+		return nil
+	}
+	r.unbatched = 0
 	if err := app.finish(); err != nil {
 		return err
 	}
-	r.entries++
 	if len(r.s.opts.Handlers) > 0 {
 		r.handlers(e, skip)
 	}
 	return nil
 }
+
+// replayBatchBytes is the journal payload recovery applies per Pebble batch
+// when no handler needs a batch per entry.
+const replayBatchBytes = 1 << 20
 
 func (r *replayer) handlers(e *journal.Entry, skip int) {
 	var bp businessProcessor

@@ -69,6 +69,8 @@ func (s *Store) kickRetention() {
 // the new start and advances the streams' FirstOffset. It returns whether
 // the journal's first entry moved.
 func (s *Store) enforceRetention(now time.Time) (bool, error) {
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
 	st := s.j.Stats()
 	if st.Entries == 0 {
 		return false, nil

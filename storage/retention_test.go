@@ -36,6 +36,8 @@ func TestRetention(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
+	_, err := s.enforceRetention(time.Now()) // also waits for a pass of the retention goroutine
+	require.NoError(t, err)
 	require.Greater(t, s.j.FirstIndex(), uint64(1), "retention removed nothing after %d appends", appends)
 	assert.Less(t, s.j.FirstIndex(), s.durableEntry.Load()+1, "truncated past the durable index")
 	assert.LessOrEqual(t, s.j.Stats().Bytes, o.RetentionBytes+2*o.SegmentSize)

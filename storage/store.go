@@ -67,6 +67,9 @@ type Store struct {
 	retainKick chan struct{}
 	retainStop chan struct{}
 	retainWG   sync.WaitGroup
+	// retainMu serializes retention passes (the goroutine's, Open's and
+	// tests').
+	retainMu sync.Mutex
 
 	stats struct {
 		appends, records, bytes atomic.Uint64
