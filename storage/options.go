@@ -75,6 +75,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, observes the pipeline (see MetricsHook).
 	Metrics MetricsHook
+	// Replicator is the pipeline's replication stage; nil means standalone
+	// (a pass-through). This is the seam cluster mode replaces.
+	Replicator Replicator
 
 	// now is the producers' clock (tests only); nil means time.Now.
 	now func() time.Time

@@ -46,7 +46,11 @@ func (s *Store) startPipeline() error {
 		func(sl *slot, info journal.EntryInfo, ordinal int, err error) {
 			sl.entry, sl.ordinal, sl.journErr = info, ordinal, err
 		})
-	rh := &replicationProcessor{r: standalone{}}
+	var r Replicator = standalone{}
+	if s.opts.Replicator != nil {
+		r = s.opts.Replicator
+	}
+	rh := &replicationProcessor{r: r}
 	s.bp = newBusinessProcessor(s)
 	d.HandleEventsWith(jh, rh).Then(s.bp)
 	if err := d.Start(); err != nil {
