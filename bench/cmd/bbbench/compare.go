@@ -21,9 +21,12 @@ type Group struct {
 	// as not run. Rows the results have beyond these are shown as well.
 	Rows  []string
 	Limit *Limit
-	// Notes are stated under the table: how to read it, what is not
-	// comparable, and why BadBatch loses where it does.
+	// Notes are stated under the table: how to read it and what is not
+	// comparable.
 	Notes []string
+	// Why explains, in "Where BadBatch loses", what is known of the reasons
+	// when a contender beats BadBatch in this comparison.
+	Why string
 }
 
 // Series is one contender of a group.
@@ -301,10 +304,14 @@ func Compare(g *Group, r *Results) Comparison {
 
 // Loss is a row where a durable contender beats BadBatch.
 type Loss struct {
-	Group string
+	Group *Group
 	Row   string
 	Peer  string
-	By    float64 // how many times better the peer is
+	By    float64 // how many times better the peer's median is
+	// Overlap is set when the ranges of the rounds overlap: BadBatch's best
+	// round was as good as the peer's worst, so the run does not settle
+	// the order.
+	Overlap bool
 }
 
 // Losses lists every row of every comparison where BadBatch's advantage
@@ -312,14 +319,18 @@ type Loss struct {
 func Losses(cs []Comparison) []Loss {
 	var out []Loss
 	for _, c := range cs {
+		base := slices.IndexFunc(c.Group.Series, func(s Series) bool { return s.Base })
 		for _, row := range c.Rows {
 			for i, cell := range row.Cells {
 				// Adv is NaN for the base, variants, references and
 				// contenders that are not durable.
 				adv := float64(cell.Adv)
-				if cell.Status == CellOK && !math.IsNaN(adv) && adv < 1 {
-					out = append(out, Loss{Group: c.Group.Title, Row: row.Key, Peer: c.Group.Series[i].Label, By: 1 / adv})
+				if cell.Status != CellOK || math.IsNaN(adv) || adv >= 1 {
+					continue
 				}
+				b := row.Cells[base].Stat
+				overlap := b.Min <= cell.Stat.Max && cell.Stat.Min <= b.Max
+				out = append(out, Loss{Group: c.Group, Row: row.Key, Peer: c.Group.Series[i].Label, By: 1 / adv, Overlap: overlap})
 			}
 		}
 	}

@@ -166,6 +166,15 @@ func TestComparePairsRowsAndRatios(t *testing.T) {
 	assert.Equal(t, "size=64KiB", losses[0].Row)
 	assert.Equal(t, "peer", losses[0].Peer)
 	assert.InDelta(t, peer/base, losses[1].By, 1e-9)
+	assert.False(t, losses[1].Overlap, "412.59-440.06 MB/s against 20271-24201 MB/s")
+
+	// Ranges that overlap: seqwrite 64KiB (218.68-289.31 MB/s) against a
+	// peer whose rounds span it.
+	c.Rows[0].Cells[1].Stat = Stat{Median: 300, Min: 250, Max: 320, Runs: 2}
+	c.Rows[0].Cells[1].Adv = Ratio(Advantage("MB/s", c.Rows[0].Cells[0].Stat.Median, 300))
+	losses = Losses([]Comparison{c})
+	require.Len(t, losses, 2)
+	assert.True(t, losses[0].Overlap)
 }
 
 func TestCompareExplainsMissing(t *testing.T) {

@@ -67,6 +67,12 @@ func Groups() []*Group {
 				{Label: "NATS JetStream, sync=default (NOT DURABLE)", Package: pkgPeers, Match: "BenchmarkNATSPublish/sync=default", NotDurable: true, Config: natsDefaultConfig},
 			},
 			Limit: limitFsync,
+			Why: "BadBatch does more per append than a bare log behind a loop that only batches and fsyncs: " +
+				"before it acknowledges, it frames each append with a CRC32C into the journal, and its business-logic " +
+				"stage assigns per-stream offsets and writes a Pebble index batch per ring batch. Its three pipeline " +
+				"goroutines (journal, replication pass-through, business logic) share the cores with the producers, " +
+				"and on a 2-core machine busy with other work they wait for a core. Not yet profiled: which of these " +
+				"dominates is not known.",
 			Notes: []string{
 				"\"records per fsync\" divides the rate by the fsync limit of this disk (4 KiB append + fdatasync, one at a time): above 1 means several records share one fsync (group commit); a store that syncs each record alone cannot exceed 1.",
 				"BadBatch and the three write-ahead logs take 100 records per append; so do NATS's atomic batches. \"One record per publish\" is how most NATS clients publish; it is shown because it is NATS's common case, and it is where the per-record fsync shows.",
@@ -85,6 +91,10 @@ func Groups() []*Group {
 				{Label: "Pebble as a log + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=pebble/load=half"},
 				{Label: "raft-wal + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=raftwal/load=half"},
 			},
+			Why: "Not explained yet. Each store is paced at half of its own maximum, so a store with a lower " +
+				"maximum runs at a lower absolute rate here; where BadBatch is paced lower and its p99 is still higher, " +
+				"its pipeline has stalls that a single committer goroutine does not. It needs a profile of the store " +
+				"under paced load (scheduler and fsync latency traces) before anyone can say which stage stalls.",
 			Notes: []string{
 				"Lower is better. p99 of the time from an append's scheduled send to its acknowledgement (open loop: a stall is charged to every append it delays). Each store is paced at half of the maximum it reached in BenchmarkStoreAppend in the same run, so they run at the same relative load, not the same rate: the target-records/s figure of each is in the full table below, with p50 and p99.9.",
 			},
@@ -106,6 +116,10 @@ func Groups() []*Group {
 				Package: pkgBench, Match: "BenchmarkJournalAppend/impl=file", Unit: "records/s",
 				Per: "of a plain file's rate", Percent: true,
 			},
+			Why: "Every contender pays one fsync per batch, and at small batches the fsync is almost all of " +
+				"the cost: the differences there are of the order of the disk's own spread in this run (see the fsync " +
+				"limit's range). The journal also writes about 30 bytes of framing (header, CRC32C) per record that the " +
+				"others do not, and a segment roll costs it a directory fsync. Not yet profiled beyond that.",
 			Notes: []string{
 				"Every contender makes each batch durable with its own fsync before the next starts (one writer, no pipelining); the plain file is the physical limit at the same batch and record size: one write of the batch's bytes, one fdatasync. The contenders' configurations are in the benchmark's doc comment, quoted below.",
 				"Above 100% of the plain file is noise (the two ran at different moments on a shared disk), not a log that beats the disk.",
@@ -125,6 +139,9 @@ func Groups() []*Group {
 				Package: pkgBench, Match: "BenchmarkLimit/memcopy", Unit: "MB/s",
 				Per: "of memcopy bandwidth", Percent: true,
 			},
+			Why: "tidwall/wal returns a slice of an in-memory cache of the segment with no checksum, while the " +
+				"journal verifies each entry's CRC32C; with large entries checking the bytes costs about as much as " +
+				"reading them.",
 			Notes: []string{
 				"BadBatch checks each entry's CRC32C as it reads; tidwall/wal returns a slice of its in-memory segment cache with no checksum at all (decision 0002), so it does less work per byte.",
 			},

@@ -466,10 +466,35 @@ func (r *Report) writeLosses(m *md) {
 		m.f("that did not run are listed below; a comparison is only as complete as they are.\n\n")
 		return
 	}
-	for _, l := range losses {
-		m.f("- %s%s: %s is %s better than BadBatch.\n", l.Group, rowSuffix(l.Row), l.Peer, formatRatio(l.By))
+	m.f("Every matrix point where a durable contender's median beat BadBatch's in this run. Where the\n")
+	m.f("ranges of the rounds overlap, BadBatch's best round was as good as the contender's worst: the\n")
+	m.f("run shows a difference of medians, not a settled order.\n\n")
+	var group *Group
+	for i, l := range losses {
+		if l.Group != group {
+			group = l.Group
+			m.f("**%s**\n\n", group.Title)
+		}
+		overlap := ""
+		if l.Overlap {
+			overlap = " (ranges overlap)"
+		}
+		m.f("- %s: %s is %s better%s.\n", orDash(l.Row), l.Peer, formatRatio(l.By), overlap)
+		if i+1 == len(losses) || losses[i+1].Group != group {
+			why := group.Why
+			if why == "" {
+				why = "Not explained yet: no one has profiled this comparison."
+			}
+			m.f("\nWhy: %s\n\n", why)
+		}
 	}
-	m.f("\nThe reasons, where they are known, are in the notes under each table.\n\n")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func (r *Report) writeNotRun(m *md) {
