@@ -286,9 +286,10 @@ func (s *Store) Cursor(stream, name string) (uint64, error) {
 	if err := validateCursorName(name); err != nil {
 		return 0, err
 	}
-	if s.closed.Load() {
-		return 0, ErrClosed
+	if err := s.beginRead(); err != nil {
+		return 0, err
 	}
+	defer s.endRead()
 	v, ok, err := s.x.get(cursorKey(nil, stringBytes(stream), stringBytes(name)), nil)
 	if err != nil {
 		return 0, fmt.Errorf("storage: read cursor: %w", err)
