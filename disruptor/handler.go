@@ -12,7 +12,9 @@ type EventHandler[T any] interface {
 }
 
 // EventHandlerFunc adapts a function to EventHandler. Function values are not
-// comparable, so reuse of the same EventHandlerFunc cannot be detected. It is
+// comparable, so reuse of the same EventHandlerFunc cannot be detected, and
+// it cannot be named in After or SetExceptionHandler (ErrUnknownHandler):
+// wrap it in a pointer type for that. It is
 // called on one processor goroutine, like any handler.
 type EventHandlerFunc[T any] func(ev *T, seq int64, endOfBatch bool) error
 
