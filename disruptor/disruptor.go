@@ -40,6 +40,9 @@ type Disruptor[T any] struct {
 		leafCount  int
 		leafSeqs   []*Sequence // set by Start
 		processors []*BatchEventProcessor[T]
+		// placeholder gates producers until the first handler is
+		// registered, so that nothing published before can be overwritten.
+		placeholder *Sequence
 	}
 }
 
@@ -63,7 +66,10 @@ func New[T any](factory func() T, opts *Options) (*Disruptor[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Disruptor[T]{ring: ring, opts: o, logger: o.Logger}, nil
+	d := &Disruptor[T]{ring: ring, opts: o, logger: o.Logger}
+	d.mu.placeholder = NewSequence(InitialSequenceValue)
+	ring.AddGatingSequences(d.mu.placeholder)
+	return d, nil
 }
 
 // RingBuffer is the disruptor's ring.

@@ -229,6 +229,39 @@ func TestOnlyLeavesGate(t *testing.T) {
 	}
 }
 
+// TestPublishBeforeHandlers: events published before any handler is
+// registered are held (the ring fills and then refuses), never overwritten,
+// and the handlers added later see them all.
+func TestPublishBeforeHandlers(t *testing.T) {
+	for _, pt := range producerTypes {
+		t.Run(pt.String(), func(t *testing.T) {
+			d := newTestDisruptor(t, &Options{RingSize: 4, Producer: pt})
+			hi, err := d.TryNext(4)
+			require.NoError(t, err)
+			for seq := hi - 3; seq <= hi; seq++ {
+				*d.Get(seq) = seq * 10
+			}
+			require.NoError(t, d.Publish(hi-3, hi))
+			_, err = d.TryNext(1)
+			require.ErrorIs(t, err, ErrInsufficientCapacity, "a full ring, not an overwrite")
+			h := &valueHandler{}
+			d.HandleEventsWith(h)
+			require.NoError(t, d.Start())
+			publishN(t, d, 4)
+			shutdown(t, d)
+			assert.Equal(t, []int64{0, 10, 20, 30, 4, 5, 6, 7}, h.values)
+		})
+	}
+}
+
+// valueHandler records event values.
+type valueHandler struct{ values []int64 }
+
+func (h *valueHandler) OnEvent(ev *int64, _ int64, _ bool) error {
+	h.values = append(h.values, *ev)
+	return nil
+}
+
 // TestShutdownDrains: everything published before Shutdown is handled by
 // every handler, and claims after it fail.
 func TestShutdownDrains(t *testing.T) {

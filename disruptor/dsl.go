@@ -109,6 +109,10 @@ func (d *Disruptor[T]) addHandlers(upstream *HandlerGroup[T], hs []EventHandler[
 		d.ring.seq.addGating(p.sequence)
 		g.entries = append(g.entries, e)
 	}
+	if d.mu.placeholder != nil {
+		d.ring.seq.removeGating(d.mu.placeholder)
+		d.mu.placeholder = nil
+	}
 	return g
 }
 
