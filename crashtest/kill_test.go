@@ -32,6 +32,8 @@ type httpOp struct {
 	contentType string
 	body        []byte
 	idemKey     string
+	// answer is the last HTTP status (0: no answer).
+	answer int
 }
 
 // httpHistory is every append made against one data directory.
@@ -64,6 +66,7 @@ func (h *httpHistory) appendOps() []appendOp {
 func (h *httpHistory) settle(op *httpOp, status int, body []byte, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	op.answer = status
 	switch {
 	case err != nil:
 		op.status = statusUnknown
