@@ -297,4 +297,3 @@ func TestWriteFaults(t *testing.T) {
 		})
 	}
 }
-
