@@ -23,7 +23,7 @@
 // The whole comparison, one run on one machine, from the repository root:
 //
 //	go run ./bench/cmd/bbbench --quick   # about 5 minutes: -benchtime 200ms, 3 rounds
-//	go run ./bench/cmd/bbbench --full    # -benchtime 2s, 10 rounds: what to publish
+//	go run ./bench/cmd/bbbench --full    # -benchtime 1s, 10 rounds (estimated 30-60 minutes): to publish
 //
 // It shows a progress bar on a terminal and plain lines otherwise. Flags:
 // --bench narrows the benchmarks (a -bench expression applied in every

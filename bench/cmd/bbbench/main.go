@@ -43,7 +43,7 @@ var (
 	// quick fits in about five minutes on a 2-core machine.
 	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 20 * time.Minute}
 	// full is what a published docs/benchmarks.md should come from.
-	profileFull = profile{name: "full", benchtime: "2s", rounds: 10, timeout: 2 * time.Hour}
+	profileFull = profile{name: "full", benchtime: "1s", rounds: 10, timeout: 2 * time.Hour}
 )
 
 func main() {
@@ -57,7 +57,7 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bbbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "the quick profile: -benchtime 200ms, 3 rounds (the default)")
-	full := fs.Bool("full", false, "the full profile: -benchtime 2s, 10 rounds")
+	full := fs.Bool("full", false, "the full profile: -benchtime 1s, 10 rounds")
 	rounds := fs.Int("rounds", 0, "override the profile's number of rounds")
 	benchtime := fs.String("benchtime", "", "override the profile's -benchtime (a duration or Nx)")
 	filter := fs.String("bench", "", "run only the benchmarks matching this -bench expression, in every package")
@@ -156,6 +156,8 @@ func run(args []string, stderr io.Writer) error {
 		Machine:   DescribeMachine(ctx, root, benchDir),
 	}
 	progress := NewProgress(stderr, IsTerminal(os.Stderr), prof.rounds)
+	stopTicking := progress.Tick(time.Second)
+	defer stopTicking()
 	progress.Note(fmt.Sprintf("profile %s (-benchtime %s, %d rounds); benchmarks write to %s (%s); raw output in %s",
 		prof.name, prof.benchtime, prof.rounds, *tmpDir, rep.Machine.FileSystem, *logPath))
 	runner := &Runner{

@@ -75,6 +75,10 @@ func TestProgressBar(t *testing.T) {
 	now := p.start
 	p.now = func() time.Time { return now }
 	p.SetTotal(10)
+	p.mu.Lock()
+	assert.Equal(t, "[..........]   0% 0/10 building 0s", p.barLocked(10))
+	p.mu.Unlock()
+	now = now.Add(20 * time.Second) // building: not counted in the ETA
 	p.StartRound(1)
 	for range 5 {
 		p.Sample(Sample{Package: "p", Name: "BenchmarkX", Metrics: []Metric{{"ns/op", 10}}})
@@ -83,8 +87,17 @@ func TestProgressBar(t *testing.T) {
 	p.mu.Lock()
 	bar := p.barLocked(10)
 	p.mu.Unlock()
-	assert.Equal(t, "[#####.....]  50% 5/10 eta 50s round 1/3 50s", bar)
+	assert.Equal(t, "[#####.....]  50% 5/10 eta 50s round 1/3 1m10s", bar)
 	assert.Contains(t, buf.String(), "\r\x1b[K")
+
+	n := strings.Count(buf.String(), "\r")
+	stop := p.Tick(time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	after := strings.Count(buf.String(), "\r")
+	assert.Greater(t, after, n, "the ticker redraws the bar")
+	time.Sleep(5 * time.Millisecond)
+	assert.Equal(t, after, strings.Count(buf.String(), "\r"), "and stops when told")
 }
 
 func TestBenchmarkDocs(t *testing.T) {

@@ -13,16 +13,17 @@ import (
 // one plain line per result otherwise (CI logs, pipes). It is safe for
 // concurrent use.
 type Progress struct {
-	mu     sync.Mutex
-	w      io.Writer
-	tty    bool
-	now    func() time.Time
-	start  time.Time
-	total  int // expected results in the whole run; 0 while unknown
-	done   int
-	round  int
-	rounds int
-	last   string // the latest result, shown after the bar
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	now     func() time.Time
+	start   time.Time // of the whole run (builds included)
+	rounds0 time.Time // when round 1 started: the ETA counts from there
+	total   int       // expected results in the whole run; 0 while unknown
+	done    int
+	round   int
+	rounds  int
+	last    string // the latest result, shown after the bar
 }
 
 // NewProgress writes to w; tty selects the redrawn bar.
@@ -50,6 +51,9 @@ func (p *Progress) StartRound(r int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.round = r
+	if p.rounds0.IsZero() {
+		p.rounds0 = p.now()
+	}
 	if !p.tty {
 		fmt.Fprintf(p.w, "bbbench: round %d/%d\n", r, p.rounds)
 		return
@@ -83,6 +87,36 @@ func (p *Progress) Note(msg string) {
 	}
 }
 
+// Tick redraws the bar every interval (on a terminal only, so that the
+// elapsed time moves while a long benchmark runs) until the returned stop
+// function is called; stop waits for the ticking goroutine to end.
+func (p *Progress) Tick(interval time.Duration) (stop func()) {
+	if !p.tty {
+		return func() {}
+	}
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				p.drawLocked()
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
 // Finish ends the bar's line.
 func (p *Progress) Finish() {
 	p.mu.Lock()
@@ -112,14 +146,18 @@ func (p *Progress) barLocked(width int) string {
 		filled := int(frac * float64(width))
 		b.WriteString("[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]")
 		fmt.Fprintf(&b, " %3.0f%% %d/%d", frac*100, p.done, p.total)
-		if p.done > 0 && p.done < p.total {
-			eta := time.Duration(float64(p.now().Sub(p.start)) / float64(p.done) * float64(p.total-p.done))
+		if p.done > 0 && p.done < p.total && !p.rounds0.IsZero() {
+			eta := time.Duration(float64(p.now().Sub(p.rounds0)) / float64(p.done) * float64(p.total-p.done))
 			fmt.Fprintf(&b, " eta %s", eta.Round(time.Second))
 		}
 	} else {
 		fmt.Fprintf(&b, "%d results", p.done)
 	}
-	fmt.Fprintf(&b, " round %d/%d %s", p.round, p.rounds, elapsed)
+	if p.round == 0 {
+		fmt.Fprintf(&b, " building %s", elapsed)
+	} else {
+		fmt.Fprintf(&b, " round %d/%d %s", p.round, p.rounds, elapsed)
+	}
 	return b.String()
 }
 
