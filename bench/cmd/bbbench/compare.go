@@ -49,6 +49,10 @@ type Series struct {
 	NotDurable bool
 	// Config states the contender's configuration, in the report.
 	Config string
+	// Unit, when set, is the metric this contender's figure is read from,
+	// shown in the group's unit: several contenders measured inside one
+	// benchmark report one metric each (MB/s-journal, MB/s-file, ...).
+	Unit string
 	// Rows, when set, are the only rows this contender has in the matrix
 	// (the others show a dash, not "not run"); by default it has the
 	// group's Rows.
@@ -217,7 +221,11 @@ func Compare(g *Group, r *Results) Comparison {
 			if !ok {
 				continue
 			}
-			st, ok := sum.Metrics[g.Unit]
+			unit := g.Unit
+			if s.Unit != "" {
+				unit = s.Unit
+			}
+			st, ok := sum.Metrics[unit]
 			if !ok {
 				continue
 			}

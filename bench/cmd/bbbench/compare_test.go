@@ -217,3 +217,20 @@ func TestCompareWithNothingRun(t *testing.T) {
 	require.Len(t, c.Rows, 1, "a group with no rows still gets one, to say why")
 	assert.Equal(t, CellNoSuchBenc, c.Rows[0].Cells[0].Status)
 }
+
+// TestCompareSeriesUnit reads two contenders from one benchmark, each from
+// its own metric, as BenchmarkJournalAppendInterleaved reports them.
+func TestCompareSeriesUnit(t *testing.T) {
+	r := capturedResults(t)
+	g := &Group{
+		ID: "t", Unit: "MB/s",
+		Series: []Series{
+			{Label: "mb", Package: pkgBench, Match: "BenchmarkLimit/fsync", Base: true},
+			{Label: "syncs", Package: pkgBench, Match: "BenchmarkLimit/fsync", Unit: "fsyncs/s"},
+		},
+	}
+	c := Compare(g, r)
+	require.Len(t, c.Rows, 1)
+	assert.InDelta(t, (29.70+23.50)/2, c.Rows[0].Cells[0].Stat.Median, 1e-9)
+	assert.InDelta(t, (7251+5738)/2.0, c.Rows[0].Cells[1].Stat.Median, 1e-9)
+}

@@ -100,11 +100,11 @@ func SummarizeSamples(samples []Sample) []Summary {
 	return out
 }
 
-// HigherIsBetter says how to read a unit: rates (anything per second) are
-// better high; times, bytes and allocations per op, and latencies are better
-// low.
+// HigherIsBetter says how to read a unit: rates (anything per second, also
+// when a suffix names whose rate it is, as in MB/s-journal) are better high;
+// times, bytes and allocations per op, and latencies are better low.
 func HigherIsBetter(unit string) bool {
-	return strings.HasSuffix(unit, "/s")
+	return strings.HasSuffix(unit, "/s") || strings.Contains(unit, "/s-")
 }
 
 // Advantage is how many times better a is than b in unit: a/b for a rate,

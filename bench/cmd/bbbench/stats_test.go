@@ -42,6 +42,7 @@ func TestAdvantage(t *testing.T) {
 	// A rate: more is better, so a/b.
 	assert.InDelta(t, 2.0, Advantage("records/s", 200, 100), 1e-12)
 	assert.InDelta(t, 0.5, Advantage("MB/s", 100, 200), 1e-12)
+	assert.InDelta(t, 2.0, Advantage("MB/s-journal", 200, 100), 1e-12, "a rate named after its contender")
 	// A cost: less is better, so b/a.
 	assert.InDelta(t, 2.0, Advantage("ns/op", 50, 100), 1e-12)
 	assert.InDelta(t, 4.0, Advantage("p99-ns", 1e6, 4e6), 1e-12)
