@@ -8,6 +8,7 @@ import (
 
 // Group is one comparison: BadBatch's benchmark beside its peers' and the
 // machine's limit, all in one unit, matched row by row.
+// A Group is read-only once built (Groups returns fresh ones): safe to share between goroutines.
 type Group struct {
 	ID       string // names the plot file: docs/img/<ID>.svg
 	Title    string
@@ -30,6 +31,7 @@ type Group struct {
 }
 
 // Series is one contender of a group.
+// A Series is a plain value, read-only once built.
 type Series struct {
 	Label   string
 	Package string // the package directory relative to the repository root
@@ -63,6 +65,7 @@ type Series struct {
 // benchmark for every row (Name), or, per row, the benchmark that Match
 // selects at the same matrix point (for example a plain file's write at the
 // same batch and size).
+// A Limit is a plain value, read-only once built.
 type Limit struct {
 	Package string
 	Name    string // the limit benchmark's full name
@@ -76,6 +79,7 @@ type Limit struct {
 }
 
 // PackageStatus is what the runner learnt about one package.
+// A PackageStatus is a plain value.
 type PackageStatus struct {
 	Dir        string `json:"dir"` // relative to the repository root
 	Present    bool   `json:"present"`
@@ -97,6 +101,7 @@ const (
 )
 
 // Cell is one contender's figure in one row.
+// A Cell is a plain value.
 type Cell struct {
 	Status  string `json:"status"`
 	Message string `json:"message,omitempty"` // the failure's message
@@ -108,12 +113,14 @@ type Cell struct {
 }
 
 // Row is one row of a comparison: the same matrix point for every series.
+// A Row is not modified after Compare returns it; share it read-only.
 type Row struct {
 	Key   string `json:"key"`
 	Cells []Cell `json:"cells"` // one per series, in the group's order
 }
 
 // Comparison is a group filled in with the run's results.
+// A Comparison is not modified after Compare returns it; share it read-only.
 type Comparison struct {
 	Group *Group `json:"-"`
 	ID    string `json:"id"`
@@ -153,6 +160,8 @@ func matchSeries(s Series, pkg, name string) (string, bool) {
 }
 
 // Results is everything one run produced, indexed for the comparisons.
+// Results is only read by Compare: safe for concurrent reads, not for
+// concurrent writes.
 type Results struct {
 	Summaries []Summary
 	Failures  []Failure
@@ -311,6 +320,7 @@ func Compare(g *Group, r *Results) Comparison {
 }
 
 // Loss is a row where a durable contender beats BadBatch.
+// A Loss is a plain value.
 type Loss struct {
 	Group *Group
 	Row   string

@@ -11,6 +11,7 @@ import (
 
 // BenchDoc is the doc comment of one benchmark function, which is where its
 // author states what it measures and how the contender is configured.
+// A BenchDoc is a plain value.
 type BenchDoc struct {
 	Package string `json:"package"`
 	Func    string `json:"func"`

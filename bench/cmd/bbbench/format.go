@@ -108,6 +108,7 @@ func formatRatio(r float64) string {
 
 // Ratio is a float64 that is null in JSON when it is NaN (encoding/json
 // rejects NaN).
+// A Ratio is a plain value.
 type Ratio float64
 
 // MarshalJSON writes null for NaN and infinities.

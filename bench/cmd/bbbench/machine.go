@@ -15,6 +15,7 @@ import (
 
 // Machine describes where the benchmarks ran. Fields that could not be
 // read say "unknown".
+// A Machine is a plain value; DescribeMachine returns a fresh one.
 type Machine struct {
 	CPU        string   `json:"cpu"`
 	Cores      int      `json:"cores"` // logical CPUs the process may use

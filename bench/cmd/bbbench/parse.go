@@ -10,6 +10,8 @@ import (
 )
 
 // Sample is one result line of `go test -bench`: one benchmark run once.
+// A Sample is a plain value, safe to copy; do not modify its Metrics
+// slice while another goroutine reads it.
 type Sample struct {
 	Package string `json:"package"` // the package's directory relative to the repository, e.g. "bench/peers"
 	Name    string `json:"name"`    // the full name without the -GOMAXPROCS suffix
@@ -21,6 +23,7 @@ type Sample struct {
 }
 
 // Metric is one "value unit" pair of a result line.
+// A Metric is a plain value.
 type Metric struct {
 	Unit  string  `json:"unit"`
 	Value float64 `json:"value"`
@@ -37,6 +40,7 @@ func (s Sample) Value(unit string) (float64, bool) {
 }
 
 // Failure is a benchmark that reported "--- FAIL".
+// A Failure is a plain value.
 type Failure struct {
 	Package string `json:"package"`
 	Name    string `json:"name"`
@@ -45,6 +49,7 @@ type Failure struct {
 }
 
 // Output is what one run of a test binary printed, parsed.
+// An Output belongs to the caller that received it; it is not synchronized.
 type Output struct {
 	Header   map[string]string // goos, goarch, pkg, cpu
 	Samples  []Sample

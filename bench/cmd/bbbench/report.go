@@ -16,6 +16,8 @@ const reportSchema = 1
 // Report is everything one run measured and everything the markdown shows.
 // It is written as docs/bench-results.json and can be read back to render
 // the markdown again (--from-json).
+//
+// A Report is not safe for concurrent use: Analyze writes to it.
 type Report struct {
 	Schema    int    `json:"schema"`
 	Command   string `json:"command"` // how the run was started

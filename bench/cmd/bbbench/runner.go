@@ -15,6 +15,7 @@ import (
 )
 
 // Suite is one package whose benchmarks the run executes.
+// A Suite is a plain value.
 type Suite struct {
 	// Module is the directory of the package's go.mod, relative to the
 	// repository root ("." for the main module).

@@ -7,6 +7,7 @@ import (
 )
 
 // Stat summarizes one metric of one benchmark across the rounds.
+// A Stat is a plain value.
 type Stat struct {
 	Median float64 `json:"median"`
 	Min    float64 `json:"min"`
@@ -52,6 +53,8 @@ func Summarize(values []float64) Stat {
 }
 
 // Summary is every metric of one benchmark, summarized across its runs.
+// A Summary is not modified after SummarizeSamples returns it; share it
+// read-only.
 type Summary struct {
 	Package string          `json:"package"`
 	Name    string          `json:"name"`
