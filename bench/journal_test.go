@@ -539,20 +539,18 @@ func openJournalReader(b *testing.B, sealed bool, n int, rec []byte) (func() int
 	if j, err = journal.Open(dir, o); err != nil {
 		b.Fatal(err)
 	}
-	last := uint64(n)
 	it := j.NewIterator(1)
+	pos := 0
 	var r journal.GroupReader
-	read := func() int {
-		if !it.Next() || it.Entry().Index > last {
-			if err := it.Err(); err != nil {
-				b.Fatal(err)
-			}
+	next := func() int {
+		if pos == n { // entries 1..n only: entry n+1 fills the active segment
 			_ = it.Close()
-			it = j.NewIterator(1)
-			if !it.Next() {
-				b.Fatal(it.Err())
-			}
+			it, pos = j.NewIterator(1), 0
 		}
+		if !it.Next() {
+			b.Fatal(it.Err())
+		}
+		pos++
 		e := it.Entry()
 		r.Reset(e.Payload, e.FirstSeq)
 		if !r.Next() || !r.NextRecord() {
@@ -561,7 +559,7 @@ func openJournalReader(b *testing.B, sealed bool, n int, rec []byte) (func() int
 		v := r.Record().Value
 		return int(v[0]) + int(v[len(v)-1]) + 1
 	}
-	return read, func() error { _ = it.Close(); return j.Close() }
+	return next, func() error { _ = it.Close(); return j.Close() }
 }
 
 func openTidwallReader(b *testing.B, n int, rec []byte) (func() int, func() error) {
