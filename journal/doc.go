@@ -39,6 +39,13 @@
 //     failed, and an fsync is never retried. Close and Open to continue.
 //   - The in-memory index is one uint32 byte offset per entry per segment,
 //     rebuilt by Open's scan.
+//   - Reads: a sealed segment is read through a reference-counted read-only
+//     mmap (on vfs.Default; other file systems use ReadAt), the active
+//     segment through ReadAt on its own read-only handle. Every read checks
+//     the frame's CRC again.
+//   - The active segment is preallocated ahead of the write position
+//     (FALLOC_FL_KEEP_SIZE: the file size, and so the format, never
+//     includes the reserved blocks).
 //
 // # On-disk layout
 //
