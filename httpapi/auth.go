@@ -14,7 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Permission is a set of rights a token carries.
+// Permission is a set of rights a token carries. A plain value, safe to
+// copy and to share.
 type Permission uint8
 
 // Permissions. Admin implies the others.

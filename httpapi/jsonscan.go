@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
@@ -23,8 +22,6 @@ type scanner struct {
 	data []byte
 	pos  int
 }
-
-var errSyntax = errors.New("invalid JSON")
 
 func (s *scanner) errorf(format string, args ...any) error {
 	return fmt.Errorf("offset %d: "+format, append([]any{s.pos}, args...)...)

@@ -10,7 +10,8 @@ import (
 )
 
 // Options configure a Server. Build them with DefaultOptions and change what
-// you need; New copies them and never modifies the caller's value.
+// you need; New copies them and never modifies the caller's value. Not safe
+// for concurrent mutation; a Server never touches the caller's copy.
 type Options struct {
 	// Addr is the listen address used by ListenAndServe.
 	Addr string

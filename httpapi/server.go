@@ -19,7 +19,8 @@ import (
 )
 
 // Store is what the server needs of a store. *storage.Store implements it;
-// tests wrap it to inject faults.
+// tests wrap it to inject faults. Implementations must be safe for
+// concurrent use: every request calls it from its own goroutine.
 type Store interface {
 	AppendWith(ctx context.Context, stream string, opts storage.AppendOptions, recs ...storage.Record) (storage.AppendResult, error)
 	Read(ctx context.Context, stream string, from uint64, limit int) ([]storage.StoredRecord, error)

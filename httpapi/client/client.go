@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// Options configure a Client. New copies them.
+// Options configure a Client. New copies them; not safe for concurrent
+// mutation.
 type Options struct {
 	// HTTPClient sends the requests. Nil means a client of its own whose
 	// transport keeps up to 64 idle connections per host.
@@ -86,7 +87,8 @@ func New(baseURL string, opts *Options) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// Record is a record to append. Value is JSON text when JSON is set (it
+// Record is a record to append (a plain value: the client reads it during
+// the call and keeps nothing). Value is JSON text when JSON is set (it
 // reads back as JSON), else any bytes (sent and read back as base64).
 type Record struct {
 	Key       string
@@ -105,7 +107,7 @@ func JSONRecord(key string, v any) (Record, error) {
 	return Record{Key: key, Value: data, JSON: true}, nil
 }
 
-// StoredRecord is a committed record as read back.
+// StoredRecord is a committed record as read back; the caller owns it.
 type StoredRecord struct {
 	Record
 	Stream string // set by ReadGlobal
@@ -113,7 +115,7 @@ type StoredRecord struct {
 	Seq    uint64
 }
 
-// AppendOptions are an append's conditions.
+// AppendOptions are an append's conditions (a plain value).
 type AppendOptions struct {
 	// IdempotencyKey identifies the append for dedupe; "" means a random
 	// key (so that retries are still safe).
@@ -124,7 +126,7 @@ type AppendOptions struct {
 	ExpectedLastOffset *int64
 }
 
-// AppendResult is the server's answer to an append.
+// AppendResult is the server's answer to an append (a plain value).
 type AppendResult struct {
 	Stream      string `json:"stream"`
 	FirstOffset uint64 `json:"first_offset"`
@@ -214,7 +216,8 @@ func randomKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Position is where a read or tail starts. The zero value is Earliest.
+// Position is where a read or tail starts. The zero value is Earliest. An
+// immutable value, safe to share.
 type Position struct {
 	kind   int // 0 earliest, 1 latest, 2 offset
 	offset uint64
@@ -240,7 +243,7 @@ func (p Position) String() string {
 	return "earliest"
 }
 
-// ReadRequest selects a page.
+// ReadRequest selects a page (a plain value).
 type ReadRequest struct {
 	From     Position
 	FromTime time.Time // if set, overrides From
@@ -248,7 +251,7 @@ type ReadRequest struct {
 	Wait     time.Duration
 }
 
-// Page is a page of a stream.
+// Page is a page of a stream; the caller owns it.
 type Page struct {
 	Records []StoredRecord
 	// NextOffset is where the next page starts.
@@ -329,7 +332,7 @@ func (c *Client) Read(ctx context.Context, stream string, req ReadRequest) (Page
 	return Page{Records: recs, NextOffset: wp.NextOffset}, err
 }
 
-// GlobalPage is a page of the global log.
+// GlobalPage is a page of the global log; the caller owns it.
 type GlobalPage struct {
 	Records []StoredRecord
 	NextSeq uint64
@@ -352,7 +355,7 @@ func (c *Client) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) (Glo
 	return GlobalPage{Records: recs, NextSeq: wp.NextSeq}, err
 }
 
-// StreamInfo describes a stream.
+// StreamInfo describes a stream (a plain value).
 type StreamInfo struct {
 	Stream        string     `json:"stream"`
 	FirstOffset   uint64     `json:"first_offset"`

@@ -24,7 +24,8 @@ var (
 	ErrInvalidOptions = errors.New("client: invalid options")
 )
 
-// Error is an error answer of the server.
+// Error is an error answer of the server. Immutable once returned; safe to
+// share.
 type Error struct {
 	// Status is the HTTP status.
 	Status int
