@@ -105,6 +105,11 @@ type sequencer struct {
 	published   Sequence // SingleProducer publish cursor
 	gatingCache Sequence // MultiProducer: last gating minimum seen by a producer
 	capacity    waitSet  // producers parked on a full ring
+	// full is the MultiProducer hint that the ring was full lately: Next
+	// then waits for room before its atomic add rather than after it, so
+	// that parked producers hold no claim (see awaitRoom).
+	full atomic.Bool
+	_    cacheLinePad
 
 	// SingleProducer's claim state, touched only by the producer goroutine.
 	spNext        int64 // highest claimed sequence
@@ -150,6 +155,11 @@ func (s *sequencer) next(n int64) (int64, error) {
 			return hi, nil
 		}
 		return s.nextSingle(n)
+	}
+	if s.full.Load() {
+		if err := s.awaitRoom(n); err != nil {
+			return InitialSequenceValue, err
+		}
 	}
 	hi := s.claimed.add(n)
 	if hi >= sealThreshold {

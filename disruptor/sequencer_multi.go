@@ -1,8 +1,16 @@
 package disruptor
 
-// MultiProducer: a claim is one atomic add on the shared claim cursor;
-// waiting for capacity happens after the add, so claims are handed out in
-// order even under contention. Availability is one int32 per slot holding
+import "runtime"
+
+// MultiProducer: a claim is one atomic add on the shared claim cursor.
+// While the ring has room, nothing else is shared. A producer whose claim
+// lands on slots still in use waits for them holding the claim, which
+// consumers must wait for in turn; so once that happens the ring is flagged
+// full, and later producers wait for room before their add (awaitRoom),
+// parking without a claim. Consumers then never wait for a parked producer,
+// only for running ones, which matters with many producer goroutines (a
+// convoy of parked claim holders, each to be woken in order, otherwise
+// follows every full ring). Availability is one int32 per slot holding
 // the lap number (seq >> shift) of the last publish into that slot, -1
 // before the first. Sequence s is published iff
 // available[s&mask] == int32(s>>shift); a lap number would have to fall 2^32
@@ -12,12 +20,45 @@ package disruptor
 // nextMultiWait finishes a claim of hi whose slots were not known to be
 // free: it waits for the gating sequences to pass wrap.
 func (s *sequencer) nextMultiWait(wrap, hi int64) (int64, error) {
+	if s.minimumGating(hi) < wrap && !s.full.Load() {
+		s.full.Store(true)
+	}
 	low, err := s.waitForCapacity(wrap, hi)
 	if err != nil {
 		return InitialSequenceValue, err
 	}
 	s.gatingCache.Store(low)
 	return hi, nil
+}
+
+// awaitRoom waits, without claiming, until a claim of n would find its
+// slots free, and clears the full hint if it found room at once. It returns
+// nil early once the ring is sealed, so that the add fails as it should, and
+// ErrHalted once halted.
+func (s *sequencer) awaitRoom(n int64) error {
+	room := func() bool {
+		cur := s.claimed.Load()
+		return cur >= sealThreshold || cur+n-s.size <= s.minimumGating(cur)
+	}
+	ready := func() bool { return s.state.Load() == ringHalted || room() }
+	for i := 0; ; i++ {
+		if room() {
+			if i == 0 {
+				s.full.Store(false)
+			}
+			return nil
+		}
+		if s.state.Load() == ringHalted {
+			return ErrHalted
+		}
+		switch {
+		case i < capacitySpins:
+		case i < capacitySpins+capacityYields:
+			runtime.Gosched()
+		default:
+			s.capacity.wait(ready, capacityRecheck)
+		}
+	}
 }
 
 func (s *sequencer) tryNextMulti(n int64) (int64, error) {
