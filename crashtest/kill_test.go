@@ -255,6 +255,7 @@ func retryUnknown(srv *server, h *httpHistory) (retried, replayed int) {
 // `badbatch verify` on the recovered directory, start it again (timed), run
 // the concurrent load and SIGKILL the server 1 to 50 ms into it.
 func TestKill9(t *testing.T) {
+	t.Parallel()
 	cycles := killCycles(t)
 	seed := baseSeed(t)
 	t.Logf("kill -9: %d cycles (min(BADBATCH_CRASH_CYCLES, 100), all of it above 200, 10 under -short); base seed %d", cycles, seed)
