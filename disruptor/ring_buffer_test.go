@@ -215,19 +215,32 @@ func TestNextWakesOnHalt(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, r.Publish(hi-3, hi))
 
-			errc := make(chan error, 1)
-			go func() {
-				_, err := r.Next(1)
-				errc <- err
-			}()
-			// Let the producer reach its parked phase before halting.
-			waitUntil(t, func() bool { return r.seq.capacity.waiting.Load() > 0 })
+			// Two producers: with MultiProducer the first waits holding its
+			// claim and flags the ring full; the second then waits for room
+			// without claiming. Both must wake.
+			producers := 2
+			if pt == SingleProducer {
+				producers = 1
+			}
+			errc := make(chan error, producers)
+			for i := range producers {
+				go func() {
+					_, err := r.Next(1)
+					errc <- err
+				}()
+				waitUntil(t, func() bool { return r.seq.capacity.waiting.Load() == int32(i+1) })
+			}
+			if pt == MultiProducer {
+				assert.True(t, r.seq.full.Load(), "the first waiter flagged the ring full")
+			}
 			r.seq.halt()
-			select {
-			case err := <-errc:
-				assert.ErrorIs(t, err, ErrHalted)
-			case <-time.After(10 * time.Second):
-				t.Fatal("producer blocked in Next did not wake on halt")
+			for range producers {
+				select {
+				case err := <-errc:
+					assert.ErrorIs(t, err, ErrHalted)
+				case <-time.After(hangDeadline):
+					t.Fatal("producer blocked in Next did not wake on halt")
+				}
 			}
 			_, err = r.Next(1)
 			assert.ErrorIs(t, err, ErrHalted)
