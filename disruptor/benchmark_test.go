@@ -18,6 +18,7 @@ import (
 //
 //	spsc      1 producer -> 1 consumer
 //	mpsc4     4 producers -> 1 consumer
+//	mpsc64    64 producers -> 1 consumer (the storage layer's many HTTP handlers)
 //	pipeline3 1 producer -> stage 1 -> stage 2 -> stage 3
 //	diamond   1 producer -> {A, B} in parallel -> C after both
 //
@@ -49,6 +50,7 @@ func BenchmarkRing(b *testing.B) {
 		{"spsc", 1, 1},
 		{"spsc", 16, 1},
 		{"mpsc4", 1, 4},
+		{"mpsc64", 1, 64},
 		{"pipeline3", 1, 1},
 		{"diamond", 1, 1},
 	}
@@ -78,7 +80,7 @@ func benchRingWith(b *testing.B, topology string, claim int64, producers int, ws
 	}
 	handlers := []*sumHandler{{}, {}, {}}
 	switch topology {
-	case "spsc", "mpsc4":
+	case "spsc", "mpsc4", "mpsc64":
 		d.HandleEventsWith(handlers[0])
 	case "pipeline3":
 		d.HandleEventsWith(handlers[0]).Then(handlers[1]).Then(handlers[2])
@@ -123,7 +125,7 @@ func benchRingWith(b *testing.B, topology string, claim int64, producers int, ws
 }
 
 func BenchmarkChannel(b *testing.B) {
-	for _, topology := range []string{"spsc", "mpsc4", "pipeline3", "diamond"} {
+	for _, topology := range []string{"spsc", "mpsc4", "mpsc64", "pipeline3", "diamond"} {
 		b.Run("topology="+topology, func(b *testing.B) {
 			benchChannel(b, topology)
 		})
@@ -170,13 +172,10 @@ func benchChannel(b *testing.B, topology string) {
 	}
 	newChan := func() chan benchEvent { return make(chan benchEvent, benchRingSize) }
 	switch topology {
-	case "spsc", "mpsc4":
+	case "spsc", "mpsc4", "mpsc64":
 		in := newChan()
 		stage(in, nil)
-		producers := 1
-		if topology == "mpsc4" {
-			producers = 4
-		}
+		producers := map[string]int{"spsc": 1, "mpsc4": 4, "mpsc64": 64}[topology]
 		produce([]chan benchEvent{in}, producers)
 	case "pipeline3":
 		c1, c2, c3 := newChan(), newChan(), newChan()
