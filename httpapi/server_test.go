@@ -3,11 +3,14 @@ package httpapi_test
 import (
 	"compress/gzip"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/badbatch/badbatch/httpapi"
+	"github.com/badbatch/badbatch/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -112,4 +115,39 @@ func TestNewRejects(t *testing.T) {
 		assert.NoError(t, err)
 		assert.Equal(t, before, *o, "New must not modify the caller's options")
 	})
+}
+
+// TestSlowClientsAreCut checks that a client that stalls while sending its
+// headers or its body does not hold a connection forever.
+func TestSlowClientsAreCut(t *testing.T) {
+	ts := startServer(t, serverConfig{opts: func(o *httpapi.Options) {
+		o.ReadHeaderTimeout = 100 * time.Millisecond
+		o.ReadTimeout = 200 * time.Millisecond
+	}})
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	cases := []struct {
+		name, send string
+	}{
+		{"stalled headers", "POST /v1/streams/slow/records HTTP/1.1\r\nHost: x\r\n"},
+		{"stalled body", "POST /v1/streams/slow/records HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten.."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = conn.Write([]byte(tc.send))
+			require.NoError(t, err)
+			// The server must end the exchange by itself; the deadline here
+			// only keeps a broken server from hanging the test.
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+			data, err := io.ReadAll(conn)
+			require.NoError(t, err, "the server closed the connection (EOF), not our deadline")
+			if len(data) > 0 {
+				assert.NotContains(t, string(data), "201 Created")
+			}
+		})
+	}
+	_, err := ts.Store.StreamInfo("slow")
+	assert.ErrorIs(t, err, storage.ErrNotFound, "nothing was appended")
 }

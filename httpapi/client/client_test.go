@@ -23,14 +23,29 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // server is a real server over a real store; restart keeps dir and address.
 type server struct {
-	t      *testing.T
-	dir    string
-	addr   string
-	store  *storage.Store
-	srv    *httpapi.Server
-	served chan error
-	up     bool
-	opts   func(*httpapi.Options)
+	t       *testing.T
+	dir     string
+	addr    string
+	store   *storage.Store
+	srv     *httpapi.Server
+	served  chan error
+	up      bool
+	opts    func(*httpapi.Options)
+	accepts atomic.Int64 // connections accepted, over restarts
+}
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 func startServer(t *testing.T, opts func(*httpapi.Options)) *server {
@@ -61,7 +76,7 @@ func (s *server) start() {
 	require.NoError(t, err)
 	s.addr = l.Addr().String()
 	s.store, s.srv, s.served, s.up = st, srv, make(chan error, 1), true
-	go func() { s.served <- srv.Serve(l) }()
+	go func() { s.served <- srv.Serve(countingListener{l, &s.accepts}) }()
 }
 
 func (s *server) stop() {
@@ -288,4 +303,17 @@ func TestErrorIsByCode(t *testing.T) {
 		})
 	}
 	assert.ErrorIs(t, &client.Error{Status: http.StatusBadGateway}, client.ErrUnavailable, "no API body: by status")
+}
+
+func TestConnectionReuse(t *testing.T) {
+	s := startServer(t, nil)
+	c := newClient(t, s.URL(), nil)
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		_, err := c.Append(ctx, "reuse", client.Record{Value: []byte("x")}, nil)
+		require.NoError(t, err)
+		_, err = c.Read(ctx, "reuse", client.ReadRequest{Limit: 1})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int64(1), s.accepts.Load(), "40 sequential requests over one keep-alive connection")
 }
