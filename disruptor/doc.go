@@ -24,7 +24,10 @@
 //     slot has been processed by every handler. Only the leaf handlers (the
 //     ones no other handler depends on) gate producers: a leaf's sequence is
 //     never ahead of its upstream handlers'. Next waits (spin, yield, park)
-//     while the ring is full; TryNext returns ErrInsufficientCapacity.
+//     while the ring is full; TryNext returns ErrInsufficientCapacity. Once a
+//     MultiProducer claim has had to wait, later producers wait for room
+//     before their atomic add, so that no parked producer holds a claim the
+//     handlers would have to wait for.
 //   - Publish: SingleProducer stores the published cursor. MultiProducer
 //     writes each slot's lap number (seq >> log2(size)) into a per-slot
 //     availability array, so producers publish out of order and consumers

@@ -62,8 +62,9 @@ const (
 	capacityYields = 64
 	// capacityRecheck bounds a parked producer's sleep, so that gating
 	// sequences advanced by code that does not signal (hand-written
-	// consumers) are still noticed.
-	capacityRecheck = time.Millisecond
+	// consumers) are still noticed. Processors, seal and halt always
+	// signal, so it only costs a wake-up per parked producer per period.
+	capacityRecheck = 10 * time.Millisecond
 )
 
 // sequencer is the claim/publish protocol of a ring: the common parts are
@@ -318,6 +319,8 @@ func (s *sequencer) seal() int64 {
 	}
 	at := s.claimed.add(sealOffset) - sealOffset
 	s.sealedAt.Store(at)
+	// Producers parked in awaitRoom must now fail their add.
+	s.capacity.signal()
 	return at
 }
 
