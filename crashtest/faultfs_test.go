@@ -50,8 +50,9 @@ func (o fsOp) String() string {
 // then returns the error.
 type injectFunc func(kind opKind, path string, size int) (short int, err error)
 
-// faultFS wraps a vfs.FS to record the operations that change the
-// namespace or make data durable, to inject errors into them, and to know,
+// faultFS wraps a vfs.FS to report the operations that change the
+// namespace or make data durable to its listeners, to inject errors into
+// them, and to know,
 // per file, how many bytes are known durable (the file's size after its
 // last successful sync). It is safe for concurrent use.
 //
@@ -67,8 +68,6 @@ type faultFS struct {
 	mu struct {
 		sync.Mutex
 		seq    uint64
-		record bool
-		ops    []fsOp
 		inject injectFunc
 		// synced is the durable size of each file: an upper bound of the
 		// bytes its last completed sync covered. Renames move it.
@@ -96,20 +95,6 @@ func (f *faultFS) setInject(fn injectFunc) {
 	f.mu.Lock()
 	f.mu.inject = fn
 	f.mu.Unlock()
-}
-
-// setRecord turns the operation log on or off.
-func (f *faultFS) setRecord(on bool) {
-	f.mu.Lock()
-	f.mu.record = on
-	f.mu.Unlock()
-}
-
-// ops returns a copy of the operation log.
-func (f *faultFS) ops() []fsOp {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]fsOp(nil), f.mu.ops...)
 }
 
 // listen adds a callback run (under no faultFS lock) after every operation.
@@ -197,9 +182,6 @@ func (f *faultFS) end(op fsOp, syncedSize int64) {
 				}
 			}
 		}
-	}
-	if f.mu.record && op.kind != opWrite {
-		f.mu.ops = append(f.mu.ops, op)
 	}
 	ls := f.mu.listeners
 	f.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -382,12 +381,4 @@ func (s *server) post(stream, contentType string, body []byte, hdr map[string]st
 		return 0, nil, nil, err
 	}
 	return resp.StatusCode, b, resp.Header, nil
-}
-
-// errIsTransport tells a transport failure (the outcome is unknown) from a
-// programming error.
-func errIsTransport(err error) bool {
-	var ne net.Error
-	var ue *url.Error
-	return errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
