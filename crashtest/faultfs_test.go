@@ -52,9 +52,9 @@ type injectFunc func(kind opKind, path string, size int) (short int, err error)
 
 // faultFS wraps a vfs.FS to report the operations that change the
 // namespace or make data durable to its listeners, to inject errors into
-// them, and to know,
-// per file, how many bytes are known durable (the file's size after its
-// last successful sync). It is safe for concurrent use.
+// them, and to know, per file, how many bytes are known durable (the
+// file's size after its last successful sync). It is safe for concurrent
+// use.
 //
 // Every mutating operation holds gate shared while it runs and records its
 // effect; quiesce takes gate exclusively, so that a crash image and the
