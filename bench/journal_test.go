@@ -45,8 +45,8 @@ package bench_test
 //
 // runs the same six contenders in one process, interleaved: each b.N
 // iteration is one round in which every contender, in a shuffled order,
-// makes a few batches durable (about 4 MiB, at least 2 and at most 32
-// batches). It reports each contender's MB/s over all its slices, and
+// makes a few batches durable (about 256 KiB, at least 1 and at most 8
+// batches), so that the contenders alternate every few milliseconds. It reports each contender's MB/s over all its slices, and
 // journal/file and journal/best-peer: for each other contender, the median
 // over rounds of its slice time divided by the journal's in the same round
 // (> 1: the journal was faster), the lowest over the peers. On a shared
@@ -169,7 +169,7 @@ func benchmarkInterleaved(b *testing.B, batch, size int) {
 	for i, c := range journalContenders {
 		appenders[i] = c.open(b, recs)
 	}
-	perSlice := min(max((4<<20)/(batch*size), 2), 32)
+	perSlice := min(max((256<<10)/(batch*size), 1), 8)
 	rounds := make([][]time.Duration, len(appenders)) // rounds[i][r]: contender i's slice in round r
 	rng := rand.New(rand.NewPCG(uint64(batch), uint64(size)))
 	order := make([]int, len(appenders))
