@@ -137,7 +137,6 @@ type crashImage struct {
 // crashed again right after its recovery (keeping only synced data): what
 // recovery repaired must itself be durable.
 func TestPowerLossImages(t *testing.T) {
-	t.Parallel()
 	cycles := powerCycles(t)
 	seed := baseSeed(t)
 	t.Logf("power loss: %d cycles x %d images = %d crash images (BADBATCH_CRASH_CYCLES, -short: 10 cycles); base seed %d",
