@@ -242,3 +242,29 @@ func TestShutdownEndsTails(t *testing.T) {
 	assert.Equal(t, websocket.StatusGoingAway, <-wsClosed)
 	assert.Equal(t, http.StatusOK, <-poll)
 }
+
+// TestTailsEndWhenClientsLeave checks that SSE, WebSocket and long-poll
+// handlers end when their clients disconnect (the live-subscriber gauge
+// returns to zero, and goleak checks the goroutines at the end).
+func TestTailsEndWhenClientsLeave(t *testing.T) {
+	ts := startServer(t, serverConfig{})
+	appendN(t, ts, "gone", 0, 1)
+	sse := openSSE(t, ts, "/v1/streams/gone/records?from=latest")
+	ws := dialWS(t, ts, "/v1/streams/gone/ws?from=latest")
+	pollCtx, cancelPoll := context.WithCancel(context.Background())
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		req, _ := http.NewRequestWithContext(pollCtx, http.MethodGet, ts.URL+"/v1/streams/gone/records?from=latest&wait=60s", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	require.Eventually(t, func() bool { return subscribers(t, ts) == 3 }, 10*time.Second, 5*time.Millisecond)
+
+	sse.Close()
+	ws.CloseNow()
+	cancelPoll()
+	<-pollDone
+	require.Eventually(t, func() bool { return subscribers(t, ts) == 0 }, 10*time.Second, 5*time.Millisecond)
+}
