@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"compress/gzip"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -150,4 +151,31 @@ func TestSlowClientsAreCut(t *testing.T) {
 	}
 	_, err := ts.Store.StreamInfo("slow")
 	assert.ErrorIs(t, err, storage.ErrNotFound, "nothing was appended")
+}
+
+// panicStore panics in StreamInfo, as a bug would.
+type panicStore struct{ httpapi.Store }
+
+func (panicStore) StreamInfo(string) (storage.StreamInfo, error) { panic("injected bug") }
+
+func TestInternalErrors(t *testing.T) {
+	t.Run("store error", func(t *testing.T) {
+		ts := startServer(t, serverConfig{wrap: func(s httpapi.Store) httpapi.Store {
+			return &faultStore{Store: s, appendErr: errors.New("injected: disk on fire")}
+		}})
+		resp, body := ts.postJSON("s", `{"value":1}`)
+		require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		e := decodeErr(t, body)
+		assert.Equal(t, "internal", e.Error.Code)
+		assert.NotContains(t, e.Error.Message, "disk on fire", "details stay in the log")
+		assert.Contains(t, e.Error.Message, resp.Header.Get("X-Request-Id"))
+	})
+	t.Run("panic", func(t *testing.T) {
+		ts := startServer(t, serverConfig{wrap: func(s httpapi.Store) httpapi.Store { return panicStore{s} }})
+		resp, body := ts.do(http.MethodGet, "/v1/streams/s", nil)
+		require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		assert.Equal(t, "internal", decodeErr(t, body).Error.Code)
+		resp, _ = ts.do(http.MethodGet, "/healthz", nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "the server survives")
+	})
 }
