@@ -7,14 +7,15 @@ import (
 )
 
 // RecordFlags are per-record bits stored with the record and returned as
-// they were written. The journal interprets none of them.
+// they were written. The journal interprets none of them. A plain value.
 type RecordFlags uint8
 
 // FlagJSON says the record's value is JSON text.
 const FlagJSON RecordFlags = 1 << 0
 
 // Header is one record header. The journal stores names and values as
-// opaque bytes, in the order given.
+// opaque bytes, in the order given. A plain value; not safe for concurrent
+// mutation while it is being encoded.
 type Header struct{ Name, Value []byte }
 
 // Record is one record to encode with AppendGroup. It is a plain value, not
@@ -28,7 +29,7 @@ type Record struct {
 }
 
 // GroupFlags are per-group bits. Unknown bits are rejected by the decoder,
-// because a flag may add a field to the group header.
+// because a flag may add a field to the group header. A plain value.
 type GroupFlags uint8
 
 // GroupHasExpectedOffset says the group carries ExpectedLastOffset.

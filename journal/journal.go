@@ -15,7 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// EntryInfo describes one entry.
+// EntryInfo describes one entry. It is a plain value, safe to copy and
+// share.
 type EntryInfo struct {
 	Index     uint64 // entries are numbered from 1, dense
 	Term      uint64 // 0 standalone
@@ -25,7 +26,8 @@ type EntryInfo struct {
 	Timestamp int64 // write time, unix ns (used for retention by age)
 }
 
-// Entry is one entry as read back.
+// Entry is one entry as read back. Not safe for concurrent use: it is
+// owned by the Read callback or the Iterator that produced it.
 type Entry struct {
 	EntryInfo
 	// Payload is the concatenated groups. It aliases a mapping or a reused
@@ -34,7 +36,8 @@ type Entry struct {
 	Payload []byte
 }
 
-// Stats are counters for metrics. Read them with Journal.Stats.
+// Stats are counters for metrics. Journal.Stats returns a snapshot: a plain
+// value, safe to copy and share.
 type Stats struct {
 	Segments        int
 	Bytes           int64 // bytes of all retained segments
@@ -52,7 +55,8 @@ type Stats struct {
 }
 
 // RepairReport says what Open dropped and why. The zero value means Open
-// found the journal clean.
+// found the journal clean. Journal.RepairReport returns a copy: a plain
+// value, safe to share.
 type RepairReport struct {
 	// Truncated is true if Open cut the tail of the last segment.
 	Truncated bool

@@ -9,7 +9,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// SyncPolicy says when written entries are fsynced.
+// SyncPolicy says when written entries are fsynced. It is a plain value,
+// safe to copy and share.
 type SyncPolicy uint8
 
 const (
@@ -67,7 +68,8 @@ const (
 
 // Options configures Open. The zero value of every field means "default";
 // DefaultOptions returns them filled in. Open copies the struct and never
-// modifies the caller's value.
+// modifies the caller's value. An Options value is not safe for concurrent
+// mutation; the journal keeps its own copy.
 type Options struct {
 	// FS is the file system; nil means vfs.Default. Sealed segments are read
 	// through mmap only on vfs.Default; any other FS reads them into memory.
