@@ -82,8 +82,10 @@ func (s *scanner) null() bool {
 }
 
 // str reads a JSON string. The result aliases the input when the string has
-// no escapes. Invalid UTF-8 and lone surrogates become U+FFFD, as
-// encoding/json does.
+// no escapes. Raw bytes that are not UTF-8 are an error (RFC 8259 8.1: JSON
+// text is UTF-8; encoding/json would silently turn them into U+FFFD, so the
+// record would not read back as sent). An escaped lone surrogate (\ud800)
+// is valid JSON syntax and becomes U+FFFD, as in encoding/json.
 func (s *scanner) str() ([]byte, error) {
 	if err := s.expect('"'); err != nil {
 		return nil, err
@@ -96,7 +98,8 @@ func (s *scanner) str() ([]byte, error) {
 			s.pos = i + 1
 			out := s.data[start:i]
 			if !utf8.Valid(out) {
-				return []byte(string([]rune(string(out)))), nil
+				s.pos = start
+				return nil, s.errorf("invalid UTF-8 in string")
 			}
 			return out, nil
 		case c == '\\':
@@ -117,10 +120,11 @@ func (s *scanner) strSlow(start int) ([]byte, error) {
 		c := s.data[i]
 		switch {
 		case c == '"':
-			s.pos = i + 1
 			if !utf8.Valid(out) {
-				return []byte(string([]rune(string(out)))), nil
+				s.pos = start
+				return nil, s.errorf("invalid UTF-8 in string")
 			}
+			s.pos = i + 1
 			return out, nil
 		case c < 0x20:
 			s.pos = i
@@ -272,6 +276,10 @@ func (s *scanner) rawString(dst []byte) ([]byte, error) {
 		switch {
 		case c == '"':
 			s.pos++
+			if !utf8.Valid(s.data[start:s.pos]) {
+				s.pos = start
+				return nil, s.errorf("invalid UTF-8 in string")
+			}
 			return append(dst, s.data[start:s.pos]...), nil
 		case c < 0x20:
 			return nil, s.errorf("control character %#x in string", c)
