@@ -181,7 +181,8 @@ func (d *Disruptor[T]) Err() error {
 // Shutdown seals the ring (later claims fail with ErrHalted), waits until
 // every handler has processed every event claimed before the seal, then stops
 // the processors and waits for their goroutines. Producers need not stop
-// first: every Publish that returned nil is handled.
+// first: every Publish that returned nil is handled by every handler, and
+// every event is handled by all handlers or by none.
 //
 // If ctx ends first, Shutdown halts and returns an error wrapping ctx.Err()
 // at once, without waiting: a processor stops as soon as its handler returns
@@ -215,8 +216,11 @@ func (d *Disruptor[T]) Shutdown(ctx context.Context) error {
 // drainAll seals the ring and drains it. A MultiProducer drain target is
 // fixed at the seal. A SingleProducer's may still rise (its producer may
 // publish a claim made before the seal), so drainAll drains to the published
-// cursor, then stops the ring (Publish reports ErrHalted from then on), then
-// drains once more to catch a Publish that raced the stop and returned nil.
+// cursor, then stops the ring (which marks that cursor: later publishes fail
+// and are not published), then drains once more to the cursor as marked.
+// Either way the processors are halted only with nothing visible left
+// unhandled, so Shutdown never leaves an event handled by some handlers and
+// not others.
 func (d *Disruptor[T]) drainAll(ctx context.Context, leaves []*Sequence) error {
 	seq := &d.ring.seq
 	target := seq.seal()

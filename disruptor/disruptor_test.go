@@ -537,3 +537,55 @@ func TestHaltAndShutdownWithActiveProducers(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimBeforeShutdownPublishAfter pins down the two producer types'
+// drain rules for a claim made before Shutdown and published after it began:
+// MultiProducer drains it (Shutdown waits for the publish), SingleProducer
+// refuses it (Publish fails and no handler ever sees it). Either way no event
+// is handled by some handlers and not others.
+func TestClaimBeforeShutdownPublishAfter(t *testing.T) {
+	tests := []struct {
+		producer   ProducerType
+		wantErr    error
+		wantHandle bool
+	}{
+		{MultiProducer, nil, true},
+		{SingleProducer, ErrHalted, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.producer.String(), func(t *testing.T) {
+			d := newTestDisruptor(t, &Options{RingSize: 8, Producer: tt.producer})
+			a, b := newSeqHandler("a"), newSeqHandler("b")
+			d.HandleEventsWith(a).Then(b)
+			require.NoError(t, d.Start())
+			publishN(t, d, 3)
+			hi, err := d.Next(1)
+			require.NoError(t, err)
+
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+				defer cancel()
+				done <- d.Shutdown(ctx)
+			}()
+			if tt.producer == SingleProducer {
+				require.NoError(t, <-done, "nothing published is pending")
+			} else {
+				waitUntil(t, func() bool { return d.ring.seq.state.Load() >= ringSealed })
+			}
+			err = d.Publish(hi, hi)
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+			} else {
+				assert.NoError(t, err)
+				require.NoError(t, <-done)
+			}
+			want := []int64{0, 1, 2}
+			if tt.wantHandle {
+				want = append(want, hi)
+			}
+			assert.Equal(t, want, a.sequences())
+			assert.Equal(t, want, b.sequences())
+		})
+	}
+}

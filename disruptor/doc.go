@@ -98,7 +98,9 @@
 // Shutdown(ctx) seals the ring (new claims fail with ErrHalted; claims made
 // before complete), drains until every handler has processed every claimed
 // event, then stops and joins every goroutine; every Publish that returned
-// nil is handled. On ctx expiry it halts instead. Halt stops at once
+// nil is handled, and no event is left handled by some handlers but not by
+// others (the journal never holds what the business logic did not apply).
+// On ctx expiry it halts instead. Halt stops at once
 // (dropping what is published but unprocessed), wakes producers blocked on a
 // full ring with ErrHalted, and joins the goroutines. Abort is Halt without
 // the join, for use inside handlers.

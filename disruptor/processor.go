@@ -183,7 +183,7 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 	release := func(done int64) {
 		sequence.Store(done)
 		if gates {
-			seqr.capacity.signal()
+			seqr.signalProgress()
 		}
 		if downstream {
 			seqr.signalConsumers()

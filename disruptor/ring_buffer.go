@@ -76,10 +76,13 @@ func (r *RingBuffer[T]) Next(n int64) (hi int64, err error) { return r.seq.next(
 func (r *RingBuffer[T]) TryNext(n int64) (hi int64, err error) { return r.seq.tryNext(n) }
 
 // Publish makes the claimed slots [lo, hi] visible to consumers and wakes
-// blocked ones. ErrPublishUnclaimed for a range that was never claimed;
-// ErrHalted (after publishing) when the ring is halted, meaning consumers
-// may never see the range. A SingleProducer publish of hi also publishes
-// every claimed sequence below it.
+// blocked ones. ErrPublishUnclaimed for a range that was never claimed.
+// ErrHalted once the ring is stopping or halted: the range was then handled
+// by every handler or by none if the stop is a Shutdown (SingleProducer:
+// by none, it is not published), and possibly by some if it is a Halt. A
+// SingleProducer publish of hi also publishes every claimed sequence below
+// it. A publish is one atomic store per slot (MultiProducer) or one
+// compare-and-swap (SingleProducer).
 func (r *RingBuffer[T]) Publish(lo, hi int64) error { return r.seq.publish(lo, hi) }
 
 // RemainingCapacity is the number of slots that could be claimed without

@@ -228,10 +228,13 @@ func TestNextWakesOnHalt(t *testing.T) {
 					_, err := r.Next(1)
 					errc <- err
 				}()
-				waitUntil(t, func() bool { return r.seq.capacity.waiting.Load() == int32(i+1) })
+				waitUntil(t, func() bool {
+					return r.seq.capacity.waiting.Load()+r.seq.room.waiting.Load() == int32(i+1)
+				})
 			}
 			if pt == MultiProducer {
 				assert.True(t, r.seq.full.Load(), "the first waiter flagged the ring full")
+				assert.Equal(t, int32(1), r.seq.room.waiting.Load(), "the second waits for room, without a claim")
 			}
 			r.seq.halt()
 			for range producers {

@@ -78,7 +78,8 @@ const (
 //     (MultiProducer).
 //   - A claimed sequence s is handed out only once every gating sequence is
 //     >= s - size: the previous lap's event in its slot was consumed.
-//   - SingleProducer: published is the highest published sequence.
+//   - SingleProducer: published is the highest published sequence, plus
+//     sealOffset once stopped (publishedCursor masks it).
 //     MultiProducer: s is published iff available[s&mask] == int32(s>>shift).
 //   - state only increases; every Publish that returned nil stored its range
 //     before state reached ringStopping.
@@ -103,9 +104,10 @@ type sequencer struct {
 
 	_           cacheLinePad
 	claimed     Sequence // MultiProducer claim cursor (+ sealOffset once sealed)
-	published   Sequence // SingleProducer publish cursor
+	published   Sequence // SingleProducer publish cursor (+ sealOffset once stopped)
 	gatingCache Sequence // MultiProducer: last gating minimum seen by a producer
-	capacity    waitSet  // producers parked on a full ring
+	capacity    waitSet  // producers parked on a full ring holding a claim (or SingleProducer)
+	room        waitSet  // MultiProducer producers parked in awaitRoom, without a claim
 	// full is the MultiProducer hint that the ring was full lately: Next
 	// then waits for room before its atomic add rather than after it, so
 	// that parked producers hold no claim (see awaitRoom).
@@ -169,6 +171,9 @@ func (s *sequencer) next(n int64) (int64, error) {
 	if wrap := hi - s.size; wrap > s.gatingCache.Load() {
 		return s.nextMultiWait(wrap, hi)
 	}
+	if s.room.waiting.Load() != 0 {
+		s.passRoomOn()
+	}
 	return hi, nil
 }
 
@@ -187,10 +192,18 @@ func (s *sequencer) tryNext(n int64) (int64, error) {
 // the parked ones.
 func (s *sequencer) publish(lo, hi int64) error {
 	if s.single {
-		if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.spNext || lo <= s.published.Load() {
+		cur := s.published.Load()
+		if cur >= sealThreshold {
+			return ErrHalted // stopped: not published, so no handler sees it
+		}
+		if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.spNext || lo <= cur {
 			return s.unclaimedError(lo, hi)
 		}
-		s.published.Store(hi)
+		// A CAS, not a store: stop is the only other writer, and once it has
+		// marked the cursor the range must not become visible.
+		if !s.published.CompareAndSwap(cur, hi) {
+			return ErrHalted
+		}
 	} else {
 		if lo < 0 || lo > hi || hi-lo >= s.size || hi > s.claimCursor() {
 			return s.unclaimedError(lo, hi)
@@ -212,7 +225,7 @@ func (s *sequencer) publish(lo, hi int64) error {
 // [seq, it] are published, or a value below seq when seq is not.
 func (s *sequencer) highestPublished(seq int64) int64 {
 	if s.single {
-		return s.published.Load()
+		return s.publishedCursor()
 	}
 	return s.highestPublishedMulti(seq)
 }
@@ -230,7 +243,7 @@ func (s *sequencer) claimCursor() int64 {
 // seal) or the highest published one (SingleProducer). Any goroutine.
 func (s *sequencer) cursor() int64 {
 	if s.single {
-		return s.published.Load()
+		return s.publishedCursor()
 	}
 	if at := s.sealedAt.Load(); at != notSealed {
 		return at
@@ -262,6 +275,15 @@ func (s *sequencer) signalConsumers() {
 	} else if s.signalCustom {
 		s.strategy.SignalAllWhenBlocking()
 	}
+}
+
+// signalProgress wakes producers after a gating sequence advanced by
+// freed slots: every claim holder (few, each waiting for its own slots) and
+// one producer waiting for room, which passes the wake-up on while room is
+// left (passRoomOn), so that a freed batch does not wake a herd.
+func (s *sequencer) signalProgress() {
+	s.capacity.signal()
+	s.room.signalOne()
 }
 
 func (s *sequencer) minimumGating(fallback int64) int64 {
@@ -312,7 +334,7 @@ func (s *sequencer) seal() int64 {
 	defer s.sealMu.Unlock()
 	s.advanceState(ringSealed)
 	if s.single {
-		return s.published.Load()
+		return s.publishedCursor()
 	}
 	if at := s.sealedAt.Load(); at != notSealed {
 		return at
@@ -320,7 +342,7 @@ func (s *sequencer) seal() int64 {
 	at := s.claimed.add(sealOffset) - sealOffset
 	s.sealedAt.Store(at)
 	// Producers parked in awaitRoom must now fail their add.
-	s.capacity.signal()
+	s.room.signal()
 	return at
 }
 
@@ -330,22 +352,48 @@ func (s *sequencer) seal() int64 {
 // it made before the seal.
 func (s *sequencer) drainTarget(reached int64) int64 {
 	if s.single {
-		return max(reached, s.published.Load())
+		return max(reached, s.publishedCursor())
 	}
 	return reached
 }
 
 // stop makes Publish report ErrHalted: what is published from now on may
 // not be drained. A Publish that still returned nil stored its range before
-// stop, so a drainTarget read after stop covers it.
-func (s *sequencer) stop() { s.advanceState(ringStopping) }
+// stop, so a drainTarget read after stop covers it. For SingleProducer, stop
+// also marks the published cursor (adds sealOffset) so that a later Publish
+// fails its compare-and-swap and publishes nothing: no handler, upstream or
+// downstream, ever sees an event whose Publish failed. Idempotent.
+func (s *sequencer) stop() {
+	s.advanceState(ringStopping)
+	if !s.single {
+		return
+	}
+	for {
+		cur := s.published.Load()
+		if cur >= sealThreshold || s.published.CompareAndSwap(cur, cur+sealOffset) {
+			return
+		}
+	}
+}
+
+// publishedCursor is the SingleProducer published cursor without the stop
+// mark.
+func (s *sequencer) publishedCursor() int64 {
+	c := s.published.Load()
+	if c >= sealThreshold {
+		c -= sealOffset
+	}
+	return c
+}
 
 // halt seals the ring and wakes every producer waiting for capacity; they
 // return ErrHalted. Idempotent.
 func (s *sequencer) halt() {
 	s.seal()
+	s.stop()
 	s.advanceState(ringHalted)
 	s.capacity.signal()
+	s.room.signal()
 	s.signalConsumers()
 }
 
@@ -379,6 +427,7 @@ func (s *sequencer) removeGating(seq *Sequence) bool {
 		if s.gating.CompareAndSwap(old, &next) {
 			// A producer may be parked on the removed sequence.
 			s.capacity.signal()
+			s.room.signal()
 			return true
 		}
 	}

@@ -34,12 +34,12 @@ func (s *sequencer) nextMultiWait(wrap, hi int64) (int64, error) {
 // awaitRoom waits, without claiming, until a claim of n would find its
 // slots free, and clears the full hint if it found room at once. It returns
 // nil early once the ring is sealed, so that the add fails as it should, and
-// ErrHalted once halted.
+// ErrHalted once halted. Producers parked here are woken one at a time
+// (signalProgress); each one that gets its claim passes the wake-up on while
+// room is left (passRoomOn), like a channel handing a freed buffer slot to
+// one blocked sender at a time.
 func (s *sequencer) awaitRoom(n int64) error {
-	room := func() bool {
-		cur := s.claimed.Load()
-		return cur >= sealThreshold || cur+n-s.size <= s.minimumGating(cur)
-	}
+	room := func() bool { return s.hasRoom(n) }
 	ready := func() bool { return s.state.Load() == ringHalted || room() }
 	for i := 0; ; i++ {
 		if room() {
@@ -56,8 +56,23 @@ func (s *sequencer) awaitRoom(n int64) error {
 		case i < capacitySpins+capacityYields:
 			runtime.Gosched()
 		default:
-			s.capacity.wait(ready, capacityRecheck)
+			s.room.wait(ready, capacityRecheck)
 		}
+	}
+}
+
+// hasRoom reports whether a claim of n would find its slots free now (or the
+// ring is sealed, so that a claim would fail at once).
+func (s *sequencer) hasRoom(n int64) bool {
+	cur := s.claimed.Load()
+	return cur >= sealThreshold || cur+n-s.size <= s.minimumGating(cur)
+}
+
+// passRoomOn wakes the next producer waiting for room if there is room for
+// at least one more slot. Called after a claim that needed no wait.
+func (s *sequencer) passRoomOn() {
+	if s.hasRoom(1) {
+		s.room.signalOne()
 	}
 }
 

@@ -3,9 +3,10 @@ package disruptor
 // SingleProducer: the claim cursor (spNext) and the cached gating minimum
 // (spGatingCache) are plain fields of the one producer goroutine, so a claim
 // touches no shared memory unless the ring looks full; a publish is one
-// atomic store of the published cursor. Shutdown cannot read spNext, so it
-// drains to the published cursor and closes the race with a claim made
-// before the seal through the ringStopping state (see Disruptor.Shutdown).
+// compare-and-swap of the published cursor. Shutdown cannot read spNext, so
+// it drains to the published cursor, then marks it stopped (sequencer.stop):
+// a Publish before the mark is drained, one after it fails and publishes
+// nothing (see Disruptor.drainAll).
 
 func (s *sequencer) nextSingle(n int64) (int64, error) {
 	if s.state.Load() != ringOpen {

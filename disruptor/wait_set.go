@@ -30,7 +30,7 @@ type waitSet struct {
 	_       cacheLinePad
 	mu      struct {
 		sync.Mutex
-		waiters []*waiter
+		waiters []*waiter // in arrival order
 	}
 }
 
@@ -93,12 +93,13 @@ func (s *waitSet) wait(ready func() bool, timeout time.Duration) (timedOut bool)
 	return timedOut
 }
 
-// removeLocked unregisters w. REQUIRES: s.mu held, w registered.
+// removeLocked unregisters w, keeping the others in arrival order.
+// REQUIRES: s.mu held, w registered.
 func (s *waitSet) removeLocked(w *waiter) {
 	for i, x := range s.mu.waiters {
 		if x == w {
 			last := len(s.mu.waiters) - 1
-			s.mu.waiters[i] = s.mu.waiters[last]
+			copy(s.mu.waiters[i:], s.mu.waiters[i+1:])
 			s.mu.waiters[last] = nil
 			s.mu.waiters = s.mu.waiters[:last]
 			break
@@ -112,18 +113,34 @@ func (s *waitSet) removeLocked(w *waiter) {
 // waits (and inlines to that).
 func (s *waitSet) signal() {
 	if s.waiting.Load() != 0 {
-		s.signalSlow()
+		s.signalSlow(-1)
 	}
 }
 
-func (s *waitSet) signalSlow() {
+// signalOne wakes the longest-waiting waiter only. A caller using it must
+// make sure that a woken waiter that leaves passes the signal on when the
+// condition may hold for more waiters (see sequencer.awaitRoom), since the
+// others stay parked.
+func (s *waitSet) signalOne() {
+	if s.waiting.Load() != 0 {
+		s.signalSlow(1)
+	}
+}
+
+// signalSlow dequeues and wakes the first n waiters (all when n < 0).
+func (s *waitSet) signalSlow(n int) {
 	s.mu.Lock()
-	for i, w := range s.mu.waiters {
+	k := len(s.mu.waiters)
+	if n >= 0 && n < k {
+		k = n
+	}
+	for _, w := range s.mu.waiters[:k] {
 		w.registered = false
 		w.wake <- struct{}{} // never blocks: see the waiter invariant
-		s.mu.waiters[i] = nil
 	}
-	s.mu.waiters = s.mu.waiters[:0]
-	s.waiting.Store(0)
+	rest := copy(s.mu.waiters, s.mu.waiters[k:])
+	clear(s.mu.waiters[rest:])
+	s.mu.waiters = s.mu.waiters[:rest]
+	s.waiting.Store(int32(rest))
 	s.mu.Unlock()
 }
