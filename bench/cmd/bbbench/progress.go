@@ -177,9 +177,12 @@ func (p *Progress) drawLocked() {
 	fmt.Fprint(p.w, "\r\x1b[K"+line)
 }
 
-// headline is the figure a progress line shows for a sample: its first
-// custom rate, else its time per op.
+// headline is the figure a progress line shows for a sample: records/s,
+// else its first other custom rate, else MB/s, else its time per op.
 func headline(s Sample) string {
+	if v, ok := s.Value("records/s"); ok {
+		return formatValue(v) + " records/s"
+	}
 	for _, m := range s.Metrics {
 		if strings.HasSuffix(m.Unit, "/s") && m.Unit != "MB/s" {
 			return formatValue(m.Value) + " " + m.Unit

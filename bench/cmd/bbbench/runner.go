@@ -206,7 +206,7 @@ func (r *Runner) runOne(ctx context.Context, s Suite, bin string, round int) (Ou
 	if waitErr != nil && len(out.Failures) == 0 {
 		// It exited non-zero without a benchmark failing: a panic or a
 		// timeout. File it against the whole suite so the report says so.
-		msg := lastLines(stderr.String(), 3)
+		msg := crashLine(stderr.String())
 		if msg == "" {
 			msg = waitErr.Error()
 		}
@@ -219,10 +219,17 @@ func (r *Runner) runOne(ctx context.Context, s Suite, bin string, round int) (Ou
 	return out, nil
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// crashLine picks what a test binary that died said about why: the first
+// panic, fatal error, signal or timeout line of its stderr, else its last
+// line.
+func crashLine(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, line := range lines {
+		for _, prefix := range []string{"panic: ", "fatal error: ", "SIGQUIT", "SIGKILL", "SIGABRT", "*** Test killed"} {
+			if strings.HasPrefix(line, prefix) {
+				return strings.TrimSpace(line)
+			}
+		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -84,6 +84,12 @@ func TestRunnerBuildsAndRuns(t *testing.T) {
 	assert.Error(t, err)
 }
 
+func TestCrashLine(t *testing.T) {
+	assert.Equal(t, "panic: test timed out after 20m0s", crashLine("\npanic: test timed out after 20m0s\n\tstack...\ngoroutine 1 [running]:\n"))
+	assert.Equal(t, "SIGQUIT: quit", crashLine("SIGQUIT: quit\nPC=0x47b1e1 m=0 sigcode=0\n\ngoroutine 0 [idle]:\nrcx    0x0\ncs     0x33\n"))
+	assert.Equal(t, "exit status 3", crashLine("some output\nexit status 3\n"))
+}
+
 func TestGoTestCommand(t *testing.T) {
 	s := defaultSuites()
 	assert.Equal(t, "go test -run '^$' -bench '.' -benchtime 1s -count 5 -benchmem ./bench", s[0].GoTestCommand("1s", 5))
