@@ -183,6 +183,7 @@ func run(args []string, stderr io.Writer) error {
 		o, err := runner.Round(ctx, suites, round)
 		rep.Samples = append(rep.Samples, o.Samples...)
 		rep.Failures = append(rep.Failures, o.Failures...)
+		rep.Timings = append(rep.Timings, o.Timings...)
 		if err != nil {
 			progress.Finish()
 			return fmt.Errorf("round %d: %w (nothing written)", round, err)

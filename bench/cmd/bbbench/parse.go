@@ -54,6 +54,7 @@ type Output struct {
 	Header   map[string]string // goos, goarch, pkg, cpu
 	Samples  []Sample
 	Failures []Failure
+	Timings  []Timing // filled by Runner.Round, one per package run
 }
 
 // Parser reads the standard benchmark output format line by line: the

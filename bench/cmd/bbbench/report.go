@@ -31,6 +31,7 @@ type Report struct {
 	Packages map[string]PackageStatus `json:"packages"`
 	Samples  []Sample                 `json:"samples"`
 	Failures []Failure                `json:"failures"`
+	Timings  []Timing                 `json:"timings"`
 	Docs     []BenchDoc               `json:"docs"`
 
 	// Derived from the above by Analyze; written for readers of the JSON.
@@ -620,4 +621,29 @@ func (r *Report) writeReproduce(m *md) {
 		m.f("%s\n", s.GoTestCommand(r.Benchtime, r.Rounds))
 	}
 	m.f("```\n")
+	if len(r.Timings) == 0 {
+		return
+	}
+	m.f("\nWall time of each package's benchmarks, per round, in this run (builds not included):\n\n")
+	m.f("| package | %s |\n|---|%s\n", roundHeaders(r.Rounds), strings.Repeat("---|", r.Rounds))
+	for _, s := range r.Suites {
+		cells := make([]string, r.Rounds)
+		for i := range cells {
+			cells[i] = "-"
+		}
+		for _, t := range r.Timings {
+			if t.Dir == s.Dir && t.Round >= 1 && t.Round <= r.Rounds {
+				cells[t.Round-1] = formatDuration(t.Seconds * 1e9)
+			}
+		}
+		m.f("| `%s` | %s |\n", s.Dir, strings.Join(cells, " | "))
+	}
+}
+
+func roundHeaders(n int) string {
+	h := make([]string, n)
+	for i := range h {
+		h[i] = fmt.Sprintf("round %d", i+1)
+	}
+	return strings.Join(h, " | ")
 }

@@ -42,6 +42,7 @@ func capturedReport(t *testing.T) *Report {
 		Packages: res.Packages,
 		Samples:  samples,
 		Failures: failures,
+		Timings:  []Timing{{Dir: pkgBench, Round: 1, Seconds: 61.5}, {Dir: pkgPeers, Round: 2, Seconds: 0.25}},
 		Docs:     []BenchDoc{{Package: pkgPeers, Func: "BenchmarkNATSReplay", File: "bench/peers/nats_test.go", Doc: "Replays.\nAll of it."}},
 	}
 	rep.Analyze(Groups())
@@ -71,6 +72,7 @@ func TestReportMarkdown(t *testing.T) {
 		"- round 1, `sample` `BenchmarkFails/impl=broken`: sample_test.go:35: disk on fire",
 		"**`BenchmarkNATSReplay`** (`bench/peers/nats_test.go`)\n\n> Replays.\n> All of it.",
 		"(cd bench/peers && go test -run '^$' -bench '.' -benchtime 100x -count 2 -benchmem .)",
+		"| package | round 1 | round 2 |\n|---|---|---|\n| `bench` | 61.5s | - |\n| `disruptor` | - | - |\n| `bench/peers` | - | 250ms |\n",
 	} {
 		assert.True(t, strings.Contains(md, want), "the report lacks %q", want)
 	}

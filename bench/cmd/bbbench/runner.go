@@ -54,6 +54,14 @@ func (s Suite) GoTestCommand(benchtime string, count int) string {
 	return cmd
 }
 
+// Timing is how long one package's test binary ran in one round. A Timing
+// is a plain value.
+type Timing struct {
+	Dir     string  `json:"dir"`
+	Round   int     `json:"round"`
+	Seconds float64 `json:"seconds"`
+}
+
 // Runner builds each suite's test binary once and runs it round after
 // round. A Runner is used by one goroutine.
 type Runner struct {
@@ -142,7 +150,9 @@ func (r *Runner) Round(ctx context.Context, suites []Suite, round int) (Output, 
 		if !ok || bin == "" {
 			continue
 		}
+		start := time.Now()
 		out, err := r.runOne(ctx, s, bin, round)
+		all.Timings = append(all.Timings, Timing{Dir: s.Dir, Round: round, Seconds: time.Since(start).Seconds()})
 		all.Samples = append(all.Samples, out.Samples...)
 		all.Failures = append(all.Failures, out.Failures...)
 		if all.Header == nil {

@@ -50,6 +50,10 @@ func TestRunnerBuildsAndRuns(t *testing.T) {
 	for round := 1; round <= 2; round++ {
 		out, err := r.Round(ctx, suites, round)
 		require.NoError(t, err, "a failing benchmark is a result, not an error")
+		require.Len(t, out.Timings, 1, "one timing per package that ran")
+		assert.Equal(t, "testdata/samplemod", out.Timings[0].Dir)
+		assert.Equal(t, round, out.Timings[0].Round)
+		assert.Greater(t, out.Timings[0].Seconds, 0.0)
 		samples = append(samples, out.Samples...)
 		failures = append(failures, out.Failures...)
 	}
