@@ -124,6 +124,7 @@ func (r *Report) WriteMarkdown(w io.Writer, plots map[string]string) error {
 		r.writeComparison(m, c, plots[c.ID])
 	}
 	r.writeLosses(m)
+	r.writeFailures(m)
 	r.writeNotRun(m)
 	r.writeAll(m)
 	r.writeDocs(m)
@@ -210,7 +211,7 @@ func (r *Report) writeHeadline(m *md) {
 			fig := unitWords(g.Unit, cell.Stat.Median)
 			switch {
 			case s.Reference:
-				parts = append(parts, fmt.Sprintf("%s %s (the limit)", s.Label, fig))
+				parts = append(parts, fmt.Sprintf("%s %s (reference)", s.Label, fig))
 			case s.NotDurable:
 				parts = append(parts, fmt.Sprintf("%s %s (not comparable: not durable)", s.Label, fig))
 			default:
@@ -577,11 +578,21 @@ func (r *Report) writeAll(m *md) {
 		}
 		m.f("| `%s` | %d | %s | %s |\n", s.Name, s.Runs, cellEscape(strings.Join(figs, ", ")), formatRange(unit, first))
 	}
-	if len(r.Failures) > 0 {
-		m.f("\nFailures:\n\n")
-		for _, f := range r.Failures {
-			m.f("- round %d, `%s` `%s`: %s\n", f.Round, f.Package, f.Name, cellEscape(firstLine(f.Message)))
-		}
+	m.f("\n")
+}
+
+// writeFailures lists every benchmark that failed and every test binary
+// that died, round by round.
+func (r *Report) writeFailures(m *md) {
+	if len(r.Failures) == 0 {
+		return
+	}
+	m.f("## Failures\n\n")
+	m.f("A failed benchmark has no figure for that round; when a test binary dies (a panic, a timeout, a\n")
+	m.f("signal), the benchmarks it had not reached yet in that round have no figure either, so their\n")
+	m.f("medians are over fewer rounds (the runs column of the full table says how many).\n\n")
+	for _, f := range r.Failures {
+		m.f("- round %d, `%s` `%s`: %s\n", f.Round, f.Package, f.Name, cellEscape(firstLine(f.Message)))
 	}
 	m.f("\n")
 }

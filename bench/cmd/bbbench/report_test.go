@@ -69,6 +69,7 @@ func TestReportMarkdown(t *testing.T) {
 		"- BadBatch journal: `BenchmarkJournalAppend/impl=journal` in `bench`: not run (no such benchmark)",
 		"- ring, claim 1: `BenchmarkRing/claim=1` in `disruptor`: not run (package not present)",
 		"The package `broken` did not build:",
+		"## Failures\n",
 		"- round 1, `sample` `BenchmarkFails/impl=broken`: sample_test.go:35: disk on fire",
 		"**`BenchmarkNATSReplay`** (`bench/peers/nats_test.go`)\n\n> Replays.\n> All of it.",
 		"(cd bench/peers && go test -run '^$' -bench '.' -benchtime 100x -count 2 -benchmem .)",
