@@ -42,10 +42,12 @@ const (
 // Blocking parks a consumer that finds nothing, costs no CPU while idle and
 // lets the producer fill a batch meanwhile; the next publish wakes it. With
 // the dequeuing waitSet, publishes cost one atomic load while nobody is
-// parked. Measured with the benchmarks of this package, Blocking was at least
-// as fast as every spin/yield/phased variant tried on every topology (see
-// docs/benchmarks-disruptor.md); PhasedBackoff with a short yield phase is
-// the choice on machines with dedicated cores and latency-critical consumers.
+// parked. Measured with BenchmarkRingWaitStrategy, Blocking was the fastest
+// or within noise of the fastest of every spin/yield/phased variant tried,
+// and BusySpin with more goroutines than cores was 1000x slower (see
+// docs/benchmarks-disruptor.md). PhasedBackoff with a short yield phase is
+// the choice on machines with dedicated cores and latency-critical
+// consumers.
 func DefaultWaitStrategy() WaitStrategy {
 	return NewBlockingWaitStrategy()
 }
