@@ -205,6 +205,9 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 				return
 			}
 		}
+		if available < next {
+			continue // a custom strategy returned early: nothing to do
+		}
 		if maxBatch > 0 && available-next >= maxBatch {
 			available = next + maxBatch - 1
 		}

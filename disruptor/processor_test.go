@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,4 +277,38 @@ func TestProcessorTimeoutHandler(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	assert.Equal(t, int64(2), h.timeouts[0], "OnTimeout gets the last processed sequence")
+}
+
+// earlyStrategy returns from WaitFor before seq is available, as a sloppy
+// custom strategy might; the processor must just wait again.
+type earlyStrategy struct{ calls atomic.Int64 }
+
+func (s *earlyStrategy) WaitFor(seq int64, b *SequenceBarrier) (int64, error) {
+	if s.calls.Add(1)%2 == 1 {
+		return seq - 1, nil
+	}
+	return NewYieldingWaitStrategy().WaitFor(seq, b)
+}
+
+func (s *earlyStrategy) SignalAllWhenBlocking() {}
+
+func TestProcessorToleratesEarlyWakeups(t *testing.T) {
+	ws := &earlyStrategy{}
+	r, err := newRingBuffer[int64](8, nil, SingleProducer, ws)
+	require.NoError(t, err)
+	h := newRecorder()
+	p := NewBatchEventProcessor(r, r.NewBarrier(), EventHandler[int64](h))
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run() }()
+	for i := 0; i < 5; i++ {
+		waitUntil(t, func() bool { return ws.calls.Load() > int64(2*i) })
+		publishAll(t, r, 1)
+	}
+	waitUntil(t, func() bool { return p.Sequence().Load() == 4 })
+	p.Halt()
+	require.NoError(t, <-errc)
+	assert.Equal(t, []int64{0, 1, 2, 3, 4}, h.seqs)
+	for _, n := range h.batchSizes {
+		assert.Positive(t, n)
+	}
 }
