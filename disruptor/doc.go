@@ -28,7 +28,8 @@
 //     MultiProducer claim has had to wait, later producers wait for room
 //     before their atomic add, so that no parked producer holds a claim the
 //     handlers would have to wait for.
-//   - Publish: SingleProducer stores the published cursor. MultiProducer
+//   - Publish: SingleProducer advances the published cursor with one
+//     compare-and-swap (its claims touch no shared memory). MultiProducer
 //     writes each slot's lap number (seq >> log2(size)) into a per-slot
 //     availability array, so producers publish out of order and consumers
 //     see the contiguous published prefix.
@@ -62,17 +63,22 @@
 //
 // Consumers wait with a WaitStrategy: BusySpin, Yielding, Sleeping,
 // Blocking, TimeoutBlocking or PhasedBackoff (spin, then yield, then a
-// fallback). The default is Blocking: on a 2-core machine a spinning
-// consumer starves the producer and the other handlers it waits for (more
-// runnable goroutines than cores, and Go preempts a spinner only after
-// 10ms), and on the shared 2-vCPU machine this was tuned on, Blocking was as
-// fast as or faster than every spin/yield variant on every benchmarked
-// topology (docs/benchmarks-disruptor.md). Blocking never loses a wake-up:
-// a parked waiter registers, then re-checks; a publisher stores, then checks
-// for registered waiters (Dekker's protocol on sequentially consistent
-// atomics), and a publish costs one atomic load while nobody is parked.
-// Producers blocked on a full ring wait the same way (spin, yield, park), and
-// leaf handlers wake them after each batch.
+// fallback). Producers wake parked consumers on publish; processors wake the
+// parked consumers downstream of them after each batch.
+//
+// The default is Blocking. On a 2-core machine a spinning consumer starves
+// the producer and the other handlers it waits for (more runnable goroutines
+// than cores, and Go preempts a spinner only after 10ms); on the shared
+// 2-vCPU machine this was tuned on, Blocking was as fast as or faster than
+// every spin/yield variant on every benchmarked topology
+// (docs/benchmarks-disruptor.md). Blocking never loses a wake-up: a parked
+// waiter registers, then re-checks; a publisher stores, then checks for
+// registered waiters (Dekker's protocol on sequentially consistent atomics),
+// and a publish costs one atomic load while nobody is parked. Producers
+// blocked on a full ring wait the same way (spin, yield, park) and leaf
+// handlers wake them after each batch: every producer holding a claim, and
+// one producer waiting for room at a time, which passes the wake-up on while
+// room is left.
 //
 // # Errors and exception policy
 //
@@ -97,13 +103,15 @@
 //
 // Shutdown(ctx) seals the ring (new claims fail with ErrHalted; claims made
 // before complete), drains until every handler has processed every claimed
-// event, then stops and joins every goroutine; every Publish that returned
+// event, then stops and joins every goroutine. Every Publish that returned
 // nil is handled, and no event is left handled by some handlers but not by
 // others (the journal never holds what the business logic did not apply).
-// On ctx expiry it halts instead. Halt stops at once
-// (dropping what is published but unprocessed), wakes producers blocked on a
-// full ring with ErrHalted, and joins the goroutines. Abort is Halt without
-// the join, for use inside handlers.
+// If ctx ends first, Shutdown halts and returns at once; a handler still
+// inside OnEvent finishes it, and Halt waits for that. Halt stops every
+// processor after its batch in progress (dropping what is published but not
+// yet handled), wakes producers blocked on a full ring with ErrHalted, and
+// joins the goroutines. Abort is Halt without the join, for use inside
+// handlers.
 //
 // # Concurrency
 //
