@@ -31,7 +31,7 @@ type Machine struct {
 	LoadAfter  string   `json:"load_after"`  // and when it ended
 	Virtual    string   `json:"virtualized"` // the hypervisor flag, when the CPU reports one
 	GitCommit  string   `json:"git_commit"`  // HEAD of the repository
-	GitDirty   bool     `json:"git_dirty"`   // uncommitted changes were present
+	GitDirty   bool     `json:"git_dirty"`   // uncommitted changes (besides the report's outputs) were present
 	Hostname   string   `json:"-"`           // not published
 	Started    string   `json:"started"`     // RFC 3339, UTC
 	Finished   string   `json:"finished"`    // RFC 3339, UTC
@@ -63,7 +63,11 @@ func DescribeMachine(ctx context.Context, root, benchDir string) Machine {
 		m.Virtual = "no hypervisor flag"
 	}
 	m.GitCommit = commandOutput(ctx, root, "git", "rev-parse", "HEAD")
-	m.GitDirty = commandOutput(ctx, root, "git", "status", "--porcelain", "--untracked-files=no") != ""
+	// The report's own outputs do not make the tree dirty: they are what the
+	// run rewrites.
+	status := commandOutput(ctx, root, "git", "status", "--porcelain", "--untracked-files=no", "--",
+		".", ":!docs/benchmarks.md", ":!docs/bench-results.json", ":!docs/img")
+	m.GitDirty = status != "" && status != unknown
 	if m.FileSystem == "tmpfs" || m.FileSystem == "ramfs" {
 		m.Notes = append(m.Notes, "The bench directory is in memory ("+m.FileSystem+"): fsync costs nothing there and the disk figures are not a disk's. Rerun with --tmpdir on a real disk.")
 	}

@@ -232,6 +232,18 @@ func (r *Report) writeHeadline(m *md) {
 	m.f("\n")
 }
 
+// unitHeader names a unit in a table header: "p99-ns" is "p99 latency".
+func unitHeader(unit string) string {
+	switch {
+	case unit == "ns/op":
+		return "time per op"
+	case strings.HasSuffix(unit, "-ns"):
+		return strings.TrimSuffix(unit, "-ns") + " latency"
+	default:
+		return unit
+	}
+}
+
 // unitWords prints a figure with its unit: "5836 records/s", "1.03ms p99".
 func unitWords(unit string, v float64) string {
 	switch {
@@ -352,7 +364,7 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 			}
 		}
 	}
-	m.f("| matrix point | contender | %s (median) | range (spread) |", g.Unit)
+	m.f("| matrix point | contender | %s (median) | range (spread) |", unitHeader(g.Unit))
 	sep := "|---|---|---|---|"
 	if hasP99 {
 		m.f(" p99 latency |")
@@ -433,7 +445,7 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 	switch {
 	case g.Limit == nil:
 	case g.Limit.Match != "" && c.LimitStatus == "":
-		m.f("Limit: `%s` at the same matrix point (in `%s`).\n\n", g.Limit.Match, g.Limit.Package)
+		m.f("Limit: `%s` (%s) at the same matrix point, in `%s`.\n\n", g.Limit.Match, g.Limit.Unit, g.Limit.Package)
 	case g.Limit.Match != "":
 		m.f("Limit: `%s` %s.\n\n", g.Limit.Match, c.LimitStatus)
 	case c.LimitStat != nil:
