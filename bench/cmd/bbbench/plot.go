@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"path/filepath"
 	"strings"
@@ -126,7 +127,7 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 	if !math.IsNaN(limit) {
 		line := plotter.NewFunction(func(float64) float64 { return limit })
 		line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		line.Color = plotutil.Color(7)
+		line.Color = color.Gray{Y: 0x30}
 		p.Add(line)
 		p.Legend.Add(fmt.Sprintf("limit: %s %s (%s)", formatValue(limit), g.Limit.Unit, strings.TrimPrefix(g.Limit.Name, "Benchmark")), line)
 	}
