@@ -3,40 +3,34 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/badbatch/badbatch/replay"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 )
 
-// nextBatch is the one place tailing touches the store (long-poll, SSE and
-// WebSocket all go through it), so that a subscription API can replace
-// Read + Wait here alone. It returns up to limit records of stream from
-// offset from; when there are none yet it waits up to maxWait for the
-// first, and returns an empty slice and no error if none came. It returns
-// ctx's error when ctx ends.
+// nextBatch is the one place tailing reads the store (long-poll, SSE and
+// WebSocket all go through it). It is replay's pull-based step: it returns
+// up to limit records of stream from offset from; when there are none yet
+// it waits up to maxWait for the first, and returns an empty slice and no
+// error if none came. It returns ctx's error when ctx ends. The caller
+// advances from by what it received, so there is no gap and no duplicate.
 func (s *Server) nextBatch(ctx context.Context, stream string, from uint64, limit int, maxWait time.Duration) ([]storage.StoredRecord, error) {
-	recs, err := s.store.Read(ctx, stream, from, limit)
-	if err != nil || len(recs) > 0 || maxWait <= 0 {
-		return recs, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, maxWait)
-	err = s.store.Wait(wctx, stream, from)
-	cancel()
-	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, nil
-	case err != nil:
+	r, err := replay.New(replay.Source[storage.StoredRecord](s.store), storedPosition, &replay.Options{BatchSize: limit})
+	if err != nil {
 		return nil, err
 	}
-	return s.store.Read(ctx, stream, from, limit)
+	return r.Poll(ctx, stream, from, limit, maxWait)
+}
+
+// storedPosition is replay's view of a stored record.
+func storedPosition(r *storage.StoredRecord) replay.Position {
+	return replay.Position{Offset: r.Offset, Seq: r.Seq}
 }
 
 // liftDeadlines replaces the server's whole-request deadlines for a
