@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,4 +223,67 @@ func TestCancelledAppendStillCommits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), info.NextOffset)
 	assert.False(t, errors.Is(err, ErrClosed))
+}
+
+// TestFutureReuseRace hammers the pooled futures: waits that return on the
+// fast path, releases racing the completion signal, and concurrent waiters.
+// A stale completion signal would hand a later append a wrong result or
+// block the business-logic processor.
+func TestFutureReuseRace(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	n := 2000
+	if testing.Short() {
+		n = 500
+	}
+	var wg sync.WaitGroup
+	for p := range 6 {
+		wg.Go(func() {
+			stream := fmt.Sprintf("fr%d", p)
+			for i := range n {
+				f, err := s.AppendAsync(stream, AppendOptions{}, Record{Value: []byte(fmt.Sprint(i))})
+				if !assert.NoError(t, err) {
+					return
+				}
+				switch i % 4 {
+				case 3: // poll with a done context, release the moment it settles
+					cancelled, cancel := context.WithCancel(ctx)
+					cancel()
+					var res AppendResult
+					for {
+						res, err = f.Wait(cancelled)
+						if err == nil {
+							break
+						}
+						runtime.Gosched()
+					}
+					f.Release()
+					if !assert.Equal(t, uint64(i), res.FirstOffset) {
+						return
+					}
+				case 0: // release without waiting
+					f.Release()
+					continue
+				case 1: // two waiters, then release
+					var w sync.WaitGroup
+					w.Go(func() { _, _ = f.Wait(ctx) })
+					res, err := f.Wait(ctx)
+					w.Wait()
+					f.Release()
+					if !assert.NoError(t, err) || !assert.Equal(t, stream, res.Stream) || !assert.Equal(t, uint64(i), res.FirstOffset) {
+						return
+					}
+				default: // Done, then Wait
+					<-f.Done()
+					res, err := f.Wait(ctx)
+					f.Release()
+					if !assert.NoError(t, err) || !assert.Equal(t, uint64(i), res.FirstOffset) {
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

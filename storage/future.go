@@ -2,17 +2,20 @@ package storage
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Future states. A future is pending until the business-logic processor
-// completes it; Release may be called in either state.
+// Future states. complete moves pending -> sending -> done, sending the
+// one completion signal in between; Release of a pending future moves it to
+// released and leaves the recycling to complete.
 const (
 	futurePending  = 0
-	futureDone     = 1
-	futureReleased = 2 // released while pending: the completer recycles it
+	futureSending  = 1 // complete is sending the signal; done follows at once
+	futureDone     = 2
+	futureReleased = 3 // released while pending: the completer recycles it
 )
 
 // AppendFuture is the pending result of AppendAsync.
@@ -56,7 +59,7 @@ func (f *AppendFuture) Done() <-chan struct{} { return f.done }
 // ctx ends first. A ctx error says nothing about the append: it still
 // commits or fails as a whole (see Store.AppendWith).
 func (f *AppendFuture) Wait(ctx context.Context) (AppendResult, error) {
-	if f.state.Load() == futureDone {
+	if f.settled() {
 		return f.res, f.err
 	}
 	select {
@@ -68,25 +71,42 @@ func (f *AppendFuture) Wait(ctx context.Context) (AppendResult, error) {
 		}
 		return f.res, f.err
 	case <-ctx.Done():
-		if f.state.Load() == futureDone { // completed at the same time
+		if f.settled() { // completed at the same time
 			return f.res, f.err
 		}
 		return AppendResult{}, ctx.Err()
 	}
 }
 
+// settled reports whether the future has completed, waiting out the
+// instant between complete's state change and its signal.
+func (f *AppendFuture) settled() bool {
+	for {
+		switch f.state.Load() {
+		case futureDone:
+			return true
+		case futureSending:
+			runtime.Gosched()
+		default:
+			return false
+		}
+	}
+}
+
 // Release returns the future to the pool. It is optional: an unreleased
 // future is simply garbage collected. Releasing a pending future is
 // allowed; the append goes on and the future is recycled when it completes.
+// No Wait may be running on the future when it is released.
 func (f *AppendFuture) Release() {
 	if f.state.CompareAndSwap(futurePending, futureReleased) {
 		return // the completer recycles it
 	}
+	f.settled()
 	f.recycle()
 }
 
 func (f *AppendFuture) recycle() {
-	select { // drain an unconsumed completion signal
+	select { // drain the completion signal (there is at most one)
 	case <-f.done:
 	default:
 	}
@@ -97,13 +117,14 @@ func (f *AppendFuture) recycle() {
 }
 
 // complete publishes the result. Called once, by the business-logic
-// processor (or by the producer when the append never entered the ring).
+// processor.
 func (f *AppendFuture) complete(res AppendResult, err error) {
 	f.res, f.err = res, err
-	if f.state.CompareAndSwap(futurePending, futureDone) {
-		f.done <- struct{}{}
+	if !f.state.CompareAndSwap(futurePending, futureSending) {
+		// Released while pending: nobody will look at the result.
+		f.recycle()
 		return
 	}
-	// Released while pending: nobody will look at the result.
-	f.recycle()
+	f.done <- struct{}{} // never blocks: the channel is empty (capacity 1)
+	f.state.Store(futureDone)
 }
