@@ -31,6 +31,10 @@ import (
 
 const benchRingSize = 4096
 
+// sliceHandlers makes benchRing's single consumer a SliceHandler. Set only
+// by BenchmarkRing around one sub-benchmark (benchmarks run sequentially).
+var sliceHandlers bool
+
 type benchEvent struct{ value int64 }
 
 // sumHandler is the per-event work of every stage.
@@ -41,21 +45,41 @@ func (h *sumHandler) OnEvent(ev *benchEvent, _ int64, _ bool) error {
 	return nil
 }
 
+// sliceSumHandler does the same work as a SliceHandler: one call per
+// contiguous run of a batch instead of one per event.
+type sliceSumHandler struct{ sumHandler }
+
+func (h *sliceSumHandler) OnEvents(_ int64, events []benchEvent, _ bool) error {
+	for i := range events {
+		h.sum += events[i].value
+	}
+	return nil
+}
+
 func BenchmarkRing(b *testing.B) {
 	cases := []struct {
 		topology  string
 		claim     int64
 		producers int
+		slice     bool // the consumer is a SliceHandler (one call per run, not per event)
 	}{
-		{"spsc", 1, 1},
-		{"spsc", 16, 1},
-		{"mpsc4", 1, 4},
-		{"mpsc64", 1, 64},
-		{"pipeline3", 1, 1},
-		{"diamond", 1, 1},
+		{"spsc", 1, 1, false},
+		{"spsc", 16, 1, false},
+		{"spsc", 1, 1, true},
+		{"spsc", 16, 1, true},
+		{"mpsc4", 1, 4, false},
+		{"mpsc64", 1, 64, false},
+		{"pipeline3", 1, 1, false},
+		{"diamond", 1, 1, false},
 	}
 	for _, c := range cases {
-		b.Run(fmt.Sprintf("topology=%s/claim=%d", c.topology, c.claim), func(b *testing.B) {
+		name := fmt.Sprintf("topology=%s/claim=%d", c.topology, c.claim)
+		if c.slice {
+			name += "/handler=slice"
+		}
+		b.Run(name, func(b *testing.B) {
+			sliceHandlers = c.slice
+			defer func() { sliceHandlers = false }()
 			benchRing(b, c.topology, c.claim, c.producers)
 		})
 	}
@@ -81,6 +105,10 @@ func benchRingWith(b *testing.B, topology string, claim int64, producers int, ws
 	handlers := []*sumHandler{{}, {}, {}}
 	switch topology {
 	case "spsc", "mpsc4", "mpsc64":
+		if sliceHandlers {
+			d.HandleEventsWith(&sliceSumHandler{})
+			break
+		}
 		d.HandleEventsWith(handlers[0])
 	case "pipeline3":
 		d.HandleEventsWith(handlers[0]).Then(handlers[1]).Then(handlers[2])

@@ -138,5 +138,8 @@
 // Handlers implement EventHandler[T] (OnEvent(ev *T, seq int64, endOfBatch
 // bool) error) and optionally BatchStartHandler, StartHandler or
 // StartErrorHandler, ShutdownHandler or ShutdownErrorHandler, and
-// TimeoutHandler.
+// TimeoutHandler. A handler that also implements SliceHandler[T]
+// (OnEvents(first int64, events []T, endOfBatch bool) error) receives each
+// batch as at most two contiguous runs of the ring (two when it wraps)
+// instead of one OnEvent call per event.
 package disruptor

@@ -59,3 +59,19 @@ type ShutdownErrorHandler interface {
 type TimeoutHandler interface {
 	OnTimeout(seq int64)
 }
+
+// SliceHandler is implemented by handlers that can take a batch as a slice
+// of the ring's slots instead of one OnEvent call per event. When a handler
+// implements it, the processor calls OnEvents for each contiguous run of a
+// batch (a batch that wraps around the end of the ring is two runs) and does
+// not call OnEvent. first is the sequence of events[0]; endOfBatch is true
+// on the last run of the batch. events aliases the ring: the handler may
+// read and write the fields it owns and must not keep the slice after
+// returning. A returned error goes to the ExceptionHandler with seq = first
+// and ev = &events[0].
+//
+// It exists for handlers whose per-event work is a few nanoseconds, where
+// the per-event interface call would be most of the cost.
+type SliceHandler[T any] interface {
+	OnEvents(first int64, events []T, endOfBatch bool) error
+}

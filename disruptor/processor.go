@@ -176,6 +176,7 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		downstream    = cfg.signalsDownstream
 		batchStart, _ = handler.(BatchStartHandler)
 		onTimeout, _  = handler.(TimeoutHandler)
+		slices, _     = handler.(SliceHandler[T])
 		next          = sequence.Load() + 1
 		entries       = ring.entries // hoisted: the handler call hides them from the compiler
 		mask          = ring.mask
@@ -214,6 +215,15 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		if batchStart != nil {
 			batchStart.OnBatchStart(available - next + 1)
 		}
+		if slices != nil {
+			if done, ok := p.runSlices(slices, eh, next, available); !ok {
+				release(done)
+				return
+			}
+			release(available)
+			next = available + 1
+			continue
+		}
 		for seq := next; seq <= available; seq++ {
 			ev := &entries[seq&mask]
 			if err := handler.OnEvent(ev, seq, seq == available); err != nil {
@@ -229,4 +239,27 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		release(available)
 		next = available + 1
 	}
+}
+
+// runSlices hands [lo, hi] to a SliceHandler as at most two contiguous runs
+// of the ring (two when the batch wraps). When an exception handler halted
+// the processor it returns the last sequence finished and false.
+func (p *BatchEventProcessor[T]) runSlices(h SliceHandler[T], eh ExceptionHandler[T], lo, hi int64) (int64, bool) {
+	entries, mask := p.ring.entries, p.ring.mask
+	for lo <= hi {
+		start, end := lo&mask, hi&mask
+		if end < start {
+			end = int64(len(entries)) - 1 // the batch wraps: this run ends at the ring's end
+		}
+		run := entries[start : end+1]
+		last := lo + int64(len(run)) - 1
+		if err := h.OnEvents(lo, run, last == hi); err != nil {
+			eh.HandleEventException(err, lo, &run[0])
+			if p.barrier.IsAlerted() {
+				return lo - 1, false // the failed run is not released to dependents
+			}
+		}
+		lo = last + 1
+	}
+	return hi, true
 }
