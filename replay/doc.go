@@ -19,8 +19,10 @@
 //
 // # Iterators
 //
-// Records, FromTime and Global replay history: they read batches of
-// Options.BatchSize through the Source and end when a read comes back
+// Records, FromTime and Global replay history: they read batches of up to
+// Options.BatchSize through the Source (an iterator's first read asks for
+// at most 16 records and each later one for twice as many, so that the
+// first record comes as fast as a small read) and end when a read comes back
 // empty (the end as it was at that moment). Subscribe never ends by
 // itself: when it reaches the end it calls Source.Wait and continues. Each
 // iterator yields (record, nil) and, at most once and last, (zero, err).

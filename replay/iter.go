@@ -13,9 +13,9 @@ import (
 // last) wrap the Source's: below retention, unknown stream, ctx.
 func (r *Reader[R]) Records(ctx context.Context, stream string, from uint64) iter.Seq2[R, error] {
 	return func(yield func(R, error) bool) {
-		next := from
+		next, size := from, r.firstBatch()
 		for {
-			recs, err := r.read(ctx, stream, next, r.batch)
+			recs, err := r.read(ctx, stream, next, size)
 			if err != nil {
 				var zero R
 				yield(zero, err)
@@ -28,6 +28,7 @@ func (r *Reader[R]) Records(ctx context.Context, stream string, from uint64) ite
 				return
 			}
 			next += uint64(len(recs))
+			size = r.grow(size)
 		}
 	}
 }
@@ -42,9 +43,9 @@ func (r *Reader[R]) Records(ctx context.Context, stream string, from uint64) ite
 // unknown stream, or the Source closing.
 func (r *Reader[R]) Subscribe(ctx context.Context, stream string, from uint64) iter.Seq2[R, error] {
 	return func(yield func(R, error) bool) {
-		next := from
+		next, size := from, r.firstBatch()
 		for {
-			recs, err := r.Next(ctx, stream, next, r.batch)
+			recs, err := r.Next(ctx, stream, next, size)
 			if err != nil {
 				var zero R
 				yield(zero, err)
@@ -54,6 +55,7 @@ func (r *Reader[R]) Subscribe(ctx context.Context, stream string, from uint64) i
 				return
 			}
 			next += uint64(len(recs))
+			size = r.grow(size)
 		}
 	}
 }
@@ -98,9 +100,9 @@ func (r *Reader[R]) FromTime(ctx context.Context, stream string, t time.Time) it
 // retention starts at the first retained record.
 func (r *Reader[R]) Global(ctx context.Context, fromSeq uint64) iter.Seq2[R, error] {
 	return func(yield func(R, error) bool) {
-		next := fromSeq
+		next, size := fromSeq, r.firstBatch()
 		for {
-			recs, err := r.src.ReadGlobal(ctx, next, r.batch)
+			recs, err := r.src.ReadGlobal(ctx, next, size)
 			if err != nil {
 				var zero R
 				yield(zero, fmt.Errorf("replay: global from seq %d: %w", next, err))
@@ -119,6 +121,7 @@ func (r *Reader[R]) Global(ctx context.Context, fromSeq uint64) iter.Seq2[R, err
 				return
 			}
 			next = last + 1
+			size = r.grow(size)
 		}
 	}
 }
@@ -132,3 +135,14 @@ func yieldAll[R any](recs []R, yield func(R, error) bool) bool {
 	}
 	return true
 }
+
+// firstBatchSize is the most records the first read of an iterator asks
+// for: the time to the first record is then that of a small read, not of
+// a full batch (measured in docs/replay.md).
+const firstBatchSize = 16
+
+// firstBatch returns the size of an iterator's first read.
+func (r *Reader[R]) firstBatch() int { return min(firstBatchSize, r.batch) }
+
+// grow doubles a read size up to the batch size.
+func (r *Reader[R]) grow(size int) int { return min(2*size, r.batch) }
