@@ -236,19 +236,23 @@ func BenchmarkReplayFanOut(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r := replayReader(b, s, 1000)
+			// Offset 0 creates the stream; the measured records are 1..N.
+			if _, err := s.Append(ctx, "fan", storage.Record{}); err != nil {
+				b.Fatal(err)
+			}
 			total := uint64(b.N)
 			hists := make([]*hdrhistogram.Histogram, subs)
 			var wg sync.WaitGroup
 			for i := range subs {
 				hists[i] = hdrhistogram.New(1, int64(time.Minute), 3)
 				wg.Go(func() {
-					for rec, err := range r.Subscribe(ctx, "fan", 0) {
+					for rec, err := range r.Subscribe(ctx, "fan", 1) {
 						if err != nil {
 							b.Error(err)
 							return
 						}
 						_ = hists[i].RecordValue(time.Since(rec.Timestamp).Nanoseconds())
-						if rec.Offset == total-1 {
+						if rec.Offset == total {
 							return
 						}
 					}
