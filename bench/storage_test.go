@@ -144,7 +144,9 @@ func storeReport(b *testing.B, rate float64, hist *hdrhistogram.Histogram) {
 // storeRun appends at least n records from producers goroutines and
 // returns the records/s and the per-append latency histogram. pace 0 runs
 // closed loop (as fast as acknowledgements allow); pace > 0 schedules the
-// sends at pace records/s in total.
+// sends at pace records/s in total. Each producer has a companion goroutine
+// that waits for its appends in submission order (acknowledgements arrive
+// in that order) and records each latency the moment it is acknowledged.
 func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (float64, *hdrhistogram.Histogram) {
 	appends := max(1, (n+producers*storeBatch-1)/(producers*storeBatch))
 	inflight := storeInflight
@@ -154,7 +156,6 @@ func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (f
 	type timedSlot struct {
 		storeSlot
 		sent time.Time
-		busy bool
 	}
 	hists := make([]*hdrhistogram.Histogram, producers)
 	slots := make([][]timedSlot, producers)
@@ -176,26 +177,27 @@ func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (f
 	b.ResetTimer()
 	start := time.Now()
 	for p := range producers {
-		wg.Go(func() {
+		free := make(chan int, inflight)
+		sent := make(chan int, inflight)
+		for i := range inflight {
+			free <- i
+		}
+		wg.Go(func() { // the waiter
 			h := hists[p]
-			ring := slots[p]
-			finish := func(s *timedSlot) bool {
-				if !s.busy {
-					return true
-				}
-				s.busy = false
+			for i := range sent {
+				s := &slots[p][i]
 				if err := s.wait(); err != nil {
 					failed.CompareAndSwap(nil, &err)
-					return false
 				}
 				_ = h.RecordValue(time.Since(s.sent).Nanoseconds())
-				return true
+				free <- i
 			}
+		})
+		wg.Go(func() { // the producer
+			defer close(sent)
 			for i := range appends {
-				s := &ring[i%inflight]
-				if !finish(s) {
-					return
-				}
+				k := <-free
+				s := &slots[p][k]
 				s.sent = time.Now()
 				if interval > 0 {
 					// Stagger the producers; send at the scheduled time.
@@ -204,16 +206,14 @@ func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (f
 						time.Sleep(d)
 					}
 				}
+				if failed.Load() != nil {
+					return
+				}
 				if err := s.submit(); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
-				s.busy = true
-			}
-			for i := range ring {
-				if !finish(&ring[i]) {
-					return
-				}
+				sent <- k
 			}
 		})
 	}
