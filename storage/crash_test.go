@@ -242,3 +242,62 @@ func TestIndexAheadOfJournalRebuilds(t *testing.T) {
 	assert.Equal(t, after, snapshotState(t, s), "rebuilt state equals a from-scratch rebuild")
 	t.Logf("journal kept %d of 200 records", s.j.NextSeq())
 }
+
+// TestRecoveryFromMidEntry: the business logic's batches need not end on a
+// journal entry boundary, so the applied position can name a group in the
+// middle of an entry. Open must resume there, applying each remaining group
+// exactly once.
+func TestRecoveryFromMidEntry(t *testing.T) {
+	fs := vfs.NewMem()
+	require.NoError(t, fs.MkdirAll("db", 0o755))
+	j, err := journal.Open("db/journal", &journal.Options{FS: fs})
+	require.NoError(t, err)
+	var groups [][]byte
+	for i := range 4 {
+		g := journal.Group{Stream: []byte("mid"), Timestamp: int64(1000 + i)}
+		if i == 3 {
+			g.Flags = journal.GroupHasExpectedOffset
+			g.ExpectedLastOffset = 5 // true only after groups 0-2 (2 records each)
+		}
+		recs := []journal.Record{{Timestamp: int64(i), Value: []byte(fmt.Sprint(i, "a"))}, {Timestamp: int64(i), Value: []byte(fmt.Sprint(i, "b"))}}
+		groups = append(groups, journal.AppendGroup(nil, &g, recs))
+	}
+	_, err = j.Append(groups)
+	require.NoError(t, err)
+	// Apply the first two groups only, as a business-logic batch that
+	// ended mid-entry would, and persist that index.
+	x, err := openIndex("db/index", fs, DefaultOptions().Logger)
+	require.NoError(t, err)
+	var mu sync.RWMutex
+	app := newApplier(x, int64(time.Minute), &mu)
+	require.NoError(t, app.load())
+	err = j.Read(1, func(e *journal.Entry) error {
+		var gr journal.GroupReader
+		src := readerSource{r: &gr}
+		gr.Reset(e.Payload, e.FirstSeq)
+		for k := 0; k < 2 && gr.Next(); k++ {
+			var h groupHeader
+			headerOf(&h, gr.Group(), e.Index, uint32(gr.Group().Ordinal), uint32(gr.Group().Offset))
+			if _, err := app.apply(&h, &src); err != nil {
+				return err
+			}
+		}
+		return app.finish()
+	})
+	require.NoError(t, err)
+	require.Equal(t, position{Entry: 1, Ordinal: 2, Seq: 4, Clock: 1001}, app.pos)
+	require.NoError(t, x.close(true))
+	require.NoError(t, j.Close())
+
+	s := mustOpen(t, "db", memOptions(fs))
+	assert.Equal(t, int64(1), s.recovered.Entries)
+	assert.Equal(t, int64(2), s.recovered.Groups, "only the two unapplied groups")
+	resumed := snapshotState(t, s)
+	require.NoError(t, s.Close())
+	require.Len(t, resumed.Records["mid"], 8, "groups 2 and 3 applied once; group 3's expected offset 5 held")
+
+	require.NoError(t, fs.RemoveAll("db/index"))
+	s = mustOpen(t, "db", memOptions(fs))
+	defer func() { require.NoError(t, s.Close()) }()
+	assert.Equal(t, resumed, snapshotState(t, s), "equals a rebuild from the whole journal")
+}
