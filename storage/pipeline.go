@@ -27,6 +27,10 @@ type slot struct {
 	replErr error
 }
 
+// maxRetainedSlotBuffer caps the encoded-group buffer a ring slot keeps
+// between appends.
+const maxRetainedSlotBuffer = 1 << 20
+
 // startPipeline builds and starts the disruptor:
 //
 //	HandleEventsWith(journaling, replication).Then(business)
@@ -268,6 +272,9 @@ func (b *businessProcessor) endBatch() {
 			s.metrics.ObserveAppend(time.Since(f.start), f.records, err)
 		}
 		f.complete(res, err)
+		if cap(c.sl.buf) > maxRetainedSlotBuffer {
+			c.sl.buf = nil // one huge append must not pin its buffer in the ring forever
+		}
 		b.batch[i] = completion{}
 	}
 	if s.metrics != nil {
