@@ -75,6 +75,16 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 			return nil, fmt.Errorf("%w: no index run for stream %q offset %d", errCorruptIndex, stream, off)
 		}
 		firstOffset := lastOffset - uint64(r.Count) + 1
+		if firstOffset > off {
+			// The runs holding [off, firstOffset) are gone: retention
+			// removed them after this read checked the stream's first
+			// offset. Never skip over the hole: hand back what was read
+			// so far, or report the truncation.
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%w: stream %q offset %d", ErrTruncated, stream, off)
+		}
 		err = s.j.Read(r.Entry, func(e *journal.Entry) error {
 			gr.ResetAt(e.Payload, int(r.Offset), int(r.Ordinal), r.FirstSeq)
 			if !gr.Next() {
