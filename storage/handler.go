@@ -19,6 +19,11 @@ import "github.com/badbatch/badbatch/journal"
 // committed record exactly once, in commit order. A handler that keeps
 // state of its own should store the last Seq it applied and ignore records
 // at or below it.
+//
+// A handler must not wait for the store: Append, SetCursor, Wait and Close
+// called from OnRecord would wait for the very goroutine that runs it.
+// AppendAsync without waiting is allowed while the ring has room; reads are
+// allowed.
 type Handler interface {
 	// OnRecord runs for every committed (accepted) record, in commit order.
 	// Rejected and duplicate appends never reach it. rec, its slices and
