@@ -60,7 +60,11 @@ func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int)
 // readRange returns the records [from, end) of stream, skipping records
 // older than minTime until the first one at or after it.
 func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, minTime int64) ([]StoredRecord, error) {
-	var out []StoredRecord
+	if end <= from {
+		return nil, nil // at or past the end
+	}
+	out := make([]StoredRecord, 0, end-from) // end-from <= MaxReadLimit
+	var mem arena
 	key := stringBytes(stream)
 	var gr journal.GroupReader
 	for off := from; off < end; {
@@ -106,7 +110,7 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 					continue
 				}
 				minTime = -1 << 63
-				out = append(out, storedRecord(v, stream, o))
+				out = append(out, storedRecord(&mem, v, stream, o))
 			}
 			return gr.Err()
 		})
@@ -121,8 +125,38 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 	return out, nil
 }
 
-// storedRecord copies a journal record out.
-func storedRecord(v *journal.RecordView, stream string, offset uint64) StoredRecord {
+// arena hands out the byte slices of one read's records from shared chunks,
+// so that a read allocates per chunk, not per record. Chunks double from
+// 1 KiB to 64 KiB, so a small read stays small (a thousand subscribers each
+// holding a short batch must not hold 64 KiB each). The records of one read
+// share chunks; they never alias the journal.
+type arena struct{ buf []byte }
+
+const (
+	arenaFirstChunk = 1 << 10
+	arenaMaxChunk   = 64 << 10
+)
+
+// copy returns a copy of key followed by value in one slice of the arena.
+func (a *arena) copy(key, value []byte) []byte {
+	n := len(key) + len(value)
+	if cap(a.buf)-len(a.buf) < n {
+		if n >= arenaMaxChunk/4 {
+			kv := make([]byte, n) // a large record gets its own allocation
+			copy(kv, key)
+			copy(kv[len(key):], value)
+			return kv
+		}
+		size := min(max(2*cap(a.buf), arenaFirstChunk), arenaMaxChunk)
+		a.buf = make([]byte, 0, max(size, n))
+	}
+	start := len(a.buf)
+	a.buf = append(append(a.buf, key...), value...)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
+// storedRecord copies a journal record out, its bytes into mem.
+func storedRecord(mem *arena, v *journal.RecordView, stream string, offset uint64) StoredRecord {
 	r := StoredRecord{
 		Record: Record{
 			JSON:      v.Flags&journal.FlagJSON != 0,
@@ -132,10 +166,7 @@ func storedRecord(v *journal.RecordView, stream string, offset uint64) StoredRec
 		Offset: offset,
 		Seq:    v.Seq,
 	}
-	// One allocation holds key and value.
-	kv := make([]byte, len(v.Key)+len(v.Value))
-	copy(kv, v.Key)
-	copy(kv[len(v.Key):], v.Value)
+	kv := mem.copy(v.Key, v.Value)
 	if len(v.Key) > 0 {
 		r.Key = kv[:len(v.Key):len(v.Key)]
 	}
@@ -220,6 +251,7 @@ func (s *Store) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) ([]St
 	}
 	defer s.endRead()
 	var (
+		mem arena
 		out []StoredRecord
 		gr  journal.GroupReader
 		dec chunkDecoder
@@ -256,7 +288,7 @@ func (s *Store) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) ([]St
 					if len(out) == limit {
 						return nil
 					}
-					out = append(out, storedRecord(rv, stream, cg.Offset+uint64(k)))
+					out = append(out, storedRecord(&mem, rv, stream, cg.Offset+uint64(k)))
 				}
 			}
 			return gr.Err()
