@@ -433,12 +433,17 @@ func scaleReplay(tb testing.TB, s *storage.Store) (uint64, int64) {
 // mmap, and every page touched counts in RSS while it stays mapped and
 // resident, although it is page cache the kernel can reclaim without
 // swapping), and go-total-growth (runtime/metrics
-// /memory/classes/total:bytes: all memory the Go runtime mapped).
+// /memory/classes/total:bytes: all memory the Go runtime mapped). Also
+// reported: what Open itself added (rss-open-growth, rss-file-open-growth:
+// from before Open to just after) and RssFile after the replay
+// (rss-file-MiB), to tell mapped pages touched at Open from pages touched
+// by the replay.
 func BenchmarkScaleRSS(b *testing.B) {
 	for _, size := range scaleLogSizes() {
 		dir := b.TempDir()
 		records := scaleBuildLog(b, dir, size)
 		b.Run("log="+sizeName(int(size)), func(b *testing.B) {
+			preOpen := readMem(b)
 			s, err := storage.Open(dir, scaleQuietOptions())
 			if err != nil {
 				b.Fatal(err)
@@ -467,6 +472,9 @@ func BenchmarkScaleRSS(b *testing.B) {
 			b.ReportMetric(mib(after.rssAnon-before.rssAnon), "rss-anon-growth-MiB")
 			b.ReportMetric(mib(after.rssFile-before.rssFile), "rss-file-growth-MiB")
 			b.ReportMetric(mib(after.goTotal-before.goTotal), "go-total-growth-MiB")
+			b.ReportMetric(mib(before.rss-preOpen.rss), "rss-open-growth-MiB")
+			b.ReportMetric(mib(before.rssFile-preOpen.rssFile), "rss-file-open-growth-MiB")
+			b.ReportMetric(mib(after.rssFile), "rss-file-MiB")
 			b.ReportMetric(mib(dirBytes(b, filepath.Join(dir, "journal"))), "journal-MiB")
 		})
 	}
