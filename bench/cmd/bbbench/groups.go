@@ -215,6 +215,95 @@ func Groups() []*Group {
 				"On a machine with few cores the producers, stages and consumers share them, so both designs pay for goroutine scheduling; the ring's busy-spin wait strategies suffer most when cores are oversubscribed.",
 			},
 		},
+		scaleRecordSizeGroup("scale-record-size", "records/s",
+			"How many durable records per second does the store acknowledge as records grow from 16 bytes to 1 MiB?"),
+		scaleRecordSizeGroup("scale-record-size-mbps", "MB/s",
+			"How many bytes of records per second does the store make durable as records grow?"),
+		scaleRecordSizeGroup("scale-record-size-p99", "p99-ns",
+			"How long does a durable append take (p99, submit to acknowledgement) as records grow?"),
+		{
+			ID:       "scale-streams",
+			Title:    "Durable append spread over N streams",
+			Question: "Does the append rate fall as the same load is spread over more streams, each created by its first append?",
+			Unit:     "records/s",
+			Rows:     []string{"streams=1", "streams=100", "streams=10000", "streams=100000"},
+			Series: []Series{
+				{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: "BenchmarkScaleStreams", Base: true,
+					Config: storeBadBatchConfig + " Append i goes to stream i mod N; nothing is pre-created."},
+			},
+			Notes: []string{
+				"A run only creates as many streams as it makes appends (one append is 100 records): the streams-touched figure in the full table says how many a round reached. With a short -benchtime the large N rows have touched far fewer than N streams, so they show the cost of creating streams more than the cost of many existing ones.",
+			},
+		},
+		{
+			ID:       "scale-open",
+			Title:    "Open time against log size",
+			Question: "How long does storage.Open (then Close) take as the log grows, with the index current and with the index deleted?",
+			Unit:     "ms/open",
+			Rows:     scaleLogRows,
+			Series: []Series{
+				{Label: "index current (normal restart)", Package: pkgBench, Match: "BenchmarkScaleOpen/index=kept", Base: true},
+				{Label: "index deleted (rebuilt from the journal)", Package: pkgBench, Match: "BenchmarkScaleOpen/index=deleted", Variant: true},
+			},
+			Notes: []string{
+				"Lower is better. The log is one stream of 100 B-1 KiB records, written just before under SyncNone and closed (which flushes the index), so the journal is in the page cache as after a process crash; after a power loss Open would read it from the disk. index=deleted also reports s/GiB of journal (the catch-up rate) in the full table. 4 GiB runs only with BADBATCH_BENCH_BIG=1.",
+			},
+		},
+		{
+			ID:       "scale-first-record",
+			Title:    "First record at a random offset against log size",
+			Question: "How long does Store.Read of one record at a random offset take as the log grows?",
+			Unit:     "p99-ns",
+			Rows:     []string{"records=100000", "records=1000000"},
+			Series: []Series{
+				{Label: "p99, Store.Read(limit 1)", Package: pkgBench, Match: "BenchmarkReplayFirstRecord/impl=read1", Base: true},
+				{Label: "p50, Store.Read(limit 1)", Package: pkgBench, Match: "BenchmarkReplayFirstRecord/impl=read1", Unit: "p50-ns", Variant: true},
+			},
+			Notes: []string{
+				"Lower is better. The figures are BenchmarkReplayFirstRecord's impl=read1 (bench/replay_test.go), which already measures exactly this; 10 million records run only with BADBATCH_BENCH_REPLAY_10M=1.",
+			},
+		},
+		{
+			ID:       "scale-rss",
+			Title:    "Process RSS against log size",
+			Question: "How much does the process's resident memory grow when it opens a log and replays all of it through Store.Read?",
+			Unit:     "MiB",
+			Rows:     scaleLogRows,
+			Series: []Series{
+				{Label: "RSS growth over Open", Package: pkgBench, Match: "BenchmarkScaleRSS", Unit: "rss-open-growth-MiB", Base: true},
+				{Label: "of which file-backed (RssFile)", Package: pkgBench, Match: "BenchmarkScaleRSS", Unit: "rss-file-open-growth-MiB", Variant: true},
+				{Label: "RSS growth over the full replay", Package: pkgBench, Match: "BenchmarkScaleRSS", Unit: "rss-growth-MiB", Variant: true},
+				{Label: "anonymous RSS growth over the full replay (RssAnon)", Package: pkgBench, Match: "BenchmarkScaleRSS", Unit: "rss-anon-growth-MiB", Variant: true},
+			},
+			Notes: []string{
+				"Lower is better. From /proc/self/status after a GC. RSS counts every page mapped into the process and resident: anonymous memory (heap, stacks: RssAnon) and file pages mapped with mmap (RssFile). The journal maps its sealed segments, and the pages touched count in RssFile for as long as they stay mapped and resident, although they are the page cache's, shared and reclaimable without swap. So RSS is not flat against log size: the file-backed part grows with the journal mapped at Open, while the anonymous part is what the process allocated. A zero does not plot; the full table has every figure, with go-total-growth (runtime/metrics /memory/classes/total:bytes).",
+			},
+		},
+	}
+}
+
+// scaleLogRows are the log sizes of BenchmarkScaleOpen and
+// BenchmarkScaleRSS (4GiB runs only with BADBATCH_BENCH_BIG=1 and shows
+// when it ran).
+var scaleLogRows = []string{"log=100MiB", "log=1GiB"}
+
+// scaleRecordSizeGroup is one figure of BenchmarkScaleRecordSize against
+// the record size.
+func scaleRecordSizeGroup(id, unit, question string) *Group {
+	return &Group{
+		ID:       id,
+		Title:    "Durable append against record size (" + unit + ")",
+		Question: question,
+		Unit:     unit,
+		Rows:     []string{"size=16B", "size=256B", "size=4KiB", "size=64KiB", "size=1MiB"},
+		Series: []Series{
+			{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: "BenchmarkScaleRecordSize", Base: true,
+				Config: "storage.Store with its defaults (sync policy always), AppendAsync from 4 producers with up to 32 appends in flight each; " +
+					"100 records per append up to 4 KiB records, then about 1 MiB per append (64 KiB: 16 records, 1 MiB: 1)."},
+		},
+		Notes: []string{
+			"Records per append change above 4 KiB (records/append in the full table), so the 64KiB and 1MiB rows pay an fsync for fewer records: compare them in MB/s.",
+		},
 	}
 }
 
