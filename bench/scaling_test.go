@@ -18,7 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -358,7 +358,10 @@ type memSnapshot struct {
 
 func readMem(tb testing.TB) memSnapshot {
 	tb.Helper()
-	runtime.GC()
+	// A GC that also returns freed pages to the OS: without it RssAnon
+	// depends on when the scavenger last ran (the log's build leaves
+	// hundreds of MiB freed but still mapped).
+	debug.FreeOSMemory()
 	var m memSnapshot
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
@@ -425,19 +428,16 @@ func scaleReplay(tb testing.TB, s *storage.Store) (uint64, int64) {
 
 // BenchmarkScaleRSS: a log of log=SIZE (scaleBuildLog) is opened (store
 // defaults) and one op replays it whole, from offset 0, through
-// storage.Store.Read in pages of 1000. Reported are the process's memory
-// growth from just after Open to after the last replay (after a GC each
-// time), in MiB: rss-growth (VmRSS), split into rss-anon-growth (heap,
-// stacks: what the process allocated) and rss-file-growth (file pages
-// mapped into the process: the journal's sealed segments are read through
-// mmap, and every page touched counts in RSS while it stays mapped and
-// resident, although it is page cache the kernel can reclaim without
-// swapping), and go-total-growth (runtime/metrics
-// /memory/classes/total:bytes: all memory the Go runtime mapped). Also
-// reported: what Open itself added (rss-open-growth, rss-file-open-growth:
-// from before Open to just after) and RssFile after the replay
-// (rss-file-MiB), to tell mapped pages touched at Open from pages touched
-// by the replay.
+// storage.Store.Read in pages of 1000. Reported, in MiB, after
+// debug.FreeOSMemory each time: what Open added (rss-open-growth, of which
+// rss-file-open-growth: from before Open to just after), what the replays
+// added (rss-growth, split into rss-anon-growth: heap and stacks, and
+// rss-file-growth: file pages mapped into the process), RssFile after the
+// replays (rss-file-MiB) and go-total-growth (runtime/metrics
+// /memory/classes/total:bytes over the replays). RSS counts file pages
+// mapped with mmap and resident: the journal maps its sealed segments, and
+// every page touched counts in RssFile while it stays mapped, although it
+// is page cache the kernel can reclaim without swapping.
 func BenchmarkScaleRSS(b *testing.B) {
 	for _, size := range scaleLogSizes() {
 		dir := b.TempDir()
