@@ -10,6 +10,9 @@
 //	bench/journal_test.go        the journal against tidwall/wal, raft-wal and Pebble as a log
 //	bench/storage_test.go        storage.Store against the same peers
 //	bench/http_test.go           the HTTP API against an echo handler that does nothing
+//	bench/replay_test.go         replay against Pebble iteration and raft-wal; first record; fan-out
+//	bench/scaling_test.go        how cost grows: record size, stream count, open time and RSS
+//	                             against log size
 //	bench/tidwall_facts_test.go  tests that demonstrate tidwall/wal's defects (decision 0002)
 //	bench/peers/                 a separate Go module for the heavy peers (nats-server), so
 //	                             that library users never download them: NATS JetStream
