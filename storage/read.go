@@ -31,26 +31,38 @@ func (s *Store) beginRead() error {
 
 func (s *Store) endRead() { s.readMu.RUnlock() }
 
+// beginStreamRead checks a stream read's arguments, holds the store open
+// (the caller must endRead when err is nil) and returns the stream's
+// metadata: ErrNotFound for a stream never written.
+func (s *Store) beginStreamRead(stream string, limit int) (streamMeta, error) {
+	if err := ValidateStreamName(stream); err != nil {
+		return streamMeta{}, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return streamMeta{}, err
+	}
+	if err := s.beginRead(); err != nil {
+		return streamMeta{}, err
+	}
+	m, ok := s.lookup(stream)
+	if !ok {
+		s.endRead()
+		return streamMeta{}, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	}
+	return m, nil
+}
+
 // Read returns up to limit records of stream from offset from on, in
 // offset order. It returns ErrNotFound for a stream never written,
 // ErrTruncated when from is below the stream's first retained offset, and
 // an empty slice (nil error) when from is at or past the stream's
 // NextOffset. The records never alias store memory.
 func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int) ([]StoredRecord, error) {
-	if err := ValidateStreamName(stream); err != nil {
-		return nil, err
-	}
-	if err := checkLimit(limit); err != nil {
-		return nil, err
-	}
-	if err := s.beginRead(); err != nil {
+	m, err := s.beginStreamRead(stream, limit)
+	if err != nil {
 		return nil, err
 	}
 	defer s.endRead()
-	m, ok := s.lookup(stream)
-	if !ok {
-		return nil, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
-	}
 	if from < m.FirstOffset {
 		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
 	}
@@ -191,20 +203,11 @@ func storedRecord(mem *arena, v *journal.RecordView, stream string, offset uint6
 // starts where the stream's maximum-timestamp-so-far first reaches t. If no
 // retained record is at or after t, the result is empty. Errors as Read.
 func (s *Store) ReadFromTime(ctx context.Context, stream string, t time.Time, limit int) ([]StoredRecord, error) {
-	if err := ValidateStreamName(stream); err != nil {
-		return nil, err
-	}
-	if err := checkLimit(limit); err != nil {
-		return nil, err
-	}
-	if err := s.beginRead(); err != nil {
+	m, err := s.beginStreamRead(stream, limit)
+	if err != nil {
 		return nil, err
 	}
 	defer s.endRead()
-	m, ok := s.lookup(stream)
-	if !ok {
-		return nil, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
-	}
 	ns := t.UnixNano()
 	if t.Before(minTimestamp) {
 		ns = -1 << 63
