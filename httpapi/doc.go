@@ -26,8 +26,9 @@
 //     offsets are final and its Durability header names what the ack means.
 //   - Every error answer has the shape {"error":{"code","message"}}.
 //   - Every tailing handler (SSE, WebSocket, long-poll) reads through one
-//     function, Server.nextBatch, and ends when its client goes away or the
-//     server shuts down; Shutdown waits for all of them.
+//     function, Server.nextBatch (package replay's Reader.Poll), and ends
+//     when its client goes away or the server shuts down; Shutdown waits for
+//     all of them.
 //
 // The Go client for this API is the subpackage client.
 package httpapi
