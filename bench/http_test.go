@@ -63,22 +63,7 @@ func startBadBatch(b *testing.B) benchServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	return benchServer{url: "http://" + l.Addr().String(), stop: func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		_ = store.Close()
-	}}
+	return serveLoopback(b, srv.Serve, srv.Shutdown, func() { _ = store.Close() })
 }
 
 // startEchoNoop serves an echo handler that reads the body and answers a
@@ -96,6 +81,13 @@ func startEchoNoop(b *testing.B) benchServer {
 		return c.JSON(http.StatusCreated, map[string]any{"stream": c.Param("stream"), "first_offset": off, "last_offset": off, "count": 1})
 	})
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	return serveLoopback(b, srv.Serve, srv.Shutdown, func() {})
+}
+
+// serveLoopback runs serve on a fresh 127.0.0.1 listener; the returned
+// stop shuts it down, waits for serve to return, then calls after.
+func serveLoopback(b *testing.B, serve func(net.Listener) error, shutdown func(context.Context) error, after func()) benchServer {
+	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -103,13 +95,14 @@ func startEchoNoop(b *testing.B) benchServer {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(l)
+		_ = serve(l)
 	}()
 	return benchServer{url: "http://" + l.Addr().String(), stop: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = shutdown(ctx)
 		<-done
+		after()
 	}}
 }
 
