@@ -271,31 +271,12 @@ func benchmarkNATSPublish(b *testing.B, mode natsSync, producers, size int) {
 	s.createStream(b, ps[0].js)
 	payload := natsPayload(size)
 
-	b.ReportAllocs()
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	start := time.Now()
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		errs = make([]error, producers)
-	)
+	runs, hists := make([]natsRun, len(ps)), make([]*hdrhistogram.Histogram, len(ps))
 	for i, p := range ps {
-		wg.Go(func() { errs[i] = p.run(&next, int64(b.N), payload) })
+		runs[i], hists[i] = p.run, p.hist
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	require.NoError(b, errors.Join(errs...))
-
-	total := natsHistogram()
-	for _, p := range ps {
-		total.Merge(p.hist)
-	}
+	total := runNATSProducers(b, runs, hists, payload)
 	require.EqualValues(b, b.N, total.TotalCount(), "every publish must be acknowledged")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
-	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
 }
 
 // natsBatchProducer publishes claimed records in JetStream atomic batches
@@ -407,30 +388,11 @@ func benchmarkNATSAtomicBatch(b *testing.B, producers, size int) {
 	s.createStreamWith(b, ps[0].js, true)
 	payload := natsPayload(size)
 
-	b.ReportAllocs()
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	start := time.Now()
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		errs = make([]error, producers)
-	)
+	runs, hists := make([]natsRun, len(ps)), make([]*hdrhistogram.Histogram, len(ps))
 	for i, p := range ps {
-		wg.Go(func() { errs[i] = p.run(&next, int64(b.N), payload) })
+		runs[i], hists[i] = p.run, p.hist
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	require.NoError(b, errors.Join(errs...))
-
-	total := natsHistogram()
-	for _, p := range ps {
-		total.Merge(p.hist)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
-	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
+	runNATSProducers(b, runs, hists, payload)
 }
 
 // fillNATS publishes n records of payload and waits for all their acks.
@@ -613,4 +575,39 @@ func TestNATSAtomicBatchRoundTrip(t *testing.T) {
 	plain.createStream(t, p.js)
 	var n atomic.Int64
 	assert.Error(t, p.run(&n, 10, natsPayload(natsRecordSize)), "a stream without AllowAtomicPublish must refuse the batch")
+}
+
+// natsRun is one producer's loop: publish until next reaches n, recording
+// each acknowledgement's latency in the producer's histogram.
+type natsRun func(next *atomic.Int64, n int64, payload []byte) error
+
+// runNATSProducers times b.N records published by the producers' runs in
+// parallel, reports records/s, p50 and p99, and returns the merged
+// latency histogram.
+func runNATSProducers(b *testing.B, runs []natsRun, hists []*hdrhistogram.Histogram, payload []byte) *hdrhistogram.Histogram {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	b.ResetTimer()
+	start := time.Now()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, len(runs))
+	)
+	for i, run := range runs {
+		wg.Go(func() { errs[i] = run(&next, int64(b.N), payload) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.NoError(b, errors.Join(errs...))
+
+	total := natsHistogram()
+	for _, h := range hists {
+		total.Merge(h)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(total.ValueAtQuantile(50)), "p50-ns")
+	b.ReportMetric(float64(total.ValueAtQuantile(99)), "p99-ns")
+	return total
 }
