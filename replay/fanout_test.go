@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"context"
+	"github.com/badbatch/badbatch/internal/testenv"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ const fanOutBatch = 16
 // fanOutHeapBound, every fast subscriber sees every record, and the slow
 // one, once released, catches up from the journal with no gap.
 func TestFanOutSlowSubscriber(t *testing.T) {
-	subscribers, appends := 1000, scaled(t, 200, 40)
+	subscribers, appends := 1000, testenv.CrashCycles(t, 200, 40)
 	const per = 5
 	total := uint64(appends * per)
 	t.Logf("subscribers=%d+1 slow appends=%d records=%d batch=%d heap bound=%d MiB", subscribers, appends, total, fanOutBatch, fanOutHeapBound>>20)

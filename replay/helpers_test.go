@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/badbatch/badbatch/replay"
@@ -17,25 +15,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// scaled returns def, or short under -short, or BADBATCH_CRASH_CYCLES when
-// set (capped at short under -short).
-func scaled(t *testing.T, def, short int) int {
-	t.Helper()
-	n := def
-	if testing.Short() {
-		n = short
-	}
-	if v := os.Getenv("BADBATCH_CRASH_CYCLES"); v != "" {
-		c, err := strconv.Atoi(v)
-		require.NoError(t, err, "BADBATCH_CRASH_CYCLES")
-		n = c
-		if testing.Short() && n > short {
-			n = short
-		}
-	}
-	return n
 }
 
 // openStore opens a real store in t.TempDir() and closes it at cleanup.

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"github.com/badbatch/badbatch/internal/testenv"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 // retained offset; the process never dies (SIGBUS from a deleted mapping
 // would kill it). The test asserts that retention did remove the start.
 func TestRetentionWhileReading(t *testing.T) {
-	appends, readers := scaled(t, 1500, 600), 4
+	appends, readers := testenv.CrashCycles(t, 1500, 600), 4
 	t.Logf("appends=%d (2 records of 100 B) readers=%d+%d subscribers", appends, readers, readers)
 	s := openStore(t, &storage.Options{SegmentSize: 4 << 10, RetentionBytes: 16 << 10, IndexFlushBytes: 2 << 10})
 	r := newReader(t, s, 8)

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"fmt"
+	"github.com/badbatch/badbatch/internal/testenv"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // exactly the stream's records from its offset on, in order, once each,
 // across the switch from history to live.
 func TestSubscribeSwitchOver(t *testing.T) {
-	producers, appends, subscribers := 4, scaled(t, 200, 60), scaled(t, 40, 16)
+	producers, appends, subscribers := 4, testenv.CrashCycles(t, 200, 60), testenv.CrashCycles(t, 40, 16)
 	t.Logf("producers=%d appends/producer=%d subscribers=%d", producers, appends, subscribers)
 	for _, batch := range []int{1, 7, 1000} {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {

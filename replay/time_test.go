@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"fmt"
+	"github.com/badbatch/badbatch/internal/testenv"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -72,7 +73,7 @@ func TestFromTime(t *testing.T) {
 // clocks, skewed and coarse (so timestamps repeat and go backwards along
 // the stream); FromTime agrees with the model for every probe time.
 func TestFromTimeConcurrentProducers(t *testing.T) {
-	producers, appends := 4, scaled(t, 100, 30)
+	producers, appends := 4, testenv.CrashCycles(t, 100, 30)
 	t.Logf("producers=%d appends/producer=%d", producers, appends)
 	s := openStore(t, nil)
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"github.com/badbatch/badbatch/internal/testenv"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ func (w *crashWorkload) run(s *Store, producers int, seed uint64, stop <-chan st
 // gaps, no duplicates, every append whole or absent, and the recovered index
 // equals an index rebuilt from the journal alone.
 func TestCrashPowerLoss(t *testing.T) {
-	cycles := crashCycles(t, 20, 5)
+	cycles := testenv.CrashCycles(t, 20, 5)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d crash cycles", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 0))

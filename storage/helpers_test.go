@@ -2,8 +2,6 @@ package storage
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,26 +13,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// crashCycles is the number of crash (or restart) cycles a long test runs:
-// BADBATCH_CRASH_CYCLES when set (CI sets 200), else def, else short under
-// -short.
-func crashCycles(t *testing.T, def, short int) int {
-	t.Helper()
-	n := def
-	if testing.Short() {
-		n = short
-	}
-	if v := os.Getenv("BADBATCH_CRASH_CYCLES"); v != "" {
-		c, err := strconv.Atoi(v)
-		require.NoError(t, err, "BADBATCH_CRASH_CYCLES")
-		n = c
-		if testing.Short() && n > short {
-			n = short
-		}
-	}
-	return n
 }
 
 // fakeClock is a settable producer clock.
