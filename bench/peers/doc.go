@@ -1,9 +1,10 @@
 // Package peers holds the benchmarks of BadBatch's heavy peers, the ones that
-// library users must never download: an embedded NATS server with JetStream.
+// library users must never download: an embedded NATS server with JetStream,
+// and etcd's write-ahead log.
 //
-// It is a separate Go module (bench/peers/go.mod) so that nats-server and its
-// dependencies stay out of the main module's go.sum. The package itself has no
-// exported API; everything lives in its _test.go files:
+// It is a separate Go module (bench/peers/go.mod) so that nats-server, etcd
+// and their dependencies stay out of the main module's go.sum. The package
+// itself has no exported API; everything lives in its _test.go files:
 //
 //	BenchmarkNATSPublish/sync=always/producers={1,4,16}/size=100B   durable: fsync per write
 //	BenchmarkNATSPublish/sync=default/producers={1,4,16}/size=100B  NOT DURABLE: fsync every 2 minutes
@@ -25,6 +26,46 @@
 // append of 100 records: a JetStream atomic batch (AllowAtomicPublish on the
 // stream), which nats-server v2.15 commits with one flush and fsync of the
 // stream under SyncAlways, after staging the batch in a temporary file store.
+//
+// etcd's WAL (etcdwal_test.go) is a contender of the journal comparison, run
+// on the same matrix, records and interleaving as bench/journal_test.go
+// (journal_test.go here is a compact copy of that harness):
+//
+//	BenchmarkEtcdWALAppendInterleaved/batch={1,16,256}/size={100B,1KiB,64KiB}
+//	    etcd's WAL and BadBatch's journal (journal.DefaultOptions) in one
+//	    process, taking turns within each round; reports MB/s-etcdwal,
+//	    MB/s-journal and journal/best-peer (the median over rounds of etcd's
+//	    time over the journal's for the same bytes: > 1, the journal was faster)
+//	BenchmarkEtcdWALAppend/batch={1,16,256}/size={100B,1KiB,64KiB}
+//	    etcd's WAL alone; reports MB/s, records/s and fsyncs/s
+//
+// The configuration is etcd's own, as etcd's server uses it: go.etcd.io/etcd/
+// server/v3 v3.7.3, package storage/wal, wal.Create in a fresh directory with
+// a zap.NewNop logger and no metadata, the default 64 MB segments
+// (wal.SegmentSizeBytes = 64*1000*1000), fsync on. Each batch is one
+// WAL.Save(HardState, entries): one raft entry per record (Term 1, Index
+// increasing from 1, EntryNormal, Data = the record) and HardState{Term: 1,
+// Vote: 1, Commit: the previous batch's last index}, what a single-node raft
+// hands its WAL in a Ready. Save fsyncs on every call that has entries
+// (storage/wal/wal.go in v3.7.3, lines 1010-1036: mustSync :=
+// raft.MustSync(st, w.state, len(ents)), which go.etcd.io/raft/v3 v3.7.0's
+// rawnode.go:197 makes true when len(ents) != 0, then w.sync(), an
+// fdatasync(2) of the tail segment; or, when the segment is full, w.cut(),
+// which fdatasyncs the old and the new segment and fsyncs the directory).
+// The fsyncs/s figure is counted by etcd's own
+// etcd_disk_wal_fsync_duration_seconds histogram, and TestEtcdWALRoundTrip
+// checks that every Save of a batch makes exactly one fsync (three at a cut)
+// and that the entries read back through wal.Open and ReadAll; each matrix
+// point's benchmark reads its WAL back too, when it holds at most 64 MiB.
+//
+// etcd preallocates each segment in full when it creates it
+// (fileutil.Preallocate: fallocate(2) with mode 0, so the file is 64 MB long
+// from the start), and a background goroutine (file_pipeline.go) creates and
+// preallocates the next segment before it is needed. An fdatasync after an
+// append therefore never has a new file size to persist. BadBatch's journal
+// preallocates its active segment in 4 MiB steps with FALLOC_FL_KEEP_SIZE,
+// so its file size grows with every append; this difference is part of what
+// the comparison measures.
 //
 // Run them on their own with
 //
