@@ -59,6 +59,12 @@ type Series struct {
 	// (the others show a dash, not "not run"); by default it has the
 	// group's Rows.
 	Rows []string
+	// PairedWith, when set, is the Label of another series of the group:
+	// BadBatch measured by the same benchmark as this contender, in the
+	// same process (a peer module's benchmark that interleaves the two).
+	// This contender's advantage is taken against that series, row by row,
+	// instead of against the group's base, which ran in another process.
+	PairedWith string
 }
 
 // Limit is the physical limit a group's figures are divided by: either one
@@ -277,7 +283,6 @@ func Compare(g *Group, r *Results) Comparison {
 		// Nothing ran and no rows are expected: one row says why.
 		rowOrder = []string{""}
 	}
-	base := slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
 	for _, key := range rowOrder {
 		row := Row{Key: key, Cells: make([]Cell, len(g.Series))}
 		for i, s := range g.Series {
@@ -307,6 +312,7 @@ func Compare(g *Group, r *Results) Comparison {
 			if limit != nil && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
 				cell.ToLimit = Ratio(cell.Stat.Median / limit.Median)
 			}
+			base := g.baseOf(i)
 			if base < 0 || i == base || s.Variant || s.Reference || s.NotDurable || g.Series[base].NotDurable {
 				continue
 			}
@@ -317,6 +323,16 @@ func Compare(g *Group, r *Results) Comparison {
 		c.Rows = append(c.Rows, row)
 	}
 	return c
+}
+
+// baseOf is the index of the series contender i's advantage is taken
+// against: its PairedWith series when it names one, else the group's base;
+// -1 when there is none.
+func (g *Group) baseOf(i int) int {
+	if p := g.Series[i].PairedWith; p != "" {
+		return slices.IndexFunc(g.Series, func(s Series) bool { return s.Label == p })
+	}
+	return slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
 }
 
 // Loss is a row where a durable contender beats BadBatch.
@@ -337,7 +353,6 @@ type Loss struct {
 func Losses(cs []Comparison) []Loss {
 	var out []Loss
 	for _, c := range cs {
-		base := slices.IndexFunc(c.Group.Series, func(s Series) bool { return s.Base })
 		for _, row := range c.Rows {
 			for i, cell := range row.Cells {
 				// Adv is NaN for the base, variants, references and
@@ -346,7 +361,7 @@ func Losses(cs []Comparison) []Loss {
 				if cell.Status != CellOK || math.IsNaN(adv) || adv >= 1 {
 					continue
 				}
-				b := row.Cells[base].Stat
+				b := row.Cells[c.Group.baseOf(i)].Stat
 				overlap := b.Min <= cell.Stat.Max && cell.Stat.Min <= b.Max
 				out = append(out, Loss{Group: c.Group, Row: row.Key, Peer: c.Group.Series[i].Label, By: 1 / adv, Overlap: overlap})
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -233,4 +234,87 @@ func TestCompareSeriesUnit(t *testing.T) {
 	require.Len(t, c.Rows, 1)
 	assert.InDelta(t, (29.70+23.50)/2, c.Rows[0].Cells[0].Stat.Median, 1e-9)
 	assert.InDelta(t, (7251+5738)/2.0, c.Rows[0].Cells[1].Stat.Median, 1e-9)
+}
+
+// journalResults are the captured journal comparisons as one run: bench's
+// interleaved contenders and etcd's WAL from bench/peers, interleaved there
+// with the journal and also run alone.
+func journalResults(t *testing.T) *Results {
+	t.Helper()
+	var samples []Sample
+	for _, f := range []struct{ file, pkg string }{
+		{"journal-interleaved.txt", pkgBench},
+		{"etcdwal.txt", pkgPeers},
+	} {
+		out := parseFile(t, f.file, f.pkg)
+		require.Empty(t, out.Failures)
+		samples = append(samples, out.Samples...)
+	}
+	return &Results{
+		Summaries: SummarizeSamples(samples),
+		Packages: map[string]PackageStatus{
+			pkgBench: {Dir: pkgBench, Present: true, Built: true},
+			pkgPeers: {Dir: pkgPeers, Present: true, Built: true},
+		},
+	}
+}
+
+// TestCompareEtcdWAL places etcd's WAL, measured in bench/peers, beside
+// bench's journal contenders at each matrix point: its MB/s from
+// BenchmarkEtcdWALAppendInterleaved, its advantage against the journal
+// interleaved with it in that process (not against the base, which ran in
+// another), its share of the plain file's rate from bench; and its
+// records/s from BenchmarkEtcdWALAppend in the non-interleaved table.
+func TestCompareEtcdWAL(t *testing.T) {
+	r := journalResults(t)
+	groups := Groups()
+	var interleaved, alone *Group
+	for _, g := range groups {
+		switch g.ID {
+		case "journal-interleaved":
+			interleaved = g
+		case "journal-append":
+			alone = g
+		}
+	}
+	require.NotNil(t, interleaved)
+	require.NotNil(t, alone)
+
+	c := Compare(interleaved, r)
+	require.Len(t, c.Rows, 9, "etcd's rows are the journal's: batch={1,16,256} x size={100B,1KiB,64KiB}")
+	etcd, beside, base := seriesIndex(t, interleaved, etcdWALLabel), seriesIndex(t, interleaved, etcdWALJournalBeside), seriesIndex(t, interleaved, "BadBatch journal")
+	for _, row := range c.Rows {
+		assert.Equal(t, CellOK, row.Cells[etcd].Status, row.Key)
+		assert.Equal(t, CellOK, row.Cells[beside].Status, row.Key)
+		assert.Equal(t, CellOK, row.Cells[base].Status, row.Key)
+		assert.Equal(t, "BenchmarkEtcdWALAppendInterleaved/"+row.Key, row.Cells[etcd].Name)
+	}
+	row := c.Rows[slices.IndexFunc(c.Rows, func(r Row) bool { return r.Key == "batch=16/size=1KiB" })]
+	etcdMBs, besideMBs, fileMBs := (24.54+22.13)/2, (27.96+31.28)/2, (54.33+55.57)/2
+	assert.InDelta(t, etcdMBs, row.Cells[etcd].Stat.Median, 1e-9)
+	assert.InDelta(t, besideMBs, row.Cells[beside].Stat.Median, 1e-9)
+	assert.InDelta(t, (65.17+59.63)/2, row.Cells[base].Stat.Median, 1e-9)
+	assert.InDelta(t, besideMBs/etcdMBs, float64(row.Cells[etcd].Adv), 1e-12, "against the journal of the same process")
+	assert.True(t, math.IsNaN(float64(row.Cells[beside].Adv)), "the journal beside etcd is BadBatch: no advantage")
+	assert.InDelta(t, etcdMBs/fileMBs, float64(row.Cells[etcd].ToLimit), 1e-12)
+
+	// batch=1/size=100B: etcd (0.3452, 0.4384 MB/s) beat the journal beside
+	// it (0.2668, 0.3533) but not bench's journal (0.4811, 0.5685): a loss,
+	// judged against the journal of its own process.
+	row = c.Rows[slices.IndexFunc(c.Rows, func(r Row) bool { return r.Key == "batch=1/size=100B" })]
+	assert.Greater(t, row.Cells[base].Stat.Median, row.Cells[etcd].Stat.Median)
+	losses := Losses([]Comparison{c})
+	i := slices.IndexFunc(losses, func(l Loss) bool { return l.Peer == etcdWALLabel && l.Row == row.Key })
+	require.GreaterOrEqual(t, i, 0, "etcd's win is listed where BadBatch loses")
+	assert.InDelta(t, (0.3452+0.4384)/(0.2668+0.3533), losses[i].By, 1e-9)
+	assert.True(t, losses[i].Overlap, "0.2668-0.3533 against 0.3452-0.4384 MB/s")
+
+	c = Compare(alone, r)
+	require.Len(t, c.Rows, 9)
+	etcd = seriesIndex(t, alone, etcdWALLabel)
+	row = c.Rows[slices.IndexFunc(c.Rows, func(r Row) bool { return r.Key == "batch=16/size=1KiB" })]
+	require.Equal(t, CellOK, row.Cells[etcd].Status)
+	assert.Equal(t, "BenchmarkEtcdWALAppend/batch=16/size=1KiB", row.Cells[etcd].Name)
+	assert.InDelta(t, (14776+45639)/2.0, row.Cells[etcd].Stat.Median, 1e-9)
+	assert.Equal(t, CellNoSuchBenc, row.Cells[seriesIndex(t, alone, "BadBatch journal")].Status, "not in the captured output")
 }

@@ -215,7 +215,7 @@ func (r *Report) writeHeadline(m *md) {
 			case s.NotDurable:
 				parts = append(parts, fmt.Sprintf("%s %s (not comparable: not durable)", s.Label, fig))
 			default:
-				parts = append(parts, fmt.Sprintf("%s %s (BadBatch %s)", s.Label, fig, advantageWords(float64(cell.Adv))))
+				parts = append(parts, fmt.Sprintf("%s %s (BadBatch %s%s)", s.Label, fig, advantageWords(float64(cell.Adv)), pairedWords(s)))
 			}
 		}
 		if len(parts) > 0 {
@@ -286,6 +286,15 @@ func advantageWords(adv float64) string {
 	default:
 		return formatRatio(1/adv) + " worse"
 	}
+}
+
+// pairedWords says which figure a paired contender's advantage is taken
+// against (Series.PairedWith); nothing for the others.
+func pairedWords(s Series) string {
+	if s.PairedWith == "" {
+		return ""
+	}
+	return ", against " + s.PairedWith
 }
 
 func limitWords(l *Limit, ratio Ratio) string {
@@ -427,7 +436,7 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 			case s.NotDurable:
 				adv = "not comparable (not durable)"
 			case !math.IsNaN(float64(cell.Adv)):
-				adv = advantageWords(float64(cell.Adv))
+				adv = advantageWords(float64(cell.Adv)) + pairedWords(s)
 			}
 			m.f(" %s |", adv)
 			if g.Limit != nil {

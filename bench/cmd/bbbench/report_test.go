@@ -143,3 +143,45 @@ func TestRunFromJSON(t *testing.T) {
 
 	assert.Error(t, run([]string{"--quick", "--full"}, &stderr))
 }
+
+// TestReportMarkdownEtcdWAL renders the captured journal comparisons: etcd's
+// WAL has a row at each matrix point of both journal tables, its advantage
+// says which journal it is taken against, and the journal plot draws it.
+func TestReportMarkdownEtcdWAL(t *testing.T) {
+	var samples []Sample
+	for _, f := range []struct{ file, pkg string }{
+		{"journal-interleaved.txt", pkgBench},
+		{"etcdwal.txt", pkgPeers},
+	} {
+		samples = append(samples, parseFile(t, f.file, f.pkg).Samples...)
+	}
+	rep := &Report{
+		Schema: reportSchema, Profile: "quick", Benchtime: "20x", Rounds: 1,
+		Suites:   defaultSuites(),
+		Packages: journalResults(t).Packages,
+		Samples:  samples,
+	}
+	rep.Analyze(Groups())
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteMarkdown(&buf, nil))
+	md := buf.String()
+	// batch=16/size=1KiB: etcd 24.54 and 22.13 MB/s, the journal beside it
+	// 27.96 and 31.28, the plain file (in bench) 54.33 and 55.57.
+	for _, want := range []string{
+		"|  | etcd wal | 23.3 | 22.1-24.5 (10.3%) | 1.27x better, against BadBatch journal, beside etcd wal | 42% |",
+		"|  | BadBatch journal, beside etcd wal | 29.6 | 28-31.3 (11.2%) | (BadBatch variant) | 54% |",
+		"- **etcd wal**: go.etcd.io/etcd/server/v3 v3.7.3",
+	} {
+		assert.Contains(t, md, want)
+	}
+	assert.Equal(t, 9+9, strings.Count(md, "| etcd wal |"), "one row per matrix point in each journal table")
+	assert.NotContains(t, md, "NaN")
+
+	path := filepath.Join(t.TempDir(), "journal-interleaved.svg")
+	ok, err := PlotComparison(comparisonByID(t, rep.Comparisons, "journal-interleaved"), path)
+	require.NoError(t, err)
+	require.True(t, ok)
+	svg, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(svg), "etcd wal")
+}
