@@ -132,6 +132,13 @@ func (j *Journal) rollLocked() error {
 		j.stats.syncs.Add(1)
 		j.stats.syncNanos.Add(uint64(time.Since(start)))
 	}
+	// The index file goes first: once the next segment exists, Open treats
+	// old as sealed and trusts a valid index instead of scanning it. (The
+	// index is checked against the segment, so a crash in between costs at
+	// most a scan.) The directory fsync for both files is left pending.
+	if err := writeSegIndex(j.fs, old); err != nil {
+		return j.failLocked("write index", segIndexPath(old.name), -1, err)
+	}
 	seg, f, err := j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
 	if err != nil {
 		return j.failLocked("create segment", segmentName(j.mu.lastIndex+1), -1, err)
@@ -181,6 +188,9 @@ func (j *Journal) retireLocked(s *segment) error {
 		j.mu.Lock()
 		j.mu.graveyard = append(j.mu.graveyard, s)
 		j.mu.Unlock()
+	}
+	if err := removeSegIndex(j.fs, s); err != nil {
+		return j.failLocked("remove", segIndexPath(s.name), -1, err)
 	}
 	j.stats.removed.Add(1)
 	j.log.Info("journal: removed segment", "segment", s.name)

@@ -52,6 +52,11 @@ type Stats struct {
 	DirSyncs        uint64
 	Rolls           uint64
 	RemovedSegments uint64
+	// How Open read the sealed segments: OpenIndexed from their index
+	// files (frames not read), OpenScanned frame by frame (no valid index,
+	// or Options.ScanSealed); OpenIndexesWritten is how many index files
+	// Open wrote for scanned segments that had none.
+	OpenIndexed, OpenScanned, OpenIndexesWritten int
 }
 
 // RepairReport says what Open dropped and why. The zero value means Open
@@ -68,8 +73,9 @@ type RepairReport struct {
 	// (see the repair rules in doc.go).
 	Entries int
 	Reason  string // what was wrong with the first dropped byte
-	// RemovedFiles are leftovers Open deleted: unfinished segment files
-	// (*.tmp) and removed segments that were still mapped (*.dead).
+	// RemovedFiles are leftovers Open deleted: unfinished files (*.tmp),
+	// removed segments that were still mapped (*.dead), and index files
+	// (*.idx) of segments that are gone or active again.
 	RemovedFiles []string
 }
 
@@ -84,6 +90,12 @@ type Journal struct {
 	fs      vfs.FS
 	log     *slog.Logger
 	useMmap bool
+	// resident bounds the mapped pages readers leave behind; nil without
+	// mmap or with MaxResidentBytes -1.
+	resident *residentSet
+	// opened says how Open read the sealed segments (Stats); written by
+	// Open only.
+	opened  struct{ indexed, scanned, indexesWritten int }
 	lock    io.Closer
 	dirFile vfs.File
 	repair  RepairReport
@@ -191,7 +203,8 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 	for _, g := range groups {
 		buf = append(buf, g...)
 	}
-	binary.LittleEndian.PutUint32(buf[frameOffCRC:], frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:]))
+	crc := frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:])
+	binary.LittleEndian.PutUint32(buf[frameOffCRC:], crc)
 	j.w.buf = buf
 
 	off := seg.size
@@ -211,6 +224,7 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 	seg.size += frameSize
 	seg.nextSeq += records
 	seg.lastTS = h.timestamp
+	seg.lastCRC = crc
 	j.mu.lastIndex = index
 	j.mu.nextSeq += records
 	j.mu.Unlock()
@@ -415,6 +429,7 @@ func (j *Journal) Stats() Stats {
 	s.DirSyncs = j.stats.dirSyncs.Load()
 	s.Rolls = j.stats.rolls.Load()
 	s.RemovedSegments = j.stats.removed.Load()
+	s.OpenIndexed, s.OpenScanned, s.OpenIndexesWritten = j.opened.indexed, j.opened.scanned, j.opened.indexesWritten
 	return s
 }
 

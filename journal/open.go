@@ -36,6 +36,9 @@ func Open(dir string, opts *Options) (*Journal, error) {
 		log:     o.Logger,
 		useMmap: o.FS == vfs.Default,
 	}
+	if j.useMmap && o.MaxResidentBytes >= 0 {
+		j.resident = newResidentSet(o.MaxResidentBytes, o.SegmentSize)
+	}
 	if err := j.openDir(); err != nil {
 		return nil, err
 	}
@@ -124,7 +127,7 @@ func (j *Journal) recover() error {
 		return fmt.Errorf("journal: list %s: %w", j.dir, err)
 	}
 	slices.Sort(names)
-	var indexes []uint64
+	var indexes, indexFiles []uint64
 	for _, name := range names {
 		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deadSuffix) {
 			if err := fs.Remove(fs.PathJoin(j.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -136,7 +139,22 @@ func (j *Journal) recover() error {
 		}
 		if idx, ok := parseSegmentName(name); ok {
 			indexes = append(indexes, idx) // sorted: names are zero-padded
+		} else if idx, ok := parseSegIndexName(name); ok {
+			indexFiles = append(indexFiles, idx)
 		}
+	}
+	// An index file is only kept beside a sealed segment: one whose segment
+	// is gone, or that belongs to the last (active) segment, is removed.
+	for _, idx := range indexFiles {
+		if i, found := slices.BinarySearch(indexes, idx); found && i < len(indexes)-1 {
+			continue
+		}
+		name := segIndexPath(segmentName(idx))
+		if err := fs.Remove(fs.PathJoin(j.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("journal: remove leftover %s: %w", name, err)
+		}
+		j.repair.RemovedFiles = append(j.repair.RemovedFiles, name)
+		j.w.dirSyncPending = true
 	}
 
 	if len(indexes) == 0 {
@@ -196,6 +214,13 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	if size < segmentHeaderSize {
 		return corruptf(name, 0, "segment file of %d bytes is shorter than its header", size)
 	}
+	var indexProblem string
+	if !last {
+		var ok bool
+		if ok, indexProblem, err = j.openIndexedSegment(name, path, nameIndex, size); ok || err != nil {
+			return err
+		}
+	}
 	data, mapped, err := loadFile(fs, path, size, j.useMmap)
 	if err != nil {
 		return err
@@ -207,22 +232,9 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 		}
 	}()
 
-	h, problem := decodeSegmentHeader(data)
-	if problem != "" {
-		return corruptf(name, 0, "%s", problem)
-	}
-	if h.firstIndex != nameIndex {
-		return corruptf(name, segOffFirstIndex, "header says first index %d, file name says %d", h.firstIndex, nameIndex)
-	}
-	if n := len(j.mu.segments); n > 0 {
-		prev := j.mu.segments[n-1]
-		if h.firstIndex != prev.lastIndex()+1 || h.firstSeq != prev.nextSeq {
-			return corruptf(name, 0, "segment starts at index %d seq %d, but %s ends before index %d seq %d",
-				h.firstIndex, h.firstSeq, prev.name, prev.lastIndex()+1, prev.nextSeq)
-		}
-	}
-	if h.firstIndex == 0 {
-		return corruptf(name, segOffFirstIndex, "first index 0")
+	h, err := j.checkSegmentHeader(name, nameIndex, data)
+	if err != nil {
+		return err
 	}
 
 	s := j.newSegment(h)
@@ -246,6 +258,7 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 		expect++
 		seq += uint64(fh.records)
 		s.lastTS = fh.timestamp
+		s.lastCRC = fh.crc
 	}
 	s.size = int64(off)
 	s.nextSeq = seq
@@ -262,7 +275,13 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 			return err
 		}
 	}
+	if !last {
+		j.opened.scanned++
+		j.writeMissingIndex(s, indexProblem)
+	}
 	if !last && mapped {
+		// The scan touched every page; readers fault back what they need.
+		adviseDontNeed(data)
 		s.h = newMappedHandle(name, data, mapped)
 		keep = true
 	} else if s.h, err = newFileHandle(fs, path, name); err != nil {
@@ -273,6 +292,91 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	j.mu.lastIndex = s.lastIndex()
 	j.mu.nextSeq = s.nextSeq
 	return nil
+}
+
+// checkSegmentHeader decodes the segment header at the start of b and
+// checks it against the file name and the previous segment.
+func (j *Journal) checkSegmentHeader(name string, nameIndex uint64, b []byte) (segmentHeader, error) {
+	h, problem := decodeSegmentHeader(b)
+	if problem != "" {
+		return h, corruptf(name, 0, "%s", problem)
+	}
+	if h.firstIndex != nameIndex {
+		return h, corruptf(name, segOffFirstIndex, "header says first index %d, file name says %d", h.firstIndex, nameIndex)
+	}
+	if n := len(j.mu.segments); n > 0 {
+		prev := j.mu.segments[n-1]
+		if h.firstIndex != prev.lastIndex()+1 || h.firstSeq != prev.nextSeq {
+			return h, corruptf(name, 0, "segment starts at index %d seq %d, but %s ends before index %d seq %d",
+				h.firstIndex, h.firstSeq, prev.name, prev.lastIndex()+1, prev.nextSeq)
+		}
+	}
+	if h.firstIndex == 0 {
+		return h, corruptf(name, segOffFirstIndex, "first index 0")
+	}
+	return h, nil
+}
+
+// openIndexedSegment opens a sealed segment from its index file (see
+// segindex.go) without reading its frames. It returns ok=false and the
+// reason when the segment must be scanned instead (no index, or one that
+// does not match the segment, or Options.ScanSealed), and an error only for
+// what a scan would also reject (a bad segment header) or for I/O failures.
+func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size int64) (ok bool, why string, err error) {
+	if j.opts.ScanSealed {
+		return false, "", nil
+	}
+	var hdr [segmentHeaderSize]byte
+	if err := readFileAt(j.fs, path, 0, hdr[:]); err != nil {
+		return false, "", fmt.Errorf("journal: read %s: %w", name, err)
+	}
+	h, err := j.checkSegmentHeader(name, nameIndex, hdr[:])
+	if err != nil {
+		return false, "", err
+	}
+	x, why := loadSegIndex(j.fs, path, size, h)
+	if why != "" {
+		j.log.Info("journal: scanning sealed segment", "segment", name, "index", why)
+		return false, why, nil
+	}
+	s := j.newSegment(h)
+	s.offsets, s.size, s.nextSeq, s.lastTS, s.lastCRC = x.offsets, x.size, x.nextSeq, x.lastTS, x.lastCRC
+	if j.useMmap {
+		// Mapped, not read: no page is touched until a reader needs it.
+		data, mapped, err := loadFile(j.fs, path, size, true)
+		if err != nil {
+			return false, "", err
+		}
+		s.h = newMappedHandle(name, data, mapped)
+	} else if s.h, err = newFileHandle(j.fs, path, name); err != nil {
+		return false, "", fmt.Errorf("journal: %w", err)
+	}
+	s.sealed = true
+	j.mu.segments = append(j.mu.segments, s)
+	j.mu.lastIndex = s.lastIndex()
+	j.mu.nextSeq = s.nextSeq
+	j.opened.indexed++
+	return true, "", nil
+}
+
+// writeMissingIndex writes the index file of a sealed segment Open had to
+// scan, unless a valid one exists (Options.ScanSealed scans regardless).
+// A failure is logged, not returned: the index only saves the next Open a
+// scan.
+func (j *Journal) writeMissingIndex(s *segment, why string) {
+	if why == "" {
+		if _, why = loadSegIndex(j.fs, s.path, s.size, segmentHeader{firstIndex: s.firstIndex, firstSeq: s.firstSeq}); why == "" {
+			return
+		}
+	}
+	if err := writeSegIndex(j.fs, s); err != nil {
+		j.log.Warn("journal: cannot write segment index; the next Open scans the segment again",
+			"segment", s.name, "err", err)
+		_ = j.fs.Remove(segIndexPath(s.path) + tmpSuffix)
+		return
+	}
+	j.w.dirSyncPending = true
+	j.opened.indexesWritten++
 }
 
 // findDurableClaim looks for a frame at or after from that proves the entry

@@ -101,6 +101,23 @@ type Options struct {
 	// which makes each fdatasync cheaper. A failed preallocation fails the
 	// journal like a failed write.
 	DisablePreallocation bool
+	// ScanSealed makes Open read and CRC-check every entry of every sealed
+	// segment, as it does for the last segment, instead of taking a sealed
+	// segment's offsets from its index file (%020d.idx). The default trusts
+	// a valid index (checked against the segment's header, size and last
+	// frame), which keeps Open's time and memory independent of the log's
+	// size; damage inside a sealed segment is then reported by the read
+	// that meets it (every read checks the CRC) rather than by Open.
+	// `badbatch verify` sets it.
+	ScanSealed bool
+	// MaxResidentBytes bounds how much of the sealed segments' mappings
+	// stays resident in the process (RssFile) after reads: once more than
+	// this many bytes of segments have been read recently, the journal
+	// advises the kernel (madvise MADV_DONTNEED) to drop the least recently
+	// read segment's pages from the mapping. They stay in the page cache, so
+	// a later read faults them back without I/O. Default 256 MiB (at least
+	// two segments are always kept); -1 never drops.
+	MaxResidentBytes int64
 	// Logger receives repairs, slow fsyncs and retention removals; nil
 	// discards.
 	Logger *slog.Logger
@@ -115,17 +132,20 @@ const (
 	DefaultSyncInterval = 10 * time.Millisecond
 	DefaultSegmentSize  = 64 << 20
 	DefaultMaxEntrySize = 64 << 20
+	// DefaultMaxResidentBytes is Options.MaxResidentBytes's default.
+	DefaultMaxResidentBytes = 256 << 20
 )
 
 // DefaultOptions returns a new Options with every default filled in.
 func DefaultOptions() *Options {
 	return &Options{
-		FS:           vfs.Default,
-		SyncPolicy:   SyncAlways,
-		SyncInterval: DefaultSyncInterval,
-		SegmentSize:  DefaultSegmentSize,
-		MaxEntrySize: DefaultMaxEntrySize,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		FS:               vfs.Default,
+		SyncPolicy:       SyncAlways,
+		SyncInterval:     DefaultSyncInterval,
+		SegmentSize:      DefaultSegmentSize,
+		MaxEntrySize:     DefaultMaxEntrySize,
+		MaxResidentBytes: DefaultMaxResidentBytes,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
@@ -152,6 +172,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	if c.MaxResidentBytes == 0 {
+		c.MaxResidentBytes = d.MaxResidentBytes
+	}
 	switch {
 	case c.SyncPolicy > SyncNone:
 		return c, fmt.Errorf("journal: invalid options: unknown sync policy %d", c.SyncPolicy)
@@ -163,6 +186,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("journal: invalid options: MaxEntrySize %d not in [1, %d]", c.MaxEntrySize, maxEntrySizeLimit)
 	case c.RetentionBytes < 0:
 		return c, fmt.Errorf("journal: invalid options: RetentionBytes %d < 0", c.RetentionBytes)
+	case c.MaxResidentBytes < -1:
+		return c, fmt.Errorf("journal: invalid options: MaxResidentBytes %d < -1", c.MaxResidentBytes)
 	case c.RetentionAge < 0:
 		return c, fmt.Errorf("journal: invalid options: RetentionAge %v < 0", c.RetentionAge)
 	}

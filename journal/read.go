@@ -113,6 +113,7 @@ func (j *Journal) Read(index uint64, fn func(e *Entry) error) error {
 	if err != nil {
 		return err
 	}
+	j.resident.touch(v.h)
 	if err := decodeEntry(b, &v, &st.e); err != nil {
 		return err
 	}
@@ -178,6 +179,7 @@ func (it *Iterator) Next() bool {
 		}
 		*v = nv
 	}
+	it.j.resident.touch(v.h)
 	b, err := v.frame(&it.buf)
 	if err == nil {
 		err = decodeEntry(b, v, &it.entry)

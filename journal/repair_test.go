@@ -222,6 +222,11 @@ func TestInteriorCorruption(t *testing.T) {
 		damage  func(t *testing.T, fs vfs.FS, segs []string) (file string, offset int)
 		message string
 		single  bool // one segment only
+		// readDetects: the damage leaves the sealed segment's index valid
+		// (same size, same last frame), so by default Open takes the
+		// segment from its index and the read of the damaged entry reports
+		// it; Open reports it only with ScanSealed.
+		readDetects bool
 	}{
 		{"bit flip in a sealed segment", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			d := readTestFile(t, fs, segs[0])
@@ -229,18 +234,18 @@ func TestInteriorCorruption(t *testing.T) {
 			d[offs[1]+frameHeaderSize+5] ^= 1
 			writeTestFile(t, fs, segs[0], d)
 			return segs[0], offs[1]
-		}, "checksum mismatch in a sealed segment", false},
+		}, "checksum mismatch in a sealed segment", false, true},
 		{"torn end of a sealed segment", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			d := readTestFile(t, fs, segs[1])
 			offs := frameOffsets(t, d)
 			writeTestFile(t, fs, segs[1], d[:len(d)-1])
 			return segs[1], offs[len(offs)-1]
-		}, "in a sealed segment", false},
+		}, "in a sealed segment", false, false},
 		{"zeros appended to a sealed segment", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			d := readTestFile(t, fs, segs[0])
 			writeTestFile(t, fs, segs[0], append(d, make([]byte, 100)...))
 			return segs[0], len(d)
-		}, "zero-filled in a sealed segment", false},
+		}, "zero-filled in a sealed segment", false, false},
 		{"bit flip in the last segment vouched for by a later entry", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			last := segs[len(segs)-1]
 			d := readTestFile(t, fs, last)
@@ -249,39 +254,57 @@ func TestInteriorCorruption(t *testing.T) {
 			d[offs[0]+frameOffTerm] ^= 0x40 // a header field: the CRC covers it
 			writeTestFile(t, fs, last, d)
 			return last, offs[0]
-		}, "was written after index", true},
+		}, "was written after index", true, false},
 		{"bad segment header", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			d := readTestFile(t, fs, segs[1])
 			d[segOffFirstSeq] ^= 1
 			writeTestFile(t, fs, segs[1], d)
 			return segs[1], 0
-		}, "segment header checksum mismatch", false},
+		}, "segment header checksum mismatch", false, false},
 		{"missing middle segment", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			require.NoError(t, fs.Remove(segs[1]))
 			return segs[2], 0
-		}, "segment starts at index", false},
+		}, "segment starts at index", false, false},
 		{"segment renamed", func(t *testing.T, fs vfs.FS, segs []string) (string, int) {
 			idx, _ := parseSegmentName(filepath.Base(segs[1]))
 			other := fs.PathJoin("/j", segmentName(idx+1))
 			require.NoError(t, fs.Rename(segs[1], other))
 			return other, segOffFirstIndex
-		}, "file name says", false},
+		}, "file name says", false, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			size := int64(3 << 10)
-			if tt.single {
-				size = 1 << 20
-			}
-			fs, o, _ := fixture(t, n, size)
-			segs := segmentPaths(t, fs, "/j")
-			require.True(t, tt.single || len(segs) > 3)
-			file, off := tt.damage(t, fs, segs)
-			_, err := Open("/j", o)
-			require.ErrorIs(t, err, ErrCorrupt)
-			assert.ErrorContains(t, err, fmt.Sprintf("%s at offset %d", filepath.Base(file), off))
-			assert.ErrorContains(t, err, tt.message)
-		})
+		for _, scan := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/scan-sealed=%v", tt.name, scan), func(t *testing.T) {
+				size := int64(3 << 10)
+				if tt.single {
+					size = 1 << 20
+				}
+				fs, o, _ := fixture(t, n, size)
+				o.ScanSealed = scan
+				segs := segmentPaths(t, fs, "/j")
+				require.True(t, tt.single || len(segs) > 3)
+				file, off := tt.damage(t, fs, segs)
+				where := fmt.Sprintf("%s at offset %d", filepath.Base(file), off)
+				j, err := Open("/j", o)
+				if tt.readDetects && !scan {
+					require.NoError(t, err, "a valid index stands for the segment")
+					defer j.Close()
+					var readErrs []error
+					for i := j.FirstIndex(); i <= j.LastIndex(); i++ {
+						if err := j.Read(i, func(*Entry) error { return nil }); err != nil {
+							readErrs = append(readErrs, err)
+						}
+					}
+					require.Len(t, readErrs, 1, "exactly the damaged entry fails its read")
+					require.ErrorIs(t, readErrs[0], ErrCorrupt)
+					assert.ErrorContains(t, readErrs[0], where)
+					return
+				}
+				require.ErrorIs(t, err, ErrCorrupt)
+				assert.ErrorContains(t, err, where)
+				assert.ErrorContains(t, err, tt.message)
+			})
+		}
 	}
 }
 
@@ -351,5 +374,5 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	requireMatches(t, j, m)
 	names, err := fs.List("/j")
 	require.NoError(t, err)
-	assert.Len(t, names, len(segs)+2, "segments, LOCK and the foreign file remain")
+	assert.Len(t, names, 2*len(segs)+1, "segments, the sealed ones' index files, LOCK and the foreign file remain")
 }

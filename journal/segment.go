@@ -35,6 +35,7 @@ type segment struct {
 	size    int64    // bytes of valid data: header + complete frames
 	nextSeq uint64   // first seq of the entry after the last one
 	lastTS  int64    // write timestamp of the newest entry, 0 if none
+	lastCRC uint32   // CRC field of the newest entry's frame (for the index file)
 	sealed  bool
 	h       *handle // how to read the bytes; replaced when sealed
 
@@ -94,6 +95,19 @@ func newFileHandle(fs vfs.FS, path, name string) (*handle, error) {
 }
 
 func (h *handle) acquire() { h.refs.Add(1) }
+
+// tryAcquire takes a reference unless the handle is already released.
+func (h *handle) tryAcquire() bool {
+	for {
+		n := h.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if h.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 func (h *handle) release() {
 	if h.refs.Add(-1) != 0 {

@@ -163,7 +163,7 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	cutAt, _ := s.entryBounds(index + 1)
 	// The dropped entry's header tells the seq to continue with.
 	var hdr [frameHeaderSize]byte
-	if err := readHeaderAt(j.fs, s.path, cutAt, hdr[:]); err != nil {
+	if err := readFileAt(j.fs, s.path, cutAt, hdr[:]); err != nil {
 		return j.failLocked("read", s.name, cutAt, err)
 	}
 	if binary.LittleEndian.Uint64(hdr[frameOffIndex:]) != index+1 {
@@ -171,18 +171,25 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	}
 	nextSeq := binary.LittleEndian.Uint64(hdr[frameOffFirstSeq:])
 	var lastTS int64
+	var lastCRC uint32
 	if index >= s.firstIndex {
 		prevAt, _ := s.entryBounds(index)
-		if err := readHeaderAt(j.fs, s.path, prevAt, hdr[:]); err != nil {
+		if err := readFileAt(j.fs, s.path, prevAt, hdr[:]); err != nil {
 			return j.failLocked("read", s.name, prevAt, err)
 		}
 		lastTS = int64(binary.LittleEndian.Uint64(hdr[frameOffTimestamp:]))
+		lastCRC = binary.LittleEndian.Uint32(hdr[frameOffCRC:])
 	}
 	if j.w.seg == s {
 		if err := j.w.file.Close(); err != nil {
 			return j.failLocked("close", s.name, -1, err)
 		}
 		j.w.file, j.w.seg = nil, nil
+	}
+	// The segment becomes the active one: an index file left from when it
+	// was sealed no longer describes it.
+	if err := removeSegIndex(j.fs, s); err != nil {
+		return j.failLocked("remove", segIndexPath(s.name), -1, err)
 	}
 	err := writeFileDurably(j.fs, s.path, func(w io.Writer) error {
 		return copyPrefix(j.fs, s.path, cutAt, w)
@@ -199,6 +206,7 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	ns.size = cutAt
 	ns.nextSeq = nextSeq
 	ns.lastTS = lastTS
+	ns.lastCRC = lastCRC
 	f, err := j.fs.OpenReadWrite(ns.path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return j.failLocked("open", ns.name, -1, err)
@@ -215,20 +223,5 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	j.w.file, j.w.seg = f, ns
 	j.w.prealloc = 0
 	dropSegment(s) // its path now names the new file; readers keep the old one
-	return nil
-}
-
-func readHeaderAt(fs vfs.FS, path string, off int64, p []byte) error {
-	f, err := fs.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if n, err := f.ReadAt(p, off); n != len(p) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
 	return nil
 }

@@ -106,11 +106,12 @@ func runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	return nil
 }
 
-// verifyJournal opens the journal (which checks every CRC and repairs a
-// torn tail) and iterates every entry. It returns the journal's record
+// verifyJournal opens the journal with ScanSealed (so Open checks every
+// CRC of every segment, not only the active one's, and repairs a torn
+// tail) and iterates every entry. It returns the journal's record
 // count and whether the index check can run.
 func verifyJournal(r *report, dir string, policy journal.SyncPolicy, repair bool) (uint64, bool) {
-	j, err := journal.Open(dir, &journal.Options{SyncPolicy: policy, Logger: quiet()})
+	j, err := journal.Open(dir, &journal.Options{SyncPolicy: policy, ScanSealed: true, Logger: quiet()})
 	if err != nil {
 		r.problem("journal does not open: %v", err)
 		if errors.Is(err, journal.ErrCorrupt) {
