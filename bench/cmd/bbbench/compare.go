@@ -63,7 +63,9 @@ type Series struct {
 	// BadBatch measured by the same benchmark as this contender, in the
 	// same process (a peer module's benchmark that interleaves the two).
 	// This contender's advantage is taken against that series, row by row,
-	// instead of against the group's base, which ran in another process.
+	// instead of against the group's base, which ran in another process;
+	// neither of the two is divided by a per-row Limit, which also ran in
+	// another process.
 	PairedWith string
 }
 
@@ -309,7 +311,9 @@ func Compare(g *Group, r *Results) Comparison {
 			if st, ok := perRow[key]; ok {
 				limit = &st
 			}
-			if limit != nil && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
+			// A pair measured in its own process is not divided by a
+			// limit measured at the same point in another one.
+			if limit != nil && !g.paired(i) && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
 				cell.ToLimit = Ratio(cell.Stat.Median / limit.Median)
 			}
 			base := g.baseOf(i)
@@ -333,6 +337,13 @@ func (g *Group) baseOf(i int) int {
 		return slices.IndexFunc(g.Series, func(s Series) bool { return s.Label == p })
 	}
 	return slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
+}
+
+// paired reports whether series i is one of a pair measured together in
+// its own benchmark: it has a PairedWith, or another series names it.
+func (g *Group) paired(i int) bool {
+	return g.Series[i].PairedWith != "" ||
+		slices.ContainsFunc(g.Series, func(s Series) bool { return s.PairedWith == g.Series[i].Label })
 }
 
 // Loss is a row where a durable contender beats BadBatch.

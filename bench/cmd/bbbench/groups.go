@@ -136,7 +136,7 @@ func Groups() []*Group {
 			Notes: []string{
 				"Each iteration of BenchmarkJournalAppendInterleaved is one turn: every contender, in a shuffled order, makes about 256 KiB of batches durable (at least 1 and at most 8 batches), so all of them meet the same disk within milliseconds. On a machine whose fsync latency drifts this is the fairer comparison; the next table runs them one after another. MB/s counts record bytes only (the journal writes about 30 bytes of framing per record on top).",
 				"The benchmark also reports, per turn, the journal's rate over the plain file's and over the best peer's; their medians (journal/file, journal/best-peer) are in the full table below.",
-				"etcd's WAL is a heavy dependency, so it runs in bench/peers's own process (BenchmarkEtcdWALAppendInterleaved), interleaved the same way with BadBatch's journal alone: its advantage figure is against that journal (\"" + etcdWALJournalBeside + "\"), measured in the same turns, not against the base row, which ran in another process. The median of the per-turn ratios is that benchmark's journal/best-peer in the full table.",
+				"etcd's WAL is a heavy dependency, so it runs in bench/peers's own process (BenchmarkEtcdWALAppendInterleaved), interleaved the same way with BadBatch's journal alone: its advantage figure is against that journal (\"" + etcdWALJournalBeside + "\"), measured in the same turns, not against the base row, which ran in another process, and neither of the two is given a share of the plain file's rate (that also ran in the other process). Compare etcd with the journal beside it, not with the rows above. The median of the per-turn ratios is that benchmark's journal/best-peer in the full table.",
 			},
 		},
 		{
