@@ -37,12 +37,18 @@
 //     every later mutation returns the same error, wrapping ErrFailed and
 //     the cause. The in-memory state never includes a frame whose write
 //     failed, and an fsync is never retried. Close and Open to continue.
-//   - The in-memory index is one uint32 byte offset per entry per segment,
-//     rebuilt by Open's scan.
+//   - The in-memory index is one uint32 byte offset per entry per segment.
+//     Sealing a segment writes it to an index file beside the segment
+//     (%020d.idx, segindex.go); Open takes a sealed segment from a valid
+//     index file (checked against the segment's header, size and last
+//     frame) without reading its frames, and scans it otherwise (or with
+//     Options.ScanSealed). The last segment is always scanned.
 //   - Reads: a sealed segment is read through a reference-counted read-only
 //     mmap (on vfs.Default; other file systems use ReadAt), the active
 //     segment through ReadAt on its own read-only handle. Every read checks
-//     the frame's CRC again.
+//     the frame's CRC again. The mapped pages readers touch stay resident
+//     for about Options.MaxResidentBytes of segments, least recently read
+//     dropped first (MADV_DONTNEED; resident.go).
 //   - The active segment is preallocated ahead of the write position
 //     (FALLOC_FL_KEEP_SIZE: the file size, and so the format, never
 //     includes the reserved blocks).
@@ -97,14 +103,18 @@
 //
 // # Reading a tail: valid, torn, or corrupt
 //
-// Open reads each segment from its header, frame by frame. A frame is
+// Open reads the last segment (and every sealed segment without a valid
+// index file, or all of them under Options.ScanSealed) from its header,
+// frame by frame. A frame is
 // valid if all of these hold: at least 64 bytes remain; the magic, version,
 // flags and reserved bytes match; length <= 1 GiB and the payload fits in
 // the file; the CRC matches; index and first seq continue the previous
 // frame. The first invalid frame at offset X ends the valid prefix. Then:
 //
 //  1. In a sealed segment: interior corruption. Open fails with ErrCorrupt
-//     naming the file and X.
+//     naming the file and X. (A sealed segment taken from its index is not
+//     read at Open; damage inside it fails the read that meets it, with the
+//     same ErrCorrupt, file and offset.)
 //  2. In the last segment, if some checksum-valid frame after X has
 //     index >= E and synced >= E (E is the index expected at X): that frame
 //     was written after entry E was fsynced, so E was durable and its bytes

@@ -21,6 +21,11 @@ import (
 //     final name therefore always starts with a durable, valid header.
 //   - a segment is shortened by writing the kept prefix to <name>.tmp,
 //     fdatasync, rename over <name>, directory fsync. Never in place.
+//   - a sealed segment's index file is written as <name>.idx.tmp,
+//     fdatasynced and renamed, before the next segment is created; it is
+//     removed with its segment, and before TruncateBack rewrites it. Open
+//     checks an index against its segment before using it, so a crash at
+//     any point costs at most a scan.
 //   - a segment is removed (or, while a reader holds it, renamed to
 //     <name>.dead) and the directory fsynced before the next removal, so
 //     that a crash leaves a contiguous run of segments.
