@@ -45,13 +45,9 @@ type etcdWALAppender struct {
 	next    uint64 // the index of the next entry
 }
 
-// openEtcdWALAppender creates a WAL in a fresh directory with etcd's
+// newEtcdWALAppender creates a WAL in a fresh directory with etcd's
 // defaults: 64 MB (wal.SegmentSizeBytes) segments, preallocated with
 // fallocate when created, no-op logger, fsync on.
-func openEtcdWALAppender(tb testing.TB, recs [][]byte) journalAppender {
-	return newEtcdWALAppender(tb, recs)
-}
-
 func newEtcdWALAppender(tb testing.TB, recs [][]byte) *etcdWALAppender {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "wal") // wal.Create wants a directory that does not exist
@@ -137,9 +133,9 @@ func etcdWALFsyncs() uint64 {
 // round (> 1: the journal was faster). After the timed loop, etcd's WAL is
 // reopened and read back when it holds at most 64 MiB of records.
 func BenchmarkEtcdWALAppendInterleaved(b *testing.B) {
-	etcd := journalContender{name: "etcdwal", open: openEtcdWALAppender}
+	etcd := journalContender{name: "etcdwal"}
 	journalMatrix(b, func(b *testing.B, recs [][]byte) {
-		ours := journalOurs.open(b, recs)
+		ours := openJournalAppender(b, recs)
 		peer := newEtcdWALAppender(b, recs)
 		benchmarkJournalInterleaved(b, []journalContender{journalOurs, etcd}, []journalAppender{ours, peer}, recs)
 		require.NoError(b, ours.close())
