@@ -7,6 +7,7 @@
 //	badbatch streams
 //	badbatch cursor  get|set STREAM NAME [OFFSET]
 //	badbatch verify  --data-dir D [--repair]
+//	badbatch bench   [--quick|--full] ...   the benchmark suite (go run ./bench/cmd/bbbench), from a source checkout
 //
 // Every flag can also come from an environment variable named BADBATCH_ and
 // the flag's name in upper case with dashes as underscores

@@ -57,7 +57,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newAppendCmd(), newReadCmd(), newTailCmd(), newStreamsCmd(),
-		newCursorCmd(), newVerifyCmd())
+		newCursorCmd(), newVerifyCmd(), newBenchCmd())
 	return root
 }
 

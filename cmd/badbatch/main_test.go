@@ -200,3 +200,21 @@ func TestVerify(t *testing.T) {
 		require.NoError(t, os.WriteFile(seg, orig, 0o600))
 	})
 }
+
+// TestBench: `badbatch bench` runs bbbench from the checkout it is started
+// in (here: --dry-run, which lists the suites without running them), and
+// outside a checkout it says what it needs instead of failing obscurely.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds bbbench with the go command")
+	}
+	var out, errOut bytes.Buffer
+	root := newRootCmd(strings.NewReader(""), &out, &errOut)
+	root.SetArgs([]string{"bench", "--dry-run"})
+	require.NoError(t, root.ExecuteContext(context.Background()), errOut.String())
+	assert.Contains(t, errOut.String(), "(cd bench/peers && go test", "the dry run lists the peers' suite")
+
+	t.Chdir(t.TempDir())
+	_, err := run(t, context.Background(), "", "bench", "--quick")
+	require.ErrorContains(t, err, "runs from a BadBatch source checkout")
+}
