@@ -21,8 +21,12 @@ package bench
 //	              4 MiB ahead of the write position inside the write path,
 //	              exactly what journal.Write does (journal/journal.go,
 //	              preallocateStep) through Pebble's vfs Preallocate
+//	fallocate-fsync
+//	              fallocate as above, but fsync(2) instead of fdatasync(2):
+//	              exactly what raft-wal v0.4.0 does
 //	fallocate     fallocate(mode 0, 0, 64 MiB): size set to 64 MiB, blocks
-//	              allocated as unwritten extents (raft-wal and etcd's wal)
+//	              allocated as unwritten extents (etcd's wal; raft-wal too,
+//	              but with fsync: see fallocate-fsync)
 //	zerofill      64 MiB of zeros written and fdatasynced: size set, blocks
 //	              allocated and written
 //	recycled      64 MiB of old frames written and fdatasynced (a previous
@@ -72,6 +76,8 @@ type preallocVariant struct {
 	prepare func(f *os.File, segSize int64, frame int) error
 	// step > 0: fallocate(KEEP_SIZE) this far ahead inside the write path.
 	step int64
+	// fsync: fsync(2) instead of fdatasync(2) after each write.
+	fsync bool
 }
 
 var preallocVariants = []preallocVariant{
@@ -81,6 +87,9 @@ var preallocVariants = []preallocVariant{
 	}},
 	{name: "keepsize-4MiB", step: preallocJournalStep, prepare: func(*os.File, int64, int) error { return nil }},
 	{name: "fallocate", prepare: func(f *os.File, segSize int64, _ int) error {
+		return unix.Fallocate(int(f.Fd()), 0, 0, segSize)
+	}},
+	{name: "fallocate-fsync", fsync: true, prepare: func(f *os.File, segSize int64, _ int) error {
 		return unix.Fallocate(int(f.Fd()), 0, 0, segSize)
 	}},
 	{name: "zerofill", prepare: func(f *os.File, segSize int64, _ int) error {
@@ -213,7 +222,11 @@ func (w *preallocWriter) append() error {
 	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 		return err
 	}
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+	sync := unix.Fdatasync
+	if w.v.fsync {
+		sync = unix.Fsync
+	}
+	if err := sync(int(w.f.Fd())); err != nil {
 		return err
 	}
 	w.off += n
@@ -354,7 +367,7 @@ func TestFsyncPreallocVariantsWriteWhatTheyClaim(t *testing.T) {
 			for k := written / frame; k < len(data)/frame; k++ {
 				got := data[k*frame : (k+1)*frame]
 				switch v.name {
-				case "fallocate", "zerofill":
+				case "fallocate", "fallocate-fsync", "zerofill":
 					clear(want)
 				case "recycled":
 					preallocStamp(want, uint64(k+1), preallocOldByte)
