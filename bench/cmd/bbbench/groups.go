@@ -264,7 +264,7 @@ func Groups() []*Group {
 				{Label: "index deleted (rebuilt from the journal)", Package: pkgBench, Match: "BenchmarkScaleOpen/index=deleted", Variant: true},
 			},
 			Notes: []string{
-				"Lower is better. The log is one stream of 100 B-1 KiB records, written just before under SyncNone and closed (which flushes the index), so the journal is in the page cache as after a process crash; after a power loss Open would read it from the disk. index=deleted also reports s/GiB of journal (the catch-up rate) in the full table. 4 GiB runs only with BADBATCH_BENCH_BIG=1.",
+				"Lower is better. The log is one stream of 100 B-1 KiB records, written just before under SyncNone and closed (which flushes the index), so the journal is in the page cache as after a process crash; after a power loss Open would read it from the disk. index=current: the sealed segments are taken from their index files and only the last segment (at most 64 MiB) is scanned, so this should not grow with the log. index=deleted also reports s/GiB of journal (the catch-up rate) in the full table. 4 GiB runs only with BADBATCH_BENCH_BIG=1 (set by --full and --big).",
 			},
 		},
 		{
@@ -278,7 +278,7 @@ func Groups() []*Group {
 				{Label: "p50, Store.Read(limit 1)", Package: pkgBench, Match: "BenchmarkReplayFirstRecord/impl=read1", Unit: "p50-ns", Variant: true},
 			},
 			Notes: []string{
-				"Lower is better. The figures are BenchmarkReplayFirstRecord's impl=read1 (bench/replay_test.go), which already measures exactly this; 10 million records run only with BADBATCH_BENCH_REPLAY_10M=1.",
+				"Lower is better. The figures are BenchmarkReplayFirstRecord's impl=read1 (bench/replay_test.go), which already measures exactly this; 10 million records run only with BADBATCH_BENCH_REPLAY_10M=1 (set by --full and --big).",
 			},
 		},
 		{
@@ -294,15 +294,15 @@ func Groups() []*Group {
 				{Label: "anonymous RSS growth over the full replay (RssAnon)", Package: pkgBench, Match: "BenchmarkScaleRSS", Unit: "rss-anon-growth-MiB", Variant: true},
 			},
 			Notes: []string{
-				"Lower is better. From /proc/self/status after a GC. RSS counts every page mapped into the process and resident: anonymous memory (heap, stacks: RssAnon) and file pages mapped with mmap (RssFile). The journal maps its sealed segments, and the pages touched count in RssFile for as long as they stay mapped and resident, although they are the page cache's, shared and reclaimable without swap. So RSS is not flat against log size: the file-backed part grows with the journal mapped at Open, while the anonymous part is what the process allocated. A zero does not plot; the full table has every figure, with go-total-growth (runtime/metrics /memory/classes/total:bytes).",
+				"Lower is better. From /proc/self/status after a GC. RSS counts every page mapped into the process and resident: anonymous memory (heap, stacks: RssAnon) and file pages mapped with mmap (RssFile). The journal maps its sealed segments, and the pages a reader touches count in RssFile while they stay mapped, although they are the page cache's, shared and reclaimable without swap. Open maps sealed segments without reading them (their offsets come from checked index files, docs/decisions/0008-sealed-segment-index.md), so RSS growth over Open stays flat; a replay leaves at most about journal.Options.MaxResidentBytes (256 MiB by default) of the mappings resident, because the least recently read segments are advised MADV_DONTNEED. Replays of logs smaller than that leave all of them resident. A zero does not plot; the full table has every figure, with go-total-growth (runtime/metrics /memory/classes/total:bytes).",
 			},
 		},
 	}
 }
 
 // scaleLogRows are the log sizes of BenchmarkScaleOpen and
-// BenchmarkScaleRSS (4GiB runs only with BADBATCH_BENCH_BIG=1 and shows
-// when it ran).
+// BenchmarkScaleRSS (4GiB runs only with BADBATCH_BENCH_BIG=1, which
+// --full and --big set, and shows when it ran).
 var scaleLogRows = []string{"log=100MiB", "log=1GiB"}
 
 // scaleRecordSizeGroup is one figure of BenchmarkScaleRecordSize against

@@ -37,13 +37,20 @@ type profile struct {
 	benchtime string
 	rounds    int
 	timeout   time.Duration // of one test binary run
+	// env is added to the benchmarks' environment: the full profile turns
+	// on the large scaling points (a 4 GiB log, 10M-record first-record).
+	env []string
 }
+
+// bigEnv turns on the scaling benchmarks' largest points (bench/scaling_test.go,
+// bench/replay_test.go).
+var bigEnv = []string{"BADBATCH_BENCH_BIG=1", "BADBATCH_BENCH_REPLAY_10M=1"}
 
 var (
 	// quick fits in about five minutes on a 2-core machine.
 	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 8 * time.Minute}
 	// full is what a published docs/benchmarks.md should come from.
-	profileFull = profile{name: "full", benchtime: "1s", rounds: 10, timeout: 45 * time.Minute}
+	profileFull = profile{name: "full", benchtime: "1s", rounds: 10, timeout: 45 * time.Minute, env: bigEnv}
 )
 
 func main() {
@@ -66,6 +73,7 @@ func run(args []string, stderr io.Writer) error {
 	fromJSON := fs.String("from-json", "", "render the report from this results file instead of running")
 	logPath := fs.String("log", "", "write the benchmarks' raw output here (default: a file in the temporary directory)")
 	dryRun := fs.Bool("dry-run", false, "print what would run and exit")
+	big := fs.Bool("big", false, "include the largest scaling points (a 4 GiB log, 10M records; on by default with --full)")
 	plotFormat := fs.String("plot-format", "svg", "the plots' format: svg or png")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,6 +93,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	if *benchtime != "" {
 		prof.benchtime = *benchtime
+	}
+	if *big {
+		prof.env = bigEnv
 	}
 
 	root, err := repoRoot()
@@ -112,7 +123,7 @@ func run(args []string, stderr io.Writer) error {
 		command += " " + strings.Join(args, " ")
 	}
 	if *dryRun {
-		fmt.Fprintf(stderr, "profile %s: -benchtime %s, %d rounds; bench dir %s\n", prof.name, prof.benchtime, prof.rounds, *tmpDir)
+		fmt.Fprintf(stderr, "profile %s: -benchtime %s, %d rounds; bench dir %s; environment %v\n", prof.name, prof.benchtime, prof.rounds, *tmpDir, prof.env)
 		for _, s := range suites {
 			fmt.Fprintf(stderr, "  %s\n", s.GoTestCommand(prof.benchtime, prof.rounds))
 		}
@@ -151,6 +162,7 @@ func run(args []string, stderr io.Writer) error {
 		Profile:   prof.name,
 		Benchtime: prof.benchtime,
 		Rounds:    prof.rounds,
+		Env:       prof.env,
 		Filter:    *filter,
 		Suites:    suites,
 		Machine:   DescribeMachine(ctx, root, benchDir),
@@ -167,6 +179,7 @@ func run(args []string, stderr io.Writer) error {
 		Benchtime: prof.benchtime,
 		Filter:    *filter,
 		Timeout:   prof.timeout,
+		Env:       prof.env,
 		Log:       logFile,
 		Progress:  progress,
 	}

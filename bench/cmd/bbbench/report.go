@@ -25,6 +25,8 @@ type Report struct {
 	Benchtime string `json:"benchtime"`
 	Rounds    int    `json:"rounds"`
 	Filter    string `json:"filter,omitempty"`
+	// Env is what the run added to the benchmarks' environment.
+	Env []string `json:"env,omitempty"`
 
 	Machine  Machine                  `json:"machine"`
 	Suites   []Suite                  `json:"suites"`
@@ -113,6 +115,9 @@ func (r *Report) WriteMarkdown(w io.Writer, plots map[string]string) error {
 	m.f("- Profile: %s (`-benchtime %s`, %d rounds)", r.Profile, r.Benchtime, r.Rounds)
 	if r.Filter != "" {
 		m.f(", benchmarks filtered with `-bench '%s'`", r.Filter)
+	}
+	if len(r.Env) > 0 {
+		m.f(", with `%s` (the largest scaling points)", strings.Join(r.Env, " "))
 	}
 	m.f("\n- Date: %s (wall time %s)\n", r.Machine.Started, r.Machine.WallTime)
 	m.f("- Raw results: [bench-results.json](bench-results.json) (every round of every benchmark)\n\n")
@@ -649,6 +654,9 @@ func (r *Report) writeReproduce(m *md) {
 	m.f("bbbench builds each package's test binary once (`go test -c`), then runs every binary once per\n")
 	m.f("round with `-test.count 1`. One package's benchmarks can be run by hand with the equivalent\n")
 	m.f("`go test` command (consecutive instead of interleaved rounds):\n\n```sh\n")
+	if len(r.Env) > 0 {
+		m.f("export %s\n", strings.Join(r.Env, " "))
+	}
 	for _, s := range r.Suites {
 		m.f("%s\n", s.GoTestCommand(r.Benchtime, r.Rounds))
 	}

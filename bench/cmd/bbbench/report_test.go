@@ -185,3 +185,15 @@ func TestReportMarkdownEtcdWAL(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(svg), "etcd wal")
 }
+
+// TestReportMarkdownEnv: a run with the large scaling points says so in
+// its profile line and in every reproduce command.
+func TestReportMarkdownEnv(t *testing.T) {
+	rep := capturedReport(t)
+	rep.Env = bigEnv
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteMarkdown(&buf, nil))
+	md := buf.String()
+	assert.Contains(t, md, "with `BADBATCH_BENCH_BIG=1 BADBATCH_BENCH_REPLAY_10M=1` (the largest scaling points)")
+	assert.Contains(t, md, "```sh\nexport BADBATCH_BENCH_BIG=1 BADBATCH_BENCH_REPLAY_10M=1\ngo test -run '^$' -bench '.'")
+}

@@ -71,6 +71,7 @@ type Runner struct {
 	Benchtime string        // -test.benchtime
 	Filter    string        // when set, replaces every suite's -bench expression
 	Timeout   time.Duration // -test.timeout of one binary run
+	Env       []string      // added to the benchmarks' environment
 	Log       io.Writer     // the test binaries' stderr and unparsed output, verbatim
 	Progress  *Progress
 
@@ -180,7 +181,7 @@ func (r *Runner) runOne(ctx context.Context, s Suite, bin string, round int) (Ou
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = filepath.Join(r.Root, s.Dir)
-	cmd.Env = append(os.Environ(), "TMPDIR="+r.BenchDir)
+	cmd.Env = append(append(os.Environ(), r.Env...), "TMPDIR="+r.BenchDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
