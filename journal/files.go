@@ -79,8 +79,22 @@ func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File
 	var hdr [segmentHeaderSize]byte
 	putSegmentHeader(hdr[:], h)
 	err := writeFileDurably(j.fs, s.path, func(w io.Writer) error {
-		_, err := w.Write(hdr[:])
-		return err
+		if _, err := w.Write(hdr[:]); err != nil {
+			return err
+		}
+		if f, ok := w.(vfs.File); ok && j.sizeSegments {
+			// Full size now, so that no append changes the file size
+			// (decision 0007). The fsync makes the size durable with the
+			// header; a file system that cannot is left to grow.
+			sized, err := sizeFile(f, j.opts.SegmentSize)
+			if err != nil {
+				j.log.Warn("journal: cannot size a new segment; it grows as it is written", "segment", s.name, "err", err)
+			}
+			if sized {
+				return f.Sync()
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err
@@ -128,10 +142,23 @@ func (j *Journal) rollLocked() error {
 	if err := j.syncDirIfPendingLocked(); err != nil {
 		return err
 	}
-	if j.mu.lastIndex > j.w.synced || j.opts.SyncPolicy == SyncNone {
+	trimmed := false
+	if j.sizeSegments {
+		// A sealed segment ends at its last frame, as if it had grown: Open
+		// and the index file check sealed segments strictly.
+		if err := trimFile(j.w.file, old.size); err != nil {
+			return j.failLocked("trim", old.name, old.size, err)
+		}
+		trimmed = true
+	}
+	if trimmed || j.mu.lastIndex > j.w.synced || j.opts.SyncPolicy == SyncNone {
 		start := time.Now()
-		if err := j.w.file.SyncData(); err != nil {
-			return j.failLocked("fdatasync", old.name, -1, err)
+		sync := j.w.file.SyncData
+		if trimmed {
+			sync = j.w.file.Sync // the new size must be durable before the next segment exists
+		}
+		if err := sync(); err != nil {
+			return j.failLocked("fsync", old.name, -1, err)
 		}
 		j.w.synced = j.mu.lastIndex
 		j.stats.syncs.Add(1)
@@ -154,7 +181,7 @@ func (j *Journal) rollLocked() error {
 		return j.failLocked("close", old.name, -1, err)
 	}
 	j.w.file, j.w.seg = f, seg
-	j.w.prealloc = 0
+	j.w.prealloc = allocatedTo(f)
 	mapped := j.sealHandle(old)
 	j.mu.Lock()
 	prevHandle := old.h

@@ -90,6 +90,10 @@ type Journal struct {
 	fs      vfs.FS
 	log     *slog.Logger
 	useMmap bool
+	// sizeSegments: segment files are created at SegmentSize (sizeFile)
+	// and trimmed to their frames when sealed or closed (vfs.Default,
+	// preallocation on).
+	sizeSegments bool
 	// resident bounds the mapped pages readers leave behind; nil without
 	// mmap or with MaxResidentBytes -1.
 	resident *residentSet
@@ -106,7 +110,7 @@ type Journal struct {
 		file           vfs.File // the active segment, opened read-write
 		seg            *segment // the active segment (also last in mu.segments)
 		buf            []byte   // reused frame buffer
-		prealloc       int64    // the active segment is preallocated up to here
+		prealloc       int64    // the active segment is allocated up to here (its size, or KEEP_SIZE reservations beyond)
 		synced         uint64   // highest index known durable
 		dirSyncPending bool     // a segment was created or renamed since the last directory fsync
 		closed         bool
@@ -133,6 +137,16 @@ type Journal struct {
 	// The interval syncer, owned by the journal and joined by Close.
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// allocatedTo returns how far the active segment file f already extends
+// (its size), so that Write reserves blocks only beyond it.
+func allocatedTo(f vfs.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
 // preallocateStep is how far ahead of the write position the active
@@ -458,6 +472,14 @@ func (j *Journal) Close() error {
 	var err error
 	if j.failed.Load() == nil {
 		err = j.syncLocked()
+		if err == nil && j.sizeSegments && j.w.file != nil {
+			// Leave the active segment without its zero tail, so the next
+			// Open does not read it. Not synced: if the cut is lost, Open
+			// reads the zeros as free space.
+			if terr := trimFile(j.w.file, j.w.seg.size); terr != nil {
+				j.log.Warn("journal: cannot trim the active segment", "segment", j.w.seg.name, "err", terr)
+			}
+		}
 	}
 	j.w.closed = true
 	if j.w.file != nil {

@@ -36,6 +36,7 @@ func Open(dir string, opts *Options) (*Journal, error) {
 		log:     o.Logger,
 		useMmap: o.FS == vfs.Default,
 	}
+	j.sizeSegments = j.useMmap && !o.DisablePreallocation
 	if j.useMmap && o.MaxResidentBytes >= 0 {
 		j.resident = newResidentSet(o.MaxResidentBytes, o.SegmentSize)
 	}
@@ -165,7 +166,7 @@ func (j *Journal) recover() error {
 		j.mu.segments = []*segment{seg}
 		j.mu.lastIndex, j.mu.nextSeq = 0, 0
 		j.w.file, j.w.seg = f, seg
-		j.w.prealloc = 0
+		j.w.prealloc = allocatedTo(f)
 		if err := j.dirFile.Sync(); err != nil {
 			return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
 		}
@@ -185,11 +186,19 @@ func (j *Journal) recover() error {
 		return fmt.Errorf("journal: open %s: %w", active.name, err)
 	}
 	j.w.file, j.w.seg = f, active
-	j.w.prealloc = 0
+	if j.sizeSegments {
+		if _, err := sizeFile(f, j.opts.SegmentSize); err != nil {
+			// Not fatal: the segment grows as it is written, as on file
+			// systems without fallocate. A full disk fails the first write.
+			j.log.Warn("journal: cannot size the active segment", "segment", active.name, "err", err)
+		}
+	}
+	j.w.prealloc = allocatedTo(f)
 	// Make what was recovered durable before new frames vouch for it (their
 	// synced field): after a kill -9 the tail may sit in the page cache only.
-	if err := f.SyncData(); err != nil {
-		return fmt.Errorf("journal: fdatasync %s: %w", active.name, err)
+	// A full fsync: it also commits the size sizeFile set.
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("journal: fsync %s: %w", active.name, err)
 	}
 	if err := j.dirFile.Sync(); err != nil {
 		return fmt.Errorf("journal: fsync directory %s: %w", j.dir, err)
@@ -263,7 +272,14 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	s.size = int64(off)
 	s.nextSeq = seq
 
-	if off < len(data) {
+	// Free space: zeros from off to the end of the last segment are the
+	// rest of a segment created at full size (sizeFile), or a tail the file
+	// system extended without its data. No frame there vouches for
+	// anything, and the writer continues at off, overwriting zeros. (In a
+	// sealed segment, which was trimmed to its frames before the next one
+	// was created, zeros are damage like any other bytes.)
+	free := last && off < len(data) && zeroTail(data[off:])
+	if off < len(data) && !free {
 		if !last {
 			return corruptf(name, int64(off), "%v in a sealed segment", problemAt)
 		}
@@ -377,6 +393,19 @@ func (j *Journal) writeMissingIndex(s *segment, why string) {
 	}
 	j.w.dirSyncPending = true
 	j.opened.indexesWritten++
+}
+
+// zeroTail reports whether b is all zeros, a page at a time.
+func zeroTail(b []byte) bool {
+	var zeros [4096]byte
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // findDurableClaim looks for a frame at or after from that proves the entry

@@ -220,8 +220,13 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	j.mu.lastIndex = index
 	j.mu.nextSeq = nextSeq
 	j.mu.Unlock()
+	if j.sizeSegments {
+		if _, err := sizeFile(f, j.opts.SegmentSize); err != nil {
+			j.log.Warn("journal: cannot size the active segment; it grows as it is written", "segment", ns.name, "err", err)
+		}
+	}
 	j.w.file, j.w.seg = f, ns
-	j.w.prealloc = 0
+	j.w.prealloc = allocatedTo(f)
 	dropSegment(s) // its path now names the new file; readers keep the old one
 	return nil
 }
