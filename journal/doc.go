@@ -49,9 +49,11 @@
 //     the frame's CRC again. The mapped pages readers touch stay resident
 //     for about Options.MaxResidentBytes of segments, least recently read
 //     dropped first (MADV_DONTNEED; resident.go).
-//   - The active segment is preallocated ahead of the write position
-//     (FALLOC_FL_KEEP_SIZE: the file size, and so the format, never
-//     includes the reserved blocks).
+//   - The active segment is created at SegmentSize (fallocate mode 0,
+//     sizing_linux.go), so appends do not change its size; its zeros after
+//     the last frame are free space. A segment is trimmed to its frames
+//     (and fsynced) before the next one is created, so a sealed segment's
+//     size is its data. See docs/decisions/0007.
 //
 // # On-disk layout
 //
@@ -119,7 +121,10 @@
 //     index >= E and synced >= E (E is the index expected at X): that frame
 //     was written after entry E was fsynced, so E was durable and its bytes
 //     have since been damaged. Interior corruption: ErrCorrupt, file and X.
-//  3. Otherwise the bytes from X on were never known durable: a torn,
+//  3. If the bytes from X to the end of the last segment are all zeros,
+//     they are free space (the rest of a segment created at full size):
+//     nothing is rewritten or reported, and the writer continues at X.
+//  4. Otherwise the bytes from X on were never known durable: a torn,
 //     zero-filled or garbage tail (including garbage that parses as a
 //     header with a plausible length, which fails the CRC or the length
 //     bound). Open rewrites the segment to its first X bytes and reports

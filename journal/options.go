@@ -94,12 +94,16 @@ type Options struct {
 	// entry's write timestamp is older than now-RetentionAge. 0 keeps
 	// everything.
 	RetentionAge time.Duration
-	// DisablePreallocation turns off the preallocation of the active
-	// segment: by default the journal reserves disk blocks ahead of the
-	// write position in 4 MiB steps (fallocate with FALLOC_FL_KEEP_SIZE on
-	// vfs.Default, so the file size, and with it the format, is unchanged),
-	// which makes each fdatasync cheaper. A failed preallocation fails the
-	// journal like a failed write.
+	// DisablePreallocation turns off segment sizing. By default (on
+	// vfs.Default, Linux) a new segment is created at SegmentSize with
+	// fallocate (mode 0) and trimmed to its frames when sealed or closed,
+	// so that appends never change the file size and each fdatasync
+	// commits no inode change (docs/decisions/0007); beyond SegmentSize
+	// (one oversized entry), and on other file systems, blocks are
+	// reserved ahead of the write position in 4 MiB steps with
+	// FALLOC_FL_KEEP_SIZE. A failed sizing is logged and the segment grows
+	// as it is written; a failed KEEP_SIZE reservation fails the journal
+	// like a failed write.
 	DisablePreallocation bool
 	// ScanSealed makes Open read and CRC-check every entry of every sealed
 	// segment, as it does for the last segment, instead of taking a sealed
