@@ -122,6 +122,8 @@ func Groups() []*Group {
 				{Label: "tidwall/wal, WriteBatch", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-tidwall-batch"},
 				{Label: "hashicorp/raft-wal", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-raftwal"},
 				{Label: "Pebble as a log", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-pebble"},
+				{Label: "BadBatch journal, DisablePreallocation (segments grow)", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-journal-noprealloc", Variant: true,
+					Config: "journal.Options.DisablePreallocation: segment files grow with every write, as before decision 0007; shows what sizing the segments buys."},
 				{Label: "plain file: write + fdatasync", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-file", Reference: true},
 				{Label: etcdWALLabel, Package: pkgPeers, Match: "BenchmarkEtcdWALAppendInterleaved", Unit: "MB/s-etcdwal",
 					PairedWith: etcdWALJournalBeside, Config: etcdWALConfig},
@@ -146,6 +148,7 @@ func Groups() []*Group {
 			Unit:     "records/s",
 			Series: []Series{
 				{Label: "BadBatch journal", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=journal", Base: true},
+				{Label: "BadBatch journal, DisablePreallocation (segments grow)", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=journal-noprealloc", Variant: true},
 				{Label: "tidwall/wal, Write + Sync", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=tidwall-write"},
 				{Label: "tidwall/wal, WriteBatch", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=tidwall-batch"},
 				{Label: "hashicorp/raft-wal", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=raftwal"},
@@ -326,16 +329,15 @@ func scaleRecordSizeGroup(id, unit, question string) *Group {
 }
 
 // journalWhy is what is known of why a log beats the journal.
-const journalWhy = "Every contender pays one fsync per batch, and at batch 1 the fdatasync is almost all of the " +
-	"cost. The journal's active segment grows with every write (it reserves blocks with FALLOC_FL_KEEP_SIZE, " +
-	"which leaves the file size alone), so each fdatasync also commits an inode size change to the ext4 " +
-	"journal. raft-wal and etcd's wal create their 64 MiB segments at full size (fallocate mode 0), so their " +
-	"fdatasyncs of small writes commit no size change. BenchmarkFsyncPrealloc measured the difference on this " +
-	"machine: p50 fdatasync of a 100 B append 150 us growing vs 108 us into a fallocated file, 1 KiB 181 vs " +
-	"125 us; at 4 KiB and above only a segment whose blocks were already written (zero-filled or recycled) is " +
-	"faster (64 KiB: 148 vs 312 us). The fix is a fixed-size, pre-written or recycled segment (format version 2); " +
-	"its design and risks are in docs/decisions/0007-segment-preallocation.md. Not built yet. The journal also " +
-	"writes 64 bytes of frame header per batch and a segment roll costs it a directory fsync."
+const journalWhy = "Every contender pays one fsync per batch, and at small batches the fdatasync is almost all of " +
+	"the cost, so differences there are of the order of the disk's own spread (see the fsync limit's range). " +
+	"Since decision 0007 the journal creates its segments at full size (fallocate mode 0), as raft-wal and " +
+	"etcd's wal do, so its fdatasyncs commit no file-size change; 'BadBatch journal, DisablePreallocation' " +
+	"shows the old growing behaviour. What sizing does not give: at 4 KiB and more per write, every write still " +
+	"converts unwritten blocks, a metadata change each fdatasync commits. A file whose blocks were already " +
+	"written is faster (BenchmarkFsyncPrealloc on this machine: p50 137-148 us against 248-257 us at 64 KiB), " +
+	"which is what Pebble gets by recycling its WAL files. Recycling segments needs a format version 2 with a " +
+	"per-life CRC salt (docs/decisions/0007-segment-preallocation.md); not built."
 
 // onlyFourProducers is the one matrix point the write-ahead log peers of
 // BenchmarkStoreAppend run at.
