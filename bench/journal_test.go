@@ -66,19 +66,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/tidwall/wal"
 
+	"github.com/badbatch/badbatch/bench/internal/benchkit"
 	"github.com/badbatch/badbatch/journal"
 )
 
@@ -123,10 +122,10 @@ func BenchmarkJournalAppend(b *testing.B) {
 	for _, c := range journalContenders {
 		for _, batch := range journalBenchBatches {
 			for _, size := range journalBenchSizes {
-				b.Run(fmt.Sprintf("impl=%s/batch=%d/size=%s", c.name, batch, journalBenchSizeName(size)), func(b *testing.B) {
+				b.Run(fmt.Sprintf("impl=%s/batch=%d/size=%s", c.name, batch, benchkit.SizeName(size)), func(b *testing.B) {
 					recs := make([][]byte, batch)
 					for i := range recs {
-						recs[i] = journalBenchRecord(size, i)
+						recs[i] = benchkit.Record(size, i)
 					}
 					a := c.open(b, recs)
 					b.SetBytes(int64(batch * size))
@@ -154,7 +153,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 func BenchmarkJournalAppendInterleaved(b *testing.B) {
 	for _, batch := range journalBenchBatches {
 		for _, size := range journalBenchSizes {
-			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, journalBenchSizeName(size)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, benchkit.SizeName(size)), func(b *testing.B) {
 				benchmarkInterleaved(b, batch, size)
 			})
 		}
@@ -164,98 +163,34 @@ func BenchmarkJournalAppendInterleaved(b *testing.B) {
 func benchmarkInterleaved(b *testing.B, batch, size int) {
 	recs := make([][]byte, batch)
 	for i := range recs {
-		recs[i] = journalBenchRecord(size, i)
+		recs[i] = benchkit.Record(size, i)
 	}
 	appenders := make([]journalAppender, len(journalContenders))
 	for i, c := range journalContenders {
 		appenders[i] = c.open(b, recs)
 	}
-	perSlice := min(max((256<<10)/(batch*size), 1), 8)
-	rounds := make([][]time.Duration, len(appenders)) // rounds[i][r]: contender i's slice in round r
-	rng := rand.New(rand.NewPCG(uint64(batch), uint64(size)))
-	order := make([]int, len(appenders))
-	for i := range order {
-		order[i] = i
-	}
+	perSlice := benchkit.PerSlice(batch, size)
 	b.SetBytes(int64(len(appenders) * perSlice * batch * size))
 	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		rng.Shuffle(len(order), func(i, k int) { order[i], order[k] = order[k], order[i] })
-		for _, i := range order {
-			start := time.Now()
-			for range perSlice {
-				if err := appenders[i].append(b); err != nil {
-					b.Fatal(err)
-				}
-			}
-			rounds[i] = append(rounds[i], time.Since(start))
-		}
-	}
-	b.StopTimer()
-	// ratio(i) is the median over rounds of contender i's slice time over
-	// the journal's in the same round: > 1 means the journal was faster.
+	rounds := benchkit.Interleave(b, len(appenders), perSlice, uint64(batch), uint64(size), func(i int) error {
+		return appenders[i].append(b)
+	})
 	ours := slices.IndexFunc(journalContenders, func(c journalContender) bool { return c.kind == kindJournal })
-	ratio := func(i int) float64 {
-		r := make([]float64, b.N)
-		for k := range r {
-			r[k] = float64(rounds[i][k]) / float64(rounds[ours][k])
-		}
-		return median(r)
-	}
 	bytesPerImpl := float64(b.N * perSlice * batch * size)
 	vsPeer := math.Inf(1)
 	for i, c := range journalContenders {
-		var busy time.Duration
-		for _, d := range rounds[i] {
-			busy += d
-		}
-		b.ReportMetric(bytesPerImpl/busy.Seconds()/1e6, "MB/s-"+c.name)
+		b.ReportMetric(bytesPerImpl/benchkit.Busy(rounds[i]).Seconds()/1e6, "MB/s-"+c.name)
 		switch c.kind {
 		case kindLimit:
-			b.ReportMetric(ratio(i), "journal/file")
+			b.ReportMetric(benchkit.PairedRatio(rounds, i, ours), "journal/file")
 		case kindPeer:
-			vsPeer = min(vsPeer, ratio(i))
+			vsPeer = min(vsPeer, benchkit.PairedRatio(rounds, i, ours))
 		}
 		if err := appenders[i].close(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(vsPeer, "journal/best-peer")
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// journalBenchRecord is a distinct, incompressible record.
-func journalBenchRecord(size, i int) []byte {
-	v := make([]byte, size)
-	x := uint32(2463534242 + i)
-	for k := range v {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		v[k] = byte(x)
-	}
-	return v
-}
-
-func journalBenchSizeName(n int) string {
-	switch {
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	default:
-		return fmt.Sprintf("%dB", n)
-	}
 }
 
 // --- impl=journal ---
@@ -487,9 +422,9 @@ const journalReadBytes = 64 << 20
 func BenchmarkJournalRead(b *testing.B) {
 	for _, impl := range []string{"mmap", "pread", "tidwall"} {
 		for _, size := range []int{1 << 10, 64 << 10} {
-			b.Run(fmt.Sprintf("impl=%s/size=%s", impl, journalBenchSizeName(size)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("impl=%s/size=%s", impl, benchkit.SizeName(size)), func(b *testing.B) {
 				n := journalReadBytes / size
-				rec := journalBenchRecord(size, 1)
+				rec := benchkit.Record(size, 1)
 				var read func() int
 				var closeFn func() error
 				switch impl {

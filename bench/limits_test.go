@@ -34,6 +34,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/badbatch/badbatch/bench/internal/benchkit"
 )
 
 // limitFsyncSize is the write that BenchmarkLimit/fsync syncs: one page, the
@@ -56,20 +58,6 @@ func limitSizeName(n int) string {
 	default:
 		return fmt.Sprintf("%dB", n)
 	}
-}
-
-// limitPattern fills a buffer with a non-zero, non-repeating-per-page pattern,
-// so that no layer can shortcut zero pages.
-func limitPattern(n int) []byte {
-	buf := make([]byte, n)
-	x := uint32(2463534242)
-	for i := range buf {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		buf[i] = byte(x)
-	}
-	return buf
 }
 
 // limitAppendFile creates an empty file in a fresh temporary directory and
@@ -121,7 +109,7 @@ func BenchmarkLimit(b *testing.B) {
 // past it.
 func benchmarkLimitFsync(b *testing.B) {
 	f := limitAppendFile(b)
-	buf := limitPattern(limitFsyncSize)
+	buf := benchkit.Record(limitFsyncSize, 0)
 	// Sync latencies from 1µs to 10s, 3 significant figures.
 	hist := hdrhistogram.New(1_000, 10_000_000_000, 3)
 	b.ReportAllocs()
@@ -146,7 +134,7 @@ func benchmarkLimitFsync(b *testing.B) {
 // and fdatasync, one op at a time.
 func benchmarkLimitSeqWrite(b *testing.B, size int) {
 	f := limitAppendFile(b)
-	buf := limitPattern(size)
+	buf := benchkit.Record(size, 0)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	b.ResetTimer()
@@ -167,7 +155,7 @@ var limitSink byte
 // benchmarkLimitMemCopy is the memory bandwidth ceiling for moving a record's
 // bytes once (what copying into a ring slot or out of an mmap costs at best).
 func benchmarkLimitMemCopy(b *testing.B, size int) {
-	src := limitPattern(size)
+	src := benchkit.Record(size, 0)
 	dst := make([]byte, size)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
@@ -199,7 +187,7 @@ func TestLimitHelpers(t *testing.T) {
 		})
 	}
 
-	page := limitPattern(limitFsyncSize)
+	page := benchkit.Record(limitFsyncSize, 0)
 	zeros := 0
 	for _, c := range page {
 		if c == 0 {

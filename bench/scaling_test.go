@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/badbatch/badbatch/bench/internal/benchkit"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
 )
@@ -53,7 +54,7 @@ const (
 // acknowledgement) p50/p99 in ns.
 func BenchmarkScaleRecordSize(b *testing.B) {
 	for _, size := range []int{16, 256, 4 << 10, 64 << 10, 1 << 20} {
-		b.Run("size="+sizeName(size), func(b *testing.B) {
+		b.Run("size="+benchkit.SizeName(size), func(b *testing.B) {
 			batch := max(1, min(storeBatch, scaleAppendBytes/size))
 			c := openBadBatchContender(b)
 			defer func() {
@@ -299,7 +300,7 @@ func BenchmarkScaleOpen(b *testing.B) {
 		records := scaleBuildLog(b, dir, size)
 		journalBytes := dirBytes(b, filepath.Join(dir, "journal"))
 		for _, index := range []string{"kept", "deleted"} {
-			b.Run(fmt.Sprintf("log=%s/index=%s", sizeName(int(size)), index), func(b *testing.B) {
+			b.Run(fmt.Sprintf("log=%s/index=%s", benchkit.SizeName(int(size)), index), func(b *testing.B) {
 				o := scaleQuietOptions()
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -442,7 +443,7 @@ func BenchmarkScaleRSS(b *testing.B) {
 	for _, size := range scaleLogSizes() {
 		dir := b.TempDir()
 		records := scaleBuildLog(b, dir, size)
-		b.Run("log="+sizeName(int(size)), func(b *testing.B) {
+		b.Run("log="+benchkit.SizeName(int(size)), func(b *testing.B) {
 			preOpen := readMem(b)
 			s, err := storage.Open(dir, scaleQuietOptions())
 			if err != nil {
@@ -480,28 +481,14 @@ func BenchmarkScaleRSS(b *testing.B) {
 	}
 }
 
-// sizeName spells a byte count as the benchmarks' matrix does: 16B,
-// 4KiB, 100MiB, 1GiB.
-func sizeName(n int) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
 // TestScaleFixtures checks the scaling benchmarks' fixtures: sizeName
 // spells the matrix as documented, scaleBuildLog writes at least the bytes
 // asked in records that a replay returns in order, and readMem reads a
 // non-zero RSS.
 func TestScaleFixtures(t *testing.T) {
 	for n, want := range map[int]string{16: "16B", 256: "256B", 4 << 10: "4KiB", 64 << 10: "64KiB", 1 << 20: "1MiB", 100 << 20: "100MiB", 1 << 30: "1GiB", 1000: "1000B"} {
-		if got := sizeName(n); got != want {
-			t.Errorf("sizeName(%d) = %q, want %q", n, got, want)
+		if got := benchkit.SizeName(n); got != want {
+			t.Errorf("benchkit.SizeName(%d) = %q, want %q", n, got, want)
 		}
 	}
 	dir := t.TempDir()

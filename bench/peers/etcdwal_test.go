@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/badbatch/badbatch/bench/internal/benchkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -180,10 +181,10 @@ func TestEtcdWALRoundTrip(t *testing.T) {
 		{16, 1 << 10, 5},
 		{256, 64 << 10, 6}, // 96 MiB: one segment cut
 	} {
-		t.Run(journalBenchSizeName(tc.size), func(t *testing.T) {
+		t.Run(benchkit.SizeName(tc.size), func(t *testing.T) {
 			recs := make([][]byte, tc.batch)
 			for i := range recs {
-				recs[i] = journalBenchRecord(tc.size, i)
+				recs[i] = benchkit.Record(tc.size, i)
 			}
 			a := newEtcdWALAppender(t, recs)
 			cut := false

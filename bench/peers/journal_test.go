@@ -8,13 +8,12 @@ package peers_test
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/badbatch/badbatch/bench/internal/benchkit"
 	"github.com/badbatch/badbatch/journal"
 )
 
@@ -45,10 +44,10 @@ var journalOurs = journalContender{name: "journal", ours: true}
 func journalMatrix(b *testing.B, f func(b *testing.B, recs [][]byte)) {
 	for _, batch := range journalBenchBatches {
 		for _, size := range journalBenchSizes {
-			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, journalBenchSizeName(size)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, benchkit.SizeName(size)), func(b *testing.B) {
 				recs := make([][]byte, batch)
 				for i := range recs {
-					recs[i] = journalBenchRecord(size, i)
+					recs[i] = benchkit.Record(size, i)
 				}
 				f(b, recs)
 			})
@@ -83,81 +82,23 @@ func benchmarkJournalAppend(b *testing.B, a journalAppender, recs [][]byte) {
 // closes the appenders.
 func benchmarkJournalInterleaved(b *testing.B, cs []journalContender, as []journalAppender, recs [][]byte) {
 	batch, size := len(recs), len(recs[0])
-	perSlice := min(max((256<<10)/(batch*size), 1), 8)
-	rounds := make([][]time.Duration, len(as)) // rounds[i][r]: contender i's slice in round r
-	rng := rand.New(rand.NewPCG(uint64(batch), uint64(size)))
-	order := make([]int, len(as))
-	for i := range order {
-		order[i] = i
-	}
+	perSlice := benchkit.PerSlice(batch, size)
 	b.SetBytes(int64(len(as) * perSlice * batch * size))
 	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		rng.Shuffle(len(order), func(i, k int) { order[i], order[k] = order[k], order[i] })
-		for _, i := range order {
-			start := time.Now()
-			for range perSlice {
-				require.NoError(b, as[i].append())
-			}
-			rounds[i] = append(rounds[i], time.Since(start))
-		}
-	}
-	b.StopTimer()
+	rounds := benchkit.Interleave(b, len(as), perSlice, uint64(batch), uint64(size), func(i int) error {
+		return as[i].append()
+	})
 	ours := slices.IndexFunc(cs, func(c journalContender) bool { return c.ours })
 	require.GreaterOrEqual(b, ours, 0, "the journal must be among the contenders")
 	bytesPerImpl := float64(b.N * perSlice * batch * size)
 	vsPeer := math.Inf(1)
 	for i, c := range cs {
-		var busy time.Duration
-		for _, d := range rounds[i] {
-			busy += d
+		b.ReportMetric(bytesPerImpl/benchkit.Busy(rounds[i]).Seconds()/1e6, "MB/s-"+c.name)
+		if !c.ours {
+			vsPeer = min(vsPeer, benchkit.PairedRatio(rounds, i, ours))
 		}
-		b.ReportMetric(bytesPerImpl/busy.Seconds()/1e6, "MB/s-"+c.name)
-		if c.ours {
-			continue
-		}
-		r := make([]float64, b.N)
-		for k := range r {
-			r[k] = float64(rounds[i][k]) / float64(rounds[ours][k])
-		}
-		vsPeer = min(vsPeer, median(r))
 	}
 	b.ReportMetric(vsPeer, "journal/best-peer")
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	switch {
-	case len(s) == 0:
-		return 0
-	case len(s)%2 == 1:
-		return s[len(s)/2]
-	default:
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-}
-
-// journalBenchRecord is a distinct, incompressible record (the same bytes as
-// bench's).
-func journalBenchRecord(size, i int) []byte {
-	v := make([]byte, size)
-	x := uint32(2463534242 + i)
-	for k := range v {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		v[k] = byte(x)
-	}
-	return v
-}
-
-func journalBenchSizeName(n int) string {
-	if n >= 1<<10 && n%(1<<10) == 0 {
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // --- BadBatch's journal ---
