@@ -80,8 +80,8 @@ var storeMaxRate sync.Map // "impl/producers" -> float64
 func BenchmarkStoreAppend(b *testing.B) {
 	for _, impl := range storeImpls {
 		producerCounts := []int{4}
-		if impl.name == "badbatch" {
-			producerCounts = []int{1, 4, 16}
+		if impl.name == "badbatch" || impl.name == "pebble" {
+			producerCounts = []int{1, 2, 4, 8, 16}
 		}
 		for _, producers := range producerCounts {
 			name := fmt.Sprintf("impl=%s/producers=%d/size=%dB", impl.name, producers, storeValueLen)

@@ -6,9 +6,9 @@
 // and their dependencies stay out of the main module's go.sum. The package
 // itself has no exported API; everything lives in its _test.go files:
 //
-//	BenchmarkNATSPublish/sync=always/producers={1,4,16}/size=100B   durable: fsync per write
-//	BenchmarkNATSPublish/sync=default/producers={1,4,16}/size=100B  NOT DURABLE: fsync every 2 minutes
-//	BenchmarkNATSAtomicBatch/sync=always/batch=100/producers={1,4,16}/size=100B
+//	BenchmarkNATSPublish/sync=always/producers={1,2,4,8,16}/size=100B   durable: fsync per write
+//	BenchmarkNATSPublish/sync=default/producers={1,2,4,8,16}/size=100B  NOT DURABLE: fsync every 2 minutes
+//	BenchmarkNATSAtomicBatch/sync=always/batch=100/producers={1,2,4,8,16}/size=100B
 //	                                                                durable, 100 records per commit
 //	BenchmarkNATSReplay/size=100B                                   ordered consumer over a filled stream
 //

@@ -57,7 +57,7 @@ const (
 )
 
 // natsProducerCounts is the producers= matrix of BenchmarkNATSPublish.
-var natsProducerCounts = []int{1, 4, 16}
+var natsProducerCounts = []int{1, 2, 4, 8, 16}
 
 // natsSync is one sync= setting of the matrix, with the window of pending
 // acks per producer that gives it its best throughput here without queueing
@@ -242,7 +242,7 @@ func natsHistogram() *hdrhistogram.Histogram {
 }
 
 // BenchmarkNATSPublish appends 100-byte records to an embedded NATS server's
-// JetStream stream (file storage, R1) from 1, 4 or 16 producers, each with
+// JetStream stream (file storage, R1) from 1, 2, 4, 8 or 16 producers, each with
 // its own connection and a bounded window of async publishes. sync=always
 // runs the server with SyncAlways (an fsync per write before the PubAck:
 // durable); sync=default keeps the 2-minute SyncInterval (NOT durable).
@@ -366,7 +366,7 @@ func (p *natsBatchProducer) run(next *atomic.Int64, total int64, payload []byte)
 // BenchmarkNATSAtomicBatch appends 100-byte records to the same embedded NATS
 // server with SyncAlways (durable), in JetStream atomic batches of 100
 // records, NATS's way to make many records durable with one commit: the
-// counterpart of an append of 100 records to storage.Store. 1, 4 or 16
+// counterpart of an append of 100 records to storage.Store. 1, 2, 4, 8 or 16
 // producers, each with its own connection and up to natsBatchWindow batches
 // waiting for their PubAck. One op is one record. Reports records/s and the
 // batch latency (first publish to PubAck) p50/p99 in ns.

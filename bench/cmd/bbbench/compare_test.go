@@ -88,17 +88,18 @@ func TestCompareDurableAppend(t *testing.T) {
 	g := Groups()[0]
 	require.Equal(t, "durable-append", g.ID)
 	c := Compare(g, r)
-	require.Len(t, c.Rows, 3)
+	require.Len(t, c.Rows, 5, "producers 1, 2, 4, 8, 16")
 	require.NotNil(t, c.LimitStat)
 	limit := (7251 + 5738) / 2.0
 	assert.InDelta(t, limit, c.LimitStat.Median, 1e-9)
 
-	row := c.Rows[2]
+	row := c.Rows[4]
 	assert.Equal(t, "producers=16/size=100B", row.Key)
 	// BadBatch's store benchmark is not in the captured output.
 	assert.Equal(t, CellNoSuchBenc, row.Cells[seriesIndex(t, g, "BadBatch (storage.Store)")].Status)
 	assert.Equal(t, CellNotInSet, row.Cells[seriesIndex(t, g, "tidwall/wal + group commit")].Status, "the log peers run at 4 producers only")
-	assert.Equal(t, CellNoSuchBenc, c.Rows[1].Cells[seriesIndex(t, g, "tidwall/wal + group commit")].Status)
+	assert.Equal(t, CellNoSuchBenc, c.Rows[2].Cells[seriesIndex(t, g, "tidwall/wal + group commit")].Status)
+	assert.Equal(t, CellNoSuchBenc, row.Cells[seriesIndex(t, g, "Pebble as a log + group commit")].Status, "Pebble runs at every producer count")
 	always := row.Cells[seriesIndex(t, g, "NATS JetStream, one record per publish")]
 	require.Equal(t, CellOK, always.Status)
 	assert.Equal(t, "BenchmarkNATSPublish/sync=always/producers=16/size=100B", always.Name)
