@@ -2,7 +2,7 @@
 // machine and writes docs/benchmarks.md, its plots (docs/img/) and the raw
 // results (docs/bench-results.json).
 //
-//	go run ./bench/cmd/bbbench --quick   # about 5 minutes
+//	go run ./bench/cmd/bbbench --quick   # about 7 minutes on 2 cores
 //	go run ./bench/cmd/bbbench --full    # the profile to publish
 //
 // It builds the test binary of each benchmark package once (the main
@@ -47,9 +47,11 @@ type profile struct {
 var bigEnv = []string{"BADBATCH_BENCH_BIG=1", "BADBATCH_BENCH_REPLAY_10M=1"}
 
 var (
-	// quick fits in about five minutes on a 2-core machine.
+	// quick takes about seven minutes on a 2-core machine.
 	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 8 * time.Minute}
-	// full is what a published docs/benchmarks.md should come from.
+	// full is what a published docs/benchmarks.md should come from, on an
+	// idle machine: it takes hours on 2 cores (the first 58 of a round's
+	// 214 results took 10 minutes on the development machine).
 	profileFull = profile{name: "full", benchtime: "1s", rounds: 10, timeout: 45 * time.Minute, env: bigEnv}
 )
 
@@ -119,8 +121,8 @@ func run(args []string, stderr io.Writer) error {
 
 	suites := defaultSuites()
 	command := "go run ./bench/cmd/bbbench"
-	if len(args) > 0 {
-		command += " " + strings.Join(args, " ")
+	if shown := commandArgs(args); len(shown) > 0 {
+		command += " " + strings.Join(shown, " ")
 	}
 	if *dryRun {
 		fmt.Fprintf(stderr, "profile %s: -benchtime %s, %d rounds; bench dir %s; environment %v\n", prof.name, prof.benchtime, prof.rounds, *tmpDir, prof.env)
@@ -286,3 +288,22 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// commandArgs returns the arguments worth recording in the report's
+// command line: all but --log (where the raw output went, which changes
+// no result and names a local path).
+func commandArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--log" || a == "-log":
+			i++ // and its value
+		case strings.HasPrefix(a, "--log=") || strings.HasPrefix(a, "-log="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+

@@ -112,3 +112,10 @@ func TestBenchmarkDocs(t *testing.T) {
 	assert.Equal(t, "bench/limits_test.go", byFunc["BenchmarkLimit"].File)
 	assert.Contains(t, byFunc["BenchmarkNATSPublish"].Doc, "SyncAlways")
 }
+
+func TestCommandArgs(t *testing.T) {
+	assert.Equal(t, []string{"--quick", "--big", "--rounds", "5"},
+		commandArgs([]string{"--quick", "--log", "/tmp/x.log", "--big", "--log=/tmp/y", "--rounds", "5", "-log", "z"}))
+	assert.Empty(t, commandArgs(nil))
+}
+
