@@ -306,4 +306,3 @@ func commandArgs(args []string) []string {
 	}
 	return out
 }
-

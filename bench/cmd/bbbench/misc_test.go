@@ -118,4 +118,3 @@ func TestCommandArgs(t *testing.T) {
 		commandArgs([]string{"--quick", "--log", "/tmp/x.log", "--big", "--log=/tmp/y", "--rounds", "5", "-log", "z"}))
 	assert.Empty(t, commandArgs(nil))
 }
-
