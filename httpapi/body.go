@@ -37,6 +37,14 @@ const (
 // 415 what cannot be a record: malformed types, non-UTF-8 JSON, forms and
 // multipart bodies (storing a form envelope is never what the sender meant).
 func classifyContentType(header string) (bodyKind, *apiError) {
+	// The exact spellings clients send almost always; mime.ParseMediaType
+	// would return the same type and no parameters, at the cost of a map.
+	switch header {
+	case mediaJSON:
+		return bodyJSON, nil
+	case mediaNDJSON:
+		return bodyNDJSON, nil
+	}
 	if strings.TrimSpace(header) == "" {
 		return bodyRaw, nil
 	}
@@ -67,11 +75,27 @@ func classifyContentType(header string) (bodyKind, *apiError) {
 // that bad input never reaches the store. recordKey is the Record-Key header
 // (raw bodies only); maxRecord bounds key + value + headers of one record.
 func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
+	var sc parseScratch
+	return sc.parse(kind, body, recordKey, maxRecord)
+}
+
+// parseScratch holds the memory parseAppendBody needs, so that the append
+// handler can reuse it across requests (appendScratchPool). The records a
+// parse returns alias it (and the body): the store copies them before
+// AppendWith returns, and only then may the scratch be reused.
+type parseScratch struct {
+	buf []byte            // decoded value_base64 and compacted JSON values
+	one [1]storage.Record // the records of a single-record body
+}
+
+// parse is parseAppendBody over sc's memory.
+func (sc *parseScratch) parse(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
+	sc.one[0] = storage.Record{}
 	switch kind {
 	case bodyJSON:
-		return parseJSONBody(body, maxRecord)
+		return sc.parseJSONBody(body, maxRecord)
 	case bodyNDJSON:
-		return parseNDJSONBody(body, maxRecord)
+		return sc.parseNDJSONBody(body, maxRecord)
 	default:
 		rec := storage.Record{Value: body}
 		if recordKey != "" {
@@ -80,16 +104,23 @@ func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int
 		if err := checkRecordSize(&rec, maxRecord, 0); err != nil {
 			return nil, err
 		}
-		return []storage.Record{rec}, nil
+		sc.one[0] = rec
+		return sc.one[:], nil
 	}
 }
 
-func parseJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
+// scratchBuf returns sc.buf emptied, with room for n bytes.
+func (sc *parseScratch) scratchBuf(n int) []byte {
+	return slices.Grow(sc.buf[:0], n)
+}
+
+func (sc *parseScratch) parseJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 	s := scanner{data: body}
 	if s.peek() != '{' {
 		return nil, badRequest("bad JSON body: want an object, {\"records\":[...]} or one record")
 	}
-	buf := make([]byte, 0, len(body))
+	buf := sc.scratchBuf(len(body))
+	defer func() { sc.buf = buf }()
 	var single recordFields
 	var recs []storage.Record
 	hasRecords := false
@@ -141,7 +172,8 @@ func parseJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 		if aerr != nil {
 			return nil, aerr
 		}
-		return []storage.Record{rec}, nil
+		sc.one[0] = rec
+		return sc.one[:], nil
 	}
 	if single.any() {
 		return nil, badRequest(`bad JSON body: "records" cannot be mixed with record fields`)
@@ -152,9 +184,10 @@ func parseJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 	return recs, nil
 }
 
-func parseNDJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
+func (sc *parseScratch) parseNDJSONBody(body []byte, maxRecord int) ([]storage.Record, *apiError) {
 	recs := make([]storage.Record, 0, bytes.Count(body, []byte{'\n'})+1)
-	buf := make([]byte, 0, len(body))
+	buf := sc.scratchBuf(len(body))
+	defer func() { sc.buf = buf }()
 	line := 0
 	for len(body) > 0 {
 		var text []byte

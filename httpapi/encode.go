@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,47 @@ type appendResponse struct {
 	LastSeq     uint64 `json:"last_seq"`
 	Durability  string `json:"durability"`
 	Replayed    bool   `json:"replayed"`
+}
+
+// appendJSON appends the JSON encoding/json gives a (then the newline of
+// json.Encoder.Encode) to dst without reflection. ok is false when a string
+// field holds a byte that encoding/json would escape (never the case for a
+// valid stream name and the store's durability values); the caller then
+// falls back to encoding/json.
+func (a *appendResponse) appendJSON(dst []byte) (_ []byte, ok bool) {
+	if !plainJSONString(a.Stream) || !plainJSONString(a.Durability) {
+		return dst, false
+	}
+	dst = append(dst, `{"stream":"`...)
+	dst = append(dst, a.Stream...)
+	dst = append(dst, `","first_offset":`...)
+	dst = strconv.AppendUint(dst, a.FirstOffset, 10)
+	dst = append(dst, `,"last_offset":`...)
+	dst = strconv.AppendUint(dst, a.LastOffset, 10)
+	dst = append(dst, `,"count":`...)
+	dst = strconv.AppendInt(dst, int64(a.Count), 10)
+	dst = append(dst, `,"first_seq":`...)
+	dst = strconv.AppendUint(dst, a.FirstSeq, 10)
+	dst = append(dst, `,"last_seq":`...)
+	dst = strconv.AppendUint(dst, a.LastSeq, 10)
+	dst = append(dst, `,"durability":"`...)
+	dst = append(dst, a.Durability...)
+	dst = append(dst, `","replayed":`...)
+	dst = strconv.AppendBool(dst, a.Replayed)
+	dst = append(dst, "}\n"...)
+	return dst, true
+}
+
+// plainJSONString reports whether encoding/json (HTML escaping on) writes
+// s between quotes unchanged: printable ASCII but '"', '\\', '<', '>', '&'.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // pageResponse is the JSON body of a stream read.

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/badbatch/badbatch/storage"
@@ -51,11 +53,17 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
-	body, err := s.readBody(c, s.opts.MaxRequestBytes)
+	// The body, the parsed records and the answer live in memory reused
+	// across requests; the records alias it until AppendWith returns (the
+	// store copies them), the answer until it is written.
+	sc := getAppendScratch()
+	defer putAppendScratch(sc)
+	body, err := s.readBodyInto(c, s.opts.MaxRequestBytes, sc.body[:0])
+	sc.body = body[:0]
 	if err != nil {
 		return err
 	}
-	recs, aerr := parseAppendBody(kind, body, req.Header.Get(headerRecordKey), s.opts.MaxRecordBytes)
+	recs, aerr := sc.parse(kind, body, req.Header.Get(headerRecordKey), s.opts.MaxRecordBytes)
 	if aerr != nil {
 		return aerr
 	}
@@ -79,37 +87,89 @@ func (s *Server) handleAppend(c echo.Context) error {
 		s.metrics.recordsAppended.Add(float64(len(recs)))
 		s.metrics.bytesAppended.Add(float64(n))
 	}
+	// The header names are canonical already: assign the values directly,
+	// three of them in one allocation (what Header.Set does, one by one).
 	h := c.Response().Header()
-	h.Set(headerStreamNextOffset, strconv.FormatUint(res.LastOffset+1, 10))
-	h.Set(headerDurability, res.Durability)
-	h.Set(echo.HeaderCacheControl, "no-store")
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = strconv.FormatUint(res.LastOffset+1, 10), res.Durability, "no-store"
+	h[headerStreamNextOffset] = vals[0:1:1]
+	h[headerDurability] = vals[1:2:2]
+	h[echo.HeaderCacheControl] = vals[2:3:3]
 	if res.Replayed {
 		h.Set(headerIdempotentReplayed, "true")
 	}
-	return c.JSON(http.StatusCreated, appendResponse{
+	ar := appendResponse{
 		Stream: res.Stream, FirstOffset: res.FirstOffset, LastOffset: res.LastOffset, Count: res.Count,
 		FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, Durability: res.Durability, Replayed: res.Replayed,
-	})
+	}
+	// c.JSON indents for ?pretty and in debug mode; leave those to it.
+	if req.URL.RawQuery == "" && !c.Echo().Debug {
+		if b, ok := ar.appendJSON(sc.out[:0]); ok {
+			sc.out = b
+			return c.JSONBlob(http.StatusCreated, b)
+		}
+	}
+	return c.JSON(http.StatusCreated, ar)
+}
+
+// appendScratch is the reusable memory of one append request.
+type appendScratch struct {
+	parseScratch
+	body []byte // the request body
+	out  []byte // the 201 answer
+}
+
+// maxPooledScratch bounds the buffers kept for reuse, so that one large
+// batch does not pin its memory in the pool.
+const maxPooledScratch = 64 << 10
+
+var appendScratchPool = sync.Pool{New: func() any { return new(appendScratch) }}
+
+func getAppendScratch() *appendScratch { return appendScratchPool.Get().(*appendScratch) }
+
+func putAppendScratch(sc *appendScratch) {
+	if cap(sc.body) > maxPooledScratch || cap(sc.buf) > maxPooledScratch || cap(sc.out) > maxPooledScratch {
+		return
+	}
+	sc.one[0] = storage.Record{} // drop references into the request
+	appendScratchPool.Put(sc)
 }
 
 // readBody reads a whole request body of at most limit bytes; more is a
 // 413 in the API's shape.
 func (s *Server) readBody(c echo.Context, limit int64) ([]byte, error) {
+	return s.readBodyInto(c, limit, nil)
+}
+
+// readBodyInto is readBody appending to buf, which it returns grown (also
+// on an error, for reuse).
+func (s *Server) readBodyInto(c echo.Context, limit int64, buf []byte) ([]byte, error) {
 	req := c.Request()
 	if req.ContentLength > limit {
-		return nil, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
+		return buf, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
 			"request body of %d bytes exceeds %d bytes", req.ContentLength, limit)
 	}
 	r := http.MaxBytesReader(c.Response(), req.Body, limit)
-	var buf bytes.Buffer
+	// Room for the announced length and one byte more, so that a body of
+	// exactly that length ends in a read of 0 bytes and io.EOF, not in a
+	// reallocation.
 	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength))
+		buf = slices.Grow(buf, int(req.ContentLength)+1)
 	}
-	if _, err := buf.ReadFrom(r); err != nil {
-		if _, ok := err.(*http.MaxBytesError); ok {
-			return nil, toAPIError(err)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 512)
 		}
-		return nil, badRequest("reading the body: %v", err)
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			if _, ok := err.(*http.MaxBytesError); ok {
+				return buf, toAPIError(err)
+			}
+			return buf, badRequest("reading the body: %v", err)
+		}
 	}
-	return buf.Bytes(), nil
 }

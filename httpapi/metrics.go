@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/badbatch/badbatch/storage"
@@ -30,6 +33,44 @@ type Metrics struct {
 	errors             *prometheus.CounterVec
 	requests           *prometheus.CounterVec
 	appendOutcomes     *prometheus.CounterVec
+
+	// requestCounters caches the children of requests, so that counting a
+	// request neither formats its status nor hashes its labels.
+	requestCounters struct {
+		sync.RWMutex
+		m map[requestKey]prometheus.Counter
+	}
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+// maxCachedRequestCounters bounds requestCounters (methods are chosen by
+// clients); past it, requests are counted through the vector directly.
+const maxCachedRequestCounters = 1024
+
+// countRequest increments badbatch_http_requests_total{route, method, status}.
+func (m *Metrics) countRequest(route, method string, status int) {
+	k := requestKey{route, method, status}
+	m.requestCounters.RLock()
+	ctr, ok := m.requestCounters.m[k]
+	m.requestCounters.RUnlock()
+	if !ok {
+		ctr = m.requests.WithLabelValues(route, method, strconv.Itoa(status))
+		m.requestCounters.Lock()
+		if m.requestCounters.m == nil {
+			m.requestCounters.m = make(map[requestKey]prometheus.Counter)
+		}
+		if len(m.requestCounters.m) < maxCachedRequestCounters {
+			// Clone the strings: req.Method shares the request's memory.
+			k.route, k.method = strings.Clone(route), strings.Clone(method)
+			m.requestCounters.m[k] = ctr
+		}
+		m.requestCounters.Unlock()
+	}
+	ctr.Inc()
 }
 
 var _ storage.MetricsHook = (*Metrics)(nil)

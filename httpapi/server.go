@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -220,21 +219,23 @@ func (s *Server) routes() *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		DisablePrintStack: true,
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.logger.Error("panic", "request_id", requestID(c), "err", err, "stack", string(stack))
-			return err
-		},
-	}))
-	e.Use(middleware.RequestID())
-	e.Use(s.accessLog)
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{
-		Level:     5,
-		MinLength: 1024,
-		Skipper:   gzipSkipper,
-	}))
-	e.Use(s.identify)
+	e.Use(composeOnce(
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			DisablePrintStack: true,
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				s.logger.Error("panic", "request_id", requestID(c), "err", err, "stack", string(stack))
+				return err
+			},
+		}),
+		middleware.RequestID(),
+		s.accessLog,
+		middleware.GzipWithConfig(middleware.GzipConfig{
+			Level:     5,
+			MinLength: 1024,
+			Skipper:   gzipSkipper,
+		}),
+		s.identify,
+	))
 
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
@@ -251,6 +252,21 @@ func (s *Server) routes() *echo.Echo {
 	v1.PUT("/streams/:stream/cursors/:name", s.handlePutCursor)
 	v1.GET("/records", s.handleGlobal)
 	return e
+}
+
+// composeOnce is the middleware chain mw (first = outermost), built once.
+// Echo applies the middleware given to Use anew on every request, around
+// the handler its router found, which costs one closure per middleware and
+// request. The chain built here ends in a handler that calls that same
+// handler (c.Handler(), the next that echo passes), so the result is the
+// same with nothing built per request. Unmatched routes (404, 405) go
+// through it too: the router sets their handler on the context as well.
+func composeOnce(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	var h echo.HandlerFunc = func(c echo.Context) error { return c.Handler()(c) }
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
 }
 
 // gzipSkipper compresses only JSON and NDJSON answers of the v1 API: never
@@ -286,7 +302,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.requests.WithLabelValues(route, req.Method, strconv.Itoa(status)).Inc()
+		s.metrics.countRequest(route, req.Method, status)
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -1,0 +1,60 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/badbatch/badbatch/storage"
+)
+
+// TestAppendResponseJSON checks the hand-written 201 body against
+// encoding/json (what echo's c.JSON writes: HTML escaping on, a newline).
+func TestAppendResponseJSON(t *testing.T) {
+	cases := []appendResponse{
+		{Stream: "bench", FirstOffset: 0, LastOffset: 0, Count: 1, FirstSeq: 1, LastSeq: 1, Durability: storage.DurabilityFsynced},
+		{Stream: "a.b_c-9", FirstOffset: 7, LastOffset: 1006, Count: 1000, FirstSeq: 12, LastSeq: 1011, Durability: storage.DurabilityWritten, Replayed: true},
+		{Stream: "Z", FirstOffset: math.MaxUint64 - 1, LastOffset: math.MaxUint64, Count: math.MaxInt, FirstSeq: math.MaxUint64, LastSeq: math.MaxUint64, Durability: storage.DurabilityNoSync},
+		{},
+	}
+	for _, a := range cases {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(a); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := a.appendJSON([]byte("prefix"))
+		if !ok {
+			t.Fatalf("%+v: not encoded", a)
+		}
+		if string(got) != "prefix"+want.String() {
+			t.Errorf("got %s\nwant %s", got, want.String())
+		}
+	}
+	// Strings encoding/json would escape are left to it.
+	for _, s := range []string{`a"b`, `a\b`, "a<b", "a>b", "a&b", "a\nb", "a\x7fb", "é", "\u2028"} {
+		if _, ok := (&appendResponse{Stream: s, Durability: "fsynced"}).appendJSON(nil); ok {
+			t.Errorf("stream %q: encoded without escaping", s)
+		}
+		if _, ok := (&appendResponse{Stream: "s", Durability: s}).appendJSON(nil); ok {
+			t.Errorf("durability %q: encoded without escaping", s)
+		}
+	}
+}
+
+func TestClassifyContentTypeFastPath(t *testing.T) {
+	// The exact spellings take a shortcut; it must agree with the parser.
+	for _, h := range []string{mediaJSON, mediaNDJSON, "application/json; charset=utf-8", "Application/JSON", " application/json", "application/x-ndjson;charset=UTF-8"} {
+		got, gerr := classifyContentType(h)
+		if gerr != nil {
+			t.Fatalf("%q: %v", h, gerr)
+		}
+		want := bodyJSON
+		if h == mediaNDJSON || h == "application/x-ndjson;charset=UTF-8" {
+			want = bodyNDJSON
+		}
+		if got != want {
+			t.Errorf("%q: kind %d, want %d", h, got, want)
+		}
+	}
+}
