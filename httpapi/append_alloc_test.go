@@ -30,7 +30,9 @@ func (w *reusedWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
 // in the steady state, through the real middleware chain and handler over
 // a real store (fsync included). The bound is what the handler needs with
 // pooled body, records and answer memory and the middleware chain built
-// once; before that it was 24 (the rest: echo's request ID and headers).
+// once; before that it was 24. What is left: the store's own allocation,
+// echo's request ID (2), its Content-Type, X-Request-Id and Vary headers,
+// and the handler's answer headers.
 func TestAppendAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
@@ -74,4 +76,4 @@ func TestAppendAllocs(t *testing.T) {
 }
 
 // maxAppendAllocs is TestAppendAllocs' bound.
-const maxAppendAllocs = 6
+const maxAppendAllocs = 7
