@@ -219,7 +219,11 @@ func (s *Store) publish(g *journal.Group, recs []journal.Record, f *AppendFuture
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	sl := s.d.Get(hi)
-	sl.buf = journal.AppendGroup(sl.buf[:0], g, recs)
+	buf := sl.buf // nil once the business processor has released the slot
+	if buf == nil {
+		buf = s.slotBufs.get()
+	}
+	sl.buf = journal.AppendGroup(buf[:0], g, recs)
 	sl.future = f
 	sl.records = len(recs)
 	if err := s.d.Publish(hi, hi); err != nil {

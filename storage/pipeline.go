@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/badbatch/badbatch/disruptor"
@@ -13,7 +14,7 @@ import (
 // group.
 type slot struct {
 	// Written by the producer before Publish.
-	buf     []byte // the encoded group; reused across laps of the ring
+	buf     []byte // the encoded group, in a buffer from Store.slotBufs
 	future  *AppendFuture
 	records int
 
@@ -27,9 +28,51 @@ type slot struct {
 	replErr error
 }
 
-// maxRetainedSlotBuffer caps the encoded-group buffer a ring slot keeps
+// maxRetainedSlotBuffer caps the encoded-group buffer the free list keeps
 // between appends.
 const maxRetainedSlotBuffer = 1 << 20
+
+// slotBuffers is the free list of encoded-group buffers. A producer takes
+// one when it claims a slot; the business processor, the last stage to
+// read a slot's group, gives it back at the end of the slot's batch and
+// leaves the slot without one. Buffers thus follow the appends in flight,
+// not the ring: a store allocates about as many as it ever has appends in
+// flight (at most RingSize), instead of one per slot on the ring's first
+// lap, and the buffer a producer gets back is the most recently released
+// (LIFO), likely still in cache. Safe for concurrent use.
+type slotBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// get returns a released buffer, or nil when there is none.
+func (p *slotBuffers) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	b := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return b
+}
+
+// release takes the buffers of the batch's slots back (except those over
+// maxRetainedSlotBuffer, which one huge append must not pin) and leaves the
+// slots without one. REQUIRES: nothing reads those slots' groups any more.
+func (p *slotBuffers) release(batch []completion) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range batch {
+		sl := batch[i].sl
+		if b := sl.buf; b != nil && cap(b) <= maxRetainedSlotBuffer {
+			p.free = append(p.free, b[:0])
+		}
+		sl.buf = nil
+	}
+}
 
 // startPipeline builds and starts the disruptor:
 //
@@ -224,6 +267,8 @@ func (b *businessProcessor) endBatch() {
 	if failed == nil && len(s.opts.Handlers) > 0 {
 		b.runHandlers()
 	}
+	// The handlers were the last readers of the batch's groups.
+	s.slotBufs.release(b.batch)
 	occupancy := int64(0)
 	if s.metrics != nil {
 		occupancy = int64(s.opts.RingSize) - s.d.RingBuffer().RemainingCapacity()
@@ -272,9 +317,6 @@ func (b *businessProcessor) endBatch() {
 			s.metrics.ObserveAppend(time.Since(f.start), f.records, err)
 		}
 		f.complete(res, err)
-		if cap(c.sl.buf) > maxRetainedSlotBuffer {
-			c.sl.buf = nil // one huge append must not pin its buffer in the ring forever
-		}
 		b.batch[i] = completion{}
 	}
 	if s.metrics != nil {

@@ -58,7 +58,8 @@ type Store struct {
 	notify  atomic.Pointer[chan struct{}]
 	waiters atomic.Int64
 
-	encoders sync.Pool // *encoder
+	encoders sync.Pool   // *encoder
+	slotBufs slotBuffers // the ring slots' encoded-group buffers
 
 	// durableEntry: every journal entry below it is applied by an index
 	// flush that has completed. Retention never truncates at or past it.
