@@ -20,6 +20,9 @@ import (
 // Store is what the server needs of a store. *storage.Store implements it;
 // tests wrap it to inject faults. Implementations must be safe for
 // concurrent use: every request calls it from its own goroutine.
+// AppendWith must not keep recs, nor any byte slice or map in them, after
+// it returns: the server reuses that memory for later requests
+// (*storage.Store copies the records before it enqueues them).
 type Store interface {
 	AppendWith(ctx context.Context, stream string, opts storage.AppendOptions, recs ...storage.Record) (storage.AppendResult, error)
 	Read(ctx context.Context, stream string, from uint64, limit int) ([]storage.StoredRecord, error)
