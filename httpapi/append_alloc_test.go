@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/badbatch/badbatch/journal"
+	"github.com/badbatch/badbatch/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,3 +79,28 @@ func TestAppendAllocs(t *testing.T) {
 
 // maxAppendAllocs is TestAppendAllocs' bound.
 const maxAppendAllocs = 7
+
+// BenchmarkAppendHandler is the CPU of one single-record JSON append
+// through the middleware chain and the handler, without the network and
+// without fsync (SyncNone), one request at a time.
+func BenchmarkAppendHandler(b *testing.B) {
+	ts := startServer(b, serverConfig{storeOpts: func(o *storage.Options) { o.SyncPolicy = journal.SyncNone }})
+	h := ts.Server.Handler()
+	payload := []byte(`{"value_base64":"MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMA=="}`)
+	body := &rewindBody{}
+	req := httptest.NewRequest(http.MethodPost, "/v1/streams/bench/records", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = int64(len(payload))
+	w := &reusedWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Reset(payload)
+		clear(w.h)
+		w.code = 0
+		w.body.Reset()
+		h.ServeHTTP(w, req)
+		if w.code != http.StatusCreated {
+			b.Fatalf("status %d: %s", w.code, w.body.String())
+		}
+	}
+}

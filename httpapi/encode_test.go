@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net/http"
+	"net/textproto"
 	"testing"
 
 	"github.com/badbatch/badbatch/storage"
+	"github.com/labstack/echo/v4"
 )
 
 // TestAppendResponseJSON checks the hand-written 201 body against
@@ -56,5 +59,24 @@ func TestClassifyContentTypeFastPath(t *testing.T) {
 		if got != want {
 			t.Errorf("%q: kind %d, want %d", h, got, want)
 		}
+	}
+}
+
+// headerValue looks keys up without canonicalizing them: they must be
+// canonical already.
+func TestHeaderKeysCanonical(t *testing.T) {
+	for _, k := range []string{headerIdempotencyKey, headerExpectedLastOffset, headerRecordKey, headerStreamNextOffset, headerDurability,
+		echo.HeaderContentType, echo.HeaderUpgrade, echo.HeaderAccept, echo.HeaderXRequestID, echo.HeaderCacheControl} {
+		if c := textproto.CanonicalMIMEHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q)", k, c)
+		}
+	}
+	h := http.Header{}
+	h.Set("idempotency-key", "k")
+	if got := headerValue(h, headerIdempotencyKey); got != "k" {
+		t.Errorf("headerValue = %q", got)
+	}
+	if got := headerValue(h, headerRecordKey); got != "" {
+		t.Errorf("headerValue of a missing key = %q", got)
 	}
 }

@@ -23,6 +23,15 @@ const (
 	headerDurability         = "Durability"
 )
 
+// headerValue is h.Get(key) for a key already in canonical form (the
+// constants above and echo's), without canonicalizing it again.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 256
 
@@ -36,20 +45,20 @@ func (s *Server) handleAppend(c echo.Context) error {
 	}
 	req := c.Request()
 	var opts storage.AppendOptions
-	if k := req.Header.Get(headerIdempotencyKey); k != "" {
+	if k := headerValue(req.Header, headerIdempotencyKey); k != "" {
 		if len(k) > maxIdempotencyKey {
 			return badRequest("Idempotency-Key longer than %d bytes", maxIdempotencyKey)
 		}
 		opts.IdempotencyKey = k
 	}
-	if v := req.Header.Get(headerExpectedLastOffset); v != "" {
+	if v := headerValue(req.Header, headerExpectedLastOffset); v != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < -1 {
 			return badRequest("Expected-Last-Offset %q: want an integer >= -1", v)
 		}
 		opts.HasExpectedLastOffset, opts.ExpectedLastOffset = true, n
 	}
-	kind, aerr := classifyContentType(req.Header.Get(echo.HeaderContentType))
+	kind, aerr := classifyContentType(headerValue(req.Header, echo.HeaderContentType))
 	if aerr != nil {
 		return aerr
 	}
@@ -63,7 +72,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, aerr := sc.parse(kind, body, req.Header.Get(headerRecordKey), s.opts.MaxRecordBytes)
+	recs, aerr := sc.parse(kind, body, headerValue(req.Header, headerRecordKey), s.opts.MaxRecordBytes)
 	if aerr != nil {
 		return aerr
 	}

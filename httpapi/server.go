@@ -280,14 +280,14 @@ func gzipSkipper(c echo.Context) bool {
 	if !strings.HasPrefix(r.URL.Path, "/v1/") || r.Method == http.MethodHead {
 		return true
 	}
-	if strings.HasSuffix(r.URL.Path, "/ws") || r.Header.Get("Upgrade") != "" {
+	if strings.HasSuffix(r.URL.Path, "/ws") || headerValue(r.Header, echo.HeaderUpgrade) != "" {
 		return true
 	}
-	return strings.Contains(r.Header.Get(echo.HeaderAccept), mediaSSE)
+	return strings.Contains(headerValue(r.Header, echo.HeaderAccept), mediaSSE)
 }
 
 func requestID(c echo.Context) string {
-	return c.Response().Header().Get(echo.HeaderXRequestID)
+	return headerValue(c.Response().Header(), echo.HeaderXRequestID)
 }
 
 // accessLog logs every request with slog and counts it.
