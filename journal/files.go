@@ -21,8 +21,8 @@ import (
 //     final name therefore always starts with a durable, valid header.
 //   - a segment is shortened by writing the kept prefix to <name>.tmp,
 //     fdatasync, rename over <name>, directory fsync. Never in place.
-//   - a sealed segment's index file is written as <name>.idx.tmp,
-//     fdatasynced and renamed, before the next segment is created; it is
+//   - a sealed segment's index file is written in place and not synced
+//     (a hint Open checks in full), before the next segment is created; it is
 //     removed with its segment, and before TruncateBack rewrites it. Open
 //     checks an index against its segment before using it, so a crash at
 //     any point costs at most a scan.

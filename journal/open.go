@@ -388,7 +388,7 @@ func (j *Journal) writeMissingIndex(s *segment, why string) {
 	if err := writeSegIndex(j.fs, s); err != nil {
 		j.log.Warn("journal: cannot write segment index; the next Open scans the segment again",
 			"segment", s.name, "err", err)
-		_ = j.fs.Remove(segIndexPath(s.path) + tmpSuffix)
+		_ = j.fs.Remove(segIndexPath(s.path))
 		return
 	}
 	j.w.dirSyncPending = true

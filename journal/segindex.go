@@ -14,8 +14,9 @@ import (
 // A segment index file (%020d.idx, beside the segment of the same number)
 // holds a sealed segment's in-memory index: its entries' byte offsets and
 // the few facts Open would otherwise learn by reading every frame. It is
-// written (tmp, fdatasync, rename) when the segment is sealed, and when
-// Open had to scan a sealed segment that lacked a valid one. With it, Open
+// written (in place, not synced: see writeSegIndex) when the segment is
+// sealed, and when Open had to scan a sealed segment that lacked a valid
+// one. With it, Open
 // reads a sealed segment's 32-byte header, its index and its last frame's
 // 64-byte header instead of every byte, so Open's time and the process's
 // resident memory no longer grow with the log (see
@@ -107,14 +108,27 @@ func encodeSegIndex(s *segment) []byte {
 	return b
 }
 
-// writeSegIndex writes s's index file durably (tmp, fdatasync, rename).
-// The caller syncs the directory.
+// writeSegIndex writes s's index file in place, without an fsync: it is a
+// hint that Open checks in full (length, CRC, and against the segment), so
+// a crash that leaves it missing, empty, torn or unsynced costs the next
+// Open a scan of the segment and nothing else, while a roll saves an
+// fdatasync and a rename on the writer's path. The directory entry is
+// synced with the roll's (or Open's) directory fsync.
 func writeSegIndex(fs vfs.FS, s *segment) error {
 	b := encodeSegIndex(s)
-	return writeFileDurably(fs, segIndexPath(s.path), func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
+	path := segIndexPath(s.path)
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return nil
 }
 
 // removeSegIndex removes s's index file if there is one. The caller syncs
