@@ -97,12 +97,7 @@ func Groups() []*Group {
 			Title:    "Append latency at half load, 100-record appends",
 			Question: "How long does a durable append take when each store runs at half of its own maximum throughput?",
 			Unit:     "p99-ns",
-			Series: []Series{
-				{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=badbatch/load=half", Base: true},
-				{Label: "tidwall/wal + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=tidwall/load=half"},
-				{Label: "Pebble as a log + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=pebble/load=half"},
-				{Label: "raft-wal + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=raftwal/load=half"},
-			},
+			Series:   latencySeries("half"),
 			Why: "Each store is paced at half of its own maximum, so BadBatch runs here at 2-3x the rate of the " +
 				"write-ahead logs (target-records/s in the full table); at the same rate for every store (the next " +
 				"table, 1M records/s) BadBatch has the lowest p99. What is known of the rest: an append crosses three " +
@@ -120,12 +115,7 @@ func Groups() []*Group {
 			Title:    "Append latency at 1M records/s, 100-record appends",
 			Question: "How long does a durable append take when every store runs at the same 1,000,000 records/s?",
 			Unit:     "p99-ns",
-			Series: []Series{
-				{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=badbatch/load=1Mrps", Base: true},
-				{Label: "tidwall/wal + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=tidwall/load=1Mrps"},
-				{Label: "Pebble as a log + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=pebble/load=1Mrps"},
-				{Label: "raft-wal + group commit", Package: pkgBench, Match: "BenchmarkStoreAppendLatency/impl=raftwal/load=1Mrps"},
-			},
+			Series:   latencySeries("1Mrps"),
 			Notes: []string{
 				"Lower is better. The same open-loop workload as the previous table, but every store is paced at 1,000,000 records/s (10,000 appends of 100 records per second from 4 producers): the same offered load for all, about half of what raft-wal, the fastest of the logs, sustains. p50 and p99.9 are in the full table.",
 			},
@@ -358,6 +348,17 @@ const journalWhy = "Every contender pays one fsync per batch, and at small batch
 	"written is faster (BenchmarkFsyncPrealloc on this machine: p50 137-148 us against 248-257 us at 64 KiB), " +
 	"which is what Pebble gets by recycling its WAL files. Recycling segments needs a format version 2 with a " +
 	"per-life CRC salt (docs/decisions/0007-segment-preallocation.md); not built."
+
+// latencySeries are BenchmarkStoreAppendLatency's contenders at one load=.
+func latencySeries(load string) []Series {
+	m := func(impl string) string { return "BenchmarkStoreAppendLatency/impl=" + impl + "/load=" + load }
+	return []Series{
+		{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: m("badbatch"), Base: true},
+		{Label: "tidwall/wal + group commit", Package: pkgBench, Match: m("tidwall")},
+		{Label: "Pebble as a log + group commit", Package: pkgBench, Match: m("pebble")},
+		{Label: "raft-wal + group commit", Package: pkgBench, Match: m("raftwal")},
+	}
+}
 
 // onlyFourProducers is the one matrix point the write-ahead log peers of
 // BenchmarkStoreAppend run at.
