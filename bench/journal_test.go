@@ -81,11 +81,6 @@ import (
 	"github.com/badbatch/badbatch/journal"
 )
 
-var (
-	journalBenchBatches = []int{1, 16, 256}
-	journalBenchSizes   = []int{100, 1 << 10, 64 << 10}
-)
-
 // journalAppender is one contender: append makes one batch durable.
 type journalAppender interface {
 	append(b *testing.B) error
@@ -120,8 +115,8 @@ var journalContenders = []journalContender{
 
 func BenchmarkJournalAppend(b *testing.B) {
 	for _, c := range journalContenders {
-		for _, batch := range journalBenchBatches {
-			for _, size := range journalBenchSizes {
+		for _, batch := range benchkit.JournalBatches {
+			for _, size := range benchkit.JournalSizes {
 				b.Run(fmt.Sprintf("impl=%s/batch=%d/size=%s", c.name, batch, benchkit.SizeName(size)), func(b *testing.B) {
 					recs := make([][]byte, batch)
 					for i := range recs {
@@ -151,8 +146,8 @@ func BenchmarkJournalAppend(b *testing.B) {
 }
 
 func BenchmarkJournalAppendInterleaved(b *testing.B) {
-	for _, batch := range journalBenchBatches {
-		for _, size := range journalBenchSizes {
+	for _, batch := range benchkit.JournalBatches {
+		for _, size := range benchkit.JournalSizes {
 			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, benchkit.SizeName(size)), func(b *testing.B) {
 				benchmarkInterleaved(b, batch, size)
 			})

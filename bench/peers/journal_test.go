@@ -17,11 +17,6 @@ import (
 	"github.com/badbatch/badbatch/journal"
 )
 
-var (
-	journalBenchBatches = []int{1, 16, 256}
-	journalBenchSizes   = []int{100, 1 << 10, 64 << 10}
-)
-
 // journalAppender is one contender: append makes one batch of the records
 // it was opened with durable. It is used by one goroutine.
 type journalAppender interface {
@@ -42,8 +37,8 @@ var journalOurs = journalContender{name: "journal", ours: true}
 
 // journalMatrix runs f once per batch={1,16,256}/size={100B,1KiB,64KiB}.
 func journalMatrix(b *testing.B, f func(b *testing.B, recs [][]byte)) {
-	for _, batch := range journalBenchBatches {
-		for _, size := range journalBenchSizes {
+	for _, batch := range benchkit.JournalBatches {
+		for _, size := range benchkit.JournalSizes {
 			b.Run(fmt.Sprintf("batch=%d/size=%s", batch, benchkit.SizeName(size)), func(b *testing.B) {
 				recs := make([][]byte, batch)
 				for i := range recs {

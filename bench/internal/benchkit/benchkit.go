@@ -13,6 +13,13 @@ import (
 	"time"
 )
 
+// The journal comparison's matrix, the same in ./bench and bench/peers:
+// records per batch and record sizes in bytes.
+var (
+	JournalBatches = []int{1, 16, 256}
+	JournalSizes   = []int{100, 1 << 10, 64 << 10}
+)
+
 // Record returns record i of the given size: distinct and incompressible
 // (xorshift bytes), the same in every suite.
 func Record(size, i int) []byte {
