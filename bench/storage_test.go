@@ -479,48 +479,72 @@ func storePayload(size, i int) []byte {
 	return v
 }
 
-// BenchmarkStoreReplay: one op is one 100-byte record read back through
-// storage.Store.Read in pages of 1000, from the first record of a stream
-// of 200,000 records appended just before (so the journal is in the page
-// cache); the reader wraps around at the end. Reports records/s.
+// BenchmarkStoreReplay: one op is one 100-byte record read back in pages
+// of 1000, from the first record of a stream of 200,000 records appended
+// just before (so the journal is in the page cache); the reader wraps
+// around at the end. impl=badbatch reads with storage.Store.Read (every
+// page's records are new memory the caller owns); impl=badbatch-readinto
+// with storage.Store.ReadInto and one reused ReadBuffer (no memory per
+// record). Reports records/s.
 func BenchmarkStoreReplay(b *testing.B) {
-	b.Run(fmt.Sprintf("impl=badbatch/size=%dB", storeValueLen), func(b *testing.B) {
-		s, err := storage.Open(b.TempDir(), &storage.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
+	for _, impl := range []string{"badbatch", "badbatch-readinto"} {
+		b.Run(fmt.Sprintf("impl=%s/size=%dB", impl, storeValueLen), func(b *testing.B) {
+			benchmarkStoreReplay(b, impl == "badbatch-readinto")
+		})
+	}
+}
+
+// benchmarkStoreReplay fills a store with 200,000 records of one stream
+// and reads b.N records from it in pages of 1000, wrapping around: with
+// Store.Read (each page's records are the caller's) or, with into, with
+// Store.ReadInto and one reused ReadBuffer.
+func benchmarkStoreReplay(b *testing.B, into bool) {
+	s, err := storage.Open(b.TempDir(), &storage.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	const total = 200_000
+	recs := make([]storage.Record, 1000)
+	for i := range recs {
+		recs[i].Value = storePayload(storeValueLen, i)
+	}
+	ctx := context.Background()
+	for range total / len(recs) {
+		if _, err := s.Append(ctx, "replay", recs...); err != nil {
 			b.Fatal(err)
 		}
-		defer func() {
-			if err := s.Close(); err != nil {
-				b.Error(err)
-			}
-		}()
-		const total = 200_000
-		recs := make([]storage.Record, 1000)
-		for i := range recs {
-			recs[i].Value = storePayload(storeValueLen, i)
-		}
-		ctx := context.Background()
-		for range total / len(recs) {
-			if _, err := s.Append(ctx, "replay", recs...); err != nil {
+	}
+	var buf storage.ReadBuffer
+	b.SetBytes(storeValueLen)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	from := uint64(0)
+	for read := 0; read < b.N; {
+		n := min(1000, b.N-read)
+		var got int
+		if into {
+			if err := s.ReadInto(ctx, "replay", from, n, &buf); err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.SetBytes(storeValueLen)
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		from := uint64(0)
-		for read := 0; read < b.N; {
-			page, err := s.Read(ctx, "replay", from, min(1000, b.N-read))
+			got = len(buf.Records)
+		} else {
+			page, err := s.Read(ctx, "replay", from, n)
 			if err != nil {
 				b.Fatal(err)
 			}
-			read += len(page)
-			from += uint64(len(page))
-			if from >= total {
-				from = 0
-			}
+			got = len(page)
 		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
-	})
+		read += got
+		from += uint64(got)
+		if from >= total {
+			from = 0
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/badbatch/badbatch/journal"
@@ -66,17 +67,56 @@ func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int)
 	if from < m.FirstOffset {
 		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
 	}
-	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63)
+	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, nil, &arena{})
 }
 
-// readRange returns the records [from, end) of stream, skipping records
-// older than minTime until the first one at or after it.
-func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, minTime int64) ([]StoredRecord, error) {
-	if end <= from {
-		return nil, nil // at or past the end
+// ReadBuffer is the reusable memory of ReadInto: the records of the last
+// call and the bytes their keys and values point into. The zero value is
+// ready to use. Not safe for concurrent use.
+type ReadBuffer struct {
+	// Records are the records the last ReadInto call returned. They, and
+	// the Key and Value bytes they point to, are valid only until the next
+	// ReadInto with this buffer: copy what must outlive it. (Headers are
+	// fresh maps, as in Read.)
+	Records []StoredRecord
+	mem     arena
+}
+
+// ReadInto is Read without allocation in the steady state: it puts the
+// records into buf (buf.Records), reusing buf's memory from the previous
+// call, which that call's records therefore no longer own. Same errors as
+// Read; on an error buf.Records is empty. For replaying a stream through
+// code that handles each page before reading the next (an exporter, a
+// projection rebuild); Read is the call whose records the caller keeps.
+func (s *Store) ReadInto(ctx context.Context, stream string, from uint64, limit int, buf *ReadBuffer) error {
+	buf.Records = buf.Records[:0]
+	buf.mem.reset()
+	m, err := s.beginStreamRead(stream, limit)
+	if err != nil {
+		return err
 	}
-	out := make([]StoredRecord, 0, end-from) // end-from <= MaxReadLimit
-	var mem arena
+	defer s.endRead()
+	if from < m.FirstOffset {
+		return fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
+	}
+	recs, err := s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, buf.Records, &buf.mem)
+	if err != nil {
+		clear(buf.Records[:cap(buf.Records)]) // drop references to the failed read's records
+		buf.Records = buf.Records[:0]
+		return err
+	}
+	buf.Records = recs
+	return nil
+}
+
+// readRange appends the records [from, end) of stream to out (nil: a new
+// slice sized for them), their bytes in mem, skipping records older than
+// minTime until the first one at or after it.
+func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, minTime int64, out []StoredRecord, mem *arena) ([]StoredRecord, error) {
+	if end <= from {
+		return out, nil // at or past the end
+	}
+	out = slices.Grow(out, int(end-from)) // end-from <= MaxReadLimit
 	key := stringBytes(stream)
 	var gr journal.GroupReader
 	for off := from; off < end; {
@@ -122,7 +162,7 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 					continue
 				}
 				minTime = -1 << 63
-				out = append(out, storedRecord(&mem, v, stream, o))
+				out = append(out, storedRecord(mem, v, stream, o))
 			}
 			return gr.Err()
 		})
@@ -142,16 +182,37 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 // 1 KiB to 64 KiB, so a small read stays small (a thousand subscribers each
 // holding a short batch must not hold 64 KiB each). The records of one read
 // share chunks; they never alias the journal.
-type arena struct{ buf []byte }
+//
+// A reused arena (ReadBuffer) also counts what one read needed: reset
+// starts the next read in one chunk of that size (up to
+// arenaMaxReusedChunk), so that a steady replay allocates nothing.
+type arena struct {
+	buf  []byte
+	used int // bytes handed out since the last reset
+}
 
 const (
-	arenaFirstChunk = 1 << 10
-	arenaMaxChunk   = 64 << 10
+	arenaFirstChunk     = 1 << 10
+	arenaMaxChunk       = 64 << 10
+	arenaMaxReusedChunk = 16 << 20
 )
+
+// reset makes the arena's memory reusable (the slices it handed out are
+// overwritten by the next reads) and sizes its chunk for a read like the
+// last one.
+func (a *arena) reset() {
+	want := min(a.used, arenaMaxReusedChunk)
+	if cap(a.buf) < want {
+		a.buf = make([]byte, 0, want)
+	}
+	a.buf = a.buf[:0]
+	a.used = 0
+}
 
 // copy returns a copy of key followed by value in one slice of the arena.
 func (a *arena) copy(key, value []byte) []byte {
 	n := len(key) + len(value)
+	a.used += n
 	if cap(a.buf)-len(a.buf) < n {
 		if n >= arenaMaxChunk/4 {
 			kv := make([]byte, n) // a large record gets its own allocation
@@ -228,7 +289,7 @@ func (s *Store) ReadFromTime(ctx context.Context, stream string, t time.Time, li
 	var out []StoredRecord
 	for len(out) < limit && from < m.NextOffset {
 		end := min(m.NextOffset, from+uint64(limit-len(out)))
-		recs, err := s.readRange(ctx, stream, from, end, ns)
+		recs, err := s.readRange(ctx, stream, from, end, ns, nil, &arena{})
 		if err != nil {
 			return nil, err
 		}

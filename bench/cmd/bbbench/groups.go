@@ -204,12 +204,13 @@ func Groups() []*Group {
 			Rows:     []string{"size=100B"},
 			Series: []Series{
 				{Label: "BadBatch (storage.Store.Read, pages of 1000)", Package: pkgBench, Match: "BenchmarkStoreReplay/impl=badbatch", Base: true},
+				{Label: "BadBatch (storage.Store.ReadInto, one reused buffer)", Package: pkgBench, Match: "BenchmarkStoreReplay/impl=badbatch-readinto", Variant: true},
 				{Label: "NATS JetStream (ordered consumer)", Package: pkgPeers, Match: "BenchmarkNATSReplay",
 					Config: "An ordered consumer (ephemeral, no acks, flow control by the client library) pulling 4096 messages at a time from a stream filled just before, so the stream is in the server's cache and the page cache."},
 			},
 			Notes: []string{
 				"Both read data written just before, from the page cache. BadBatch's stream holds 200,000 records and the reader wraps around; NATS's holds exactly the records read.",
-				"Store.Read returns records the caller owns (about 255 B allocated per 100-byte record), so this figure moves with the garbage collector's pacing, which follows the process's live heap. When decision 0009 stopped the benchmark's store from retaining a buffer per ring slot (about 22 MB of live heap here), the same read path ran about 3x as many GC cycles (45-51 against 153-154 in a 200 ms run) and this figure fell from about 9M to about 5.3M records/s; with GOGC=off the two builds read at 100-110 and 124-125 ns per record. An allocation-free read API (records decoded into a caller-owned buffer) would remove the dependence; not built.",
+				"Store.Read returns records the caller owns (about 255 B allocated per 100-byte record), so this figure moves with the garbage collector's pacing, which follows the process's live heap. When decision 0009 stopped the benchmark's store from retaining a buffer per ring slot (about 22 MB of live heap here), the same read path ran about 3x as many GC cycles (45-51 against 153-154 in a 200 ms run) and this figure fell from about 9M to about 5.3M records/s; with GOGC=off the two builds read at 100-110 and 124-125 ns per record. Store.ReadInto, which decodes each page into a caller-owned ReadBuffer reused from page to page, allocates nothing per record and does not depend on it: its row shows the difference.",
 			},
 		},
 		{
