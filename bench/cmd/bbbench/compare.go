@@ -46,6 +46,11 @@ type Series struct {
 	// Reference marks a yardstick that is not a contender (the physical
 	// limit measured at the same matrix point): no advantage ratio.
 	Reference bool
+	// OtherProcess marks a contender measured in another test binary than
+	// the base (bench/peers) and not paired with a BadBatch figure from its
+	// own process: it is shown but given no advantage ratio, because the
+	// same code has been measured 1.5-2x apart in the two binaries.
+	OtherProcess bool
 	// NotDurable marks a contender that acknowledges before its data is
 	// synced. It is shown, labelled, and never given an advantage ratio.
 	NotDurable bool
@@ -311,13 +316,14 @@ func Compare(g *Group, r *Results) Comparison {
 			if st, ok := perRow[key]; ok {
 				limit = &st
 			}
-			// A pair measured in its own process is not divided by a
-			// limit measured at the same point in another one.
-			if limit != nil && !g.paired(i) && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
+			// A pair measured in its own process, or a contender from
+			// another process, is not divided by a limit measured at the
+			// same point in another one.
+			if limit != nil && !g.paired(i) && !s.OtherProcess && HigherIsBetter(g.Unit) && HigherIsBetter(g.Limit.Unit) && limit.Median > 0 {
 				cell.ToLimit = Ratio(cell.Stat.Median / limit.Median)
 			}
 			base := g.baseOf(i)
-			if base < 0 || i == base || s.Variant || s.Reference || s.NotDurable || g.Series[base].NotDurable {
+			if base < 0 || i == base || s.Variant || s.Reference || s.OtherProcess || s.NotDurable || g.Series[base].NotDurable {
 				continue
 			}
 			if b := row.Cells[base]; b.Status == CellOK {

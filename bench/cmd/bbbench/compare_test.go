@@ -320,4 +320,15 @@ func TestCompareEtcdWAL(t *testing.T) {
 	assert.Equal(t, "BenchmarkEtcdWALAppend/batch=16/size=1KiB", row.Cells[etcd].Name)
 	assert.InDelta(t, (14776+45639)/2.0, row.Cells[etcd].Stat.Median, 1e-9)
 	assert.Equal(t, CellNoSuchBenc, row.Cells[seriesIndex(t, alone, "BadBatch journal")].Status, "not in the captured output")
+
+	// With a base figure from ./bench's binary, etcd's (from bench/peers's)
+	// is still not ranked against it: another process.
+	r.Summaries = append(r.Summaries, SummarizeSamples([]Sample{{Package: pkgBench, Name: "BenchmarkJournalAppend/impl=journal/batch=16/size=1KiB",
+		Procs: 2, Round: 1, N: 1, Metrics: []Metric{{Unit: "records/s", Value: 1000}}}})...)
+	c = Compare(alone, r)
+	row = c.Rows[slices.IndexFunc(c.Rows, func(r Row) bool { return r.Key == "batch=16/size=1KiB" })]
+	require.Equal(t, CellOK, row.Cells[seriesIndex(t, alone, "BadBatch journal")].Status)
+	assert.True(t, math.IsNaN(float64(row.Cells[etcd].Adv)), "no advantage across processes")
+	assert.True(t, math.IsNaN(float64(row.Cells[etcd].ToLimit)), "nor a share of the other process's plain file")
+	assert.Empty(t, Losses([]Comparison{c}), "and no loss listed, though etcd's figure is higher")
 }

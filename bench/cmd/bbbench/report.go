@@ -217,6 +217,8 @@ func (r *Report) writeHeadline(m *md) {
 			switch {
 			case s.Reference:
 				parts = append(parts, fmt.Sprintf("%s %s (reference)", s.Label, fig))
+			case s.OtherProcess:
+				parts = append(parts, fmt.Sprintf("%s %s (another process: not ranked)", s.Label, fig))
 			case s.NotDurable:
 				parts = append(parts, fmt.Sprintf("%s %s (not comparable: not durable)", s.Label, fig))
 			default:
@@ -438,6 +440,8 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 				adv = "(BadBatch variant)"
 			case s.Reference:
 				adv = "(reference)"
+			case s.OtherProcess:
+				adv = "(another process: not ranked)"
 			case s.NotDurable:
 				adv = "not comparable (not durable)"
 			case !math.IsNaN(float64(cell.Adv)):
