@@ -102,10 +102,11 @@ func Groups() []*Group {
 				"write-ahead logs (target-records/s in the full table); at the same rate for every store (the next " +
 				"table, 1M records/s) BadBatch has the lowest p99. What is known of the rest: an append crosses three " +
 				"goroutines (producer, journal processor, business processor, then back to the producer's future) " +
-				"against one committer loop for the logs, and on 2 vCPUs each hand-off can wait for a core. A scheduler " +
-				"trace of the store under paced load (session 1) put 82% of the runnable-but-not-running time after " +
-				"channel wake-ups: 53% in the disruptor's blocking wait strategy, 19% in the append futures, while the " +
-				"journal's own fdatasync p99 stayed at 0.4-0.7 ms. Fewer hand-offs per append is the lever; not built.",
+				"against one committer loop for the logs, and on 2 vCPUs each hand-off can wait for a core. " +
+				"docs/decisions/0009-append-tail-latency.md measured the rest: in these short runs the p99 was one stall " +
+				"per run, a garbage collection caused by per-slot buffers (now a free list); in long runs the stalls " +
+				"follow the journal's segment roll (about 1.3 ms on the journaling goroutine) and the index flush, which " +
+				"both come every 64 MiB. Preparing the next segment in the background would shorten the roll; not built.",
 			Notes: []string{
 				"Lower is better. p99 of the time from an append's scheduled send to its acknowledgement (open loop: a stall is charged to every append it delays). Each store is paced at half of the maximum it reached in BenchmarkStoreAppend in the same run, so they run at the same relative load, not the same rate: the target-records/s figure of each is in the full table below, with p50 and p99.9.",
 			},
