@@ -21,7 +21,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Run the benchmark suite and write docs/benchmarks.md (from a source checkout)",
 		Long: `Run BadBatch's benchmark suite against its peers and the machine's physical
 limits, and write docs/benchmarks.md, its plots and the raw JSON. This is
-"go run ./bench/cmd/bbbench" with the same flags (--quick, about 7 minutes on 2 cores, is
+"go run ./bench/cmd/bbbench" with the same flags (--quick, about 5 minutes on 2 cores, is
 the default; --full is the profile to publish; --help lists the rest): the
 suite builds the benchmark binaries with the go command, so it runs from a
 BadBatch source checkout (this directory or a parent) with Go installed.`,

@@ -2,7 +2,7 @@
 // machine and writes docs/benchmarks.md, its plots (docs/img/) and the raw
 // results (docs/bench-results.json).
 //
-//	go run ./bench/cmd/bbbench --quick   # about 7 minutes on 2 cores
+//	go run ./bench/cmd/bbbench --quick   # about 5 minutes on 2 cores
 //	go run ./bench/cmd/bbbench --full    # the profile to publish
 //
 // It builds the test binary of each benchmark package once (the main
@@ -47,7 +47,7 @@ type profile struct {
 var bigEnv = []string{"BADBATCH_BENCH_BIG=1", "BADBATCH_BENCH_REPLAY_10M=1"}
 
 var (
-	// quick takes about seven minutes on a 2-core machine.
+	// quick takes about five minutes on a 2-core machine (5m16s measured).
 	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 8 * time.Minute}
 	// full is what a published docs/benchmarks.md should come from, on an
 	// idle machine: it takes hours on 2 cores (the first 58 of a round's

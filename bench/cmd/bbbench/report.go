@@ -654,7 +654,7 @@ func (r *Report) writeDocs(m *md) {
 func (r *Report) writeReproduce(m *md) {
 	m.f("## Reproduce\n\n")
 	m.f("From the repository root, on an otherwise idle machine:\n\n")
-	m.f("```sh\ngo run ./bench/cmd/bbbench --quick   # about 7 minutes on 2 cores (--big --rounds 5: about 11)\ngo run ./bench/cmd/bbbench --full    # 1s x 10 rounds and the largest scaling points: hours on 2 cores\n```\n\n")
+	m.f("```sh\ngo run ./bench/cmd/bbbench --quick   # about 5 minutes on 2 cores (--big --rounds 5: about 10)\ngo run ./bench/cmd/bbbench --full    # 1s x 10 rounds and the largest scaling points: hours on 2 cores\n```\n\n")
 	m.f("bbbench builds each package's test binary once (`go test -c`), then runs every binary once per\n")
 	m.f("round with `-test.count 1`. One package's benchmarks can be run by hand with the equivalent\n")
 	m.f("`go test` command (consecutive instead of interleaved rounds):\n\n```sh\n")
