@@ -187,6 +187,21 @@ func hex4(b []byte, i int) (rune, bool) {
 	return rune(n), err == nil
 }
 
+// listNext consumes what follows an element of an object or array: ','
+// (done false: another element follows) or closer (done true). ok is false,
+// and nothing is consumed, when neither is next.
+func (s *scanner) listNext(closer byte) (done, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return false, true
+	case closer:
+		s.pos++
+		return true, true
+	}
+	return false, false
+}
+
 // value validates one JSON value and appends it, without insignificant
 // whitespace, to dst.
 func (s *scanner) value(dst []byte, depth int) ([]byte, error) {
@@ -216,16 +231,14 @@ func (s *scanner) value(dst []byte, depth int) ([]byte, error) {
 			if dst, err = s.value(dst, depth+1); err != nil {
 				return nil, err
 			}
-			switch s.peek() {
-			case ',':
-				s.pos++
-				dst = append(dst, ',')
-			case '}':
-				s.pos++
-				return append(dst, '}'), nil
-			default:
+			done, ok := s.listNext('}')
+			if !ok {
 				return nil, s.errorf("want ',' or '}' in object")
 			}
+			if done {
+				return append(dst, '}'), nil
+			}
+			dst = append(dst, ',')
 		}
 	case c == '[':
 		s.pos++
@@ -239,16 +252,14 @@ func (s *scanner) value(dst []byte, depth int) ([]byte, error) {
 			if dst, err = s.value(dst, depth+1); err != nil {
 				return nil, err
 			}
-			switch s.peek() {
-			case ',':
-				s.pos++
-				dst = append(dst, ',')
-			case ']':
-				s.pos++
-				return append(dst, ']'), nil
-			default:
+			done, ok := s.listNext(']')
+			if !ok {
 				return nil, s.errorf("want ',' or ']' in array")
 			}
+			if done {
+				return append(dst, ']'), nil
+			}
+			dst = append(dst, ',')
 		}
 	case c == '"':
 		return s.rawString(dst)
@@ -385,14 +396,12 @@ func (s *scanner) object(fn func(key []byte) (int, error)) error {
 			return fmt.Errorf("duplicate field %q", key)
 		}
 		seen |= bit
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return nil
-		default:
+		done, ok := s.listNext('}')
+		if !ok {
 			return s.errorf("want ',' or '}' after field %q", key)
+		}
+		if done {
+			return nil
 		}
 	}
 }
