@@ -126,20 +126,14 @@ func Groups() []*Group {
 			Title:    "Journal append, contenders interleaved within each round",
 			Question: "How fast does each log make batches durable when all of them take turns on the disk within the same seconds?",
 			Unit:     "MB/s",
-			Series: []Series{
-				{Label: "BadBatch journal", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-journal", Base: true},
-				{Label: "tidwall/wal, Write + Sync", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-tidwall-write"},
-				{Label: "tidwall/wal, WriteBatch", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-tidwall-batch"},
-				{Label: "hashicorp/raft-wal", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-raftwal"},
-				{Label: "Pebble as a log", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-pebble"},
-				{Label: "BadBatch journal, DisablePreallocation (segments grow)", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-journal-noprealloc", Variant: true,
-					Config: "journal.Options.DisablePreallocation: segment files grow with every write, as before decision 0007; shows what sizing the segments buys."},
-				{Label: "plain file: write + fdatasync", Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-file", Reference: true},
-				{Label: etcdWALLabel, Package: pkgPeers, Match: "BenchmarkEtcdWALAppendInterleaved", Unit: "MB/s-etcdwal",
+			Series: append(journalSeries(func(impl string) (string, string) {
+				return "BenchmarkJournalAppendInterleaved", "MB/s-" + impl
+			}),
+				Series{Label: etcdWALLabel, Package: pkgPeers, Match: "BenchmarkEtcdWALAppendInterleaved", Unit: "MB/s-etcdwal",
 					PairedWith: etcdWALJournalBeside, Config: etcdWALConfig},
-				{Label: etcdWALJournalBeside, Package: pkgPeers, Match: "BenchmarkEtcdWALAppendInterleaved", Unit: "MB/s-journal", Variant: true,
+				Series{Label: etcdWALJournalBeside, Package: pkgPeers, Match: "BenchmarkEtcdWALAppendInterleaved", Unit: "MB/s-journal", Variant: true,
 					Config: "BadBatch's journal with its defaults, interleaved with etcd's WAL in bench/peers's process exactly as in BenchmarkJournalAppendInterleaved: the figure etcd's is compared with."},
-			},
+			),
 			Limit: &Limit{
 				Package: pkgBench, Match: "BenchmarkJournalAppendInterleaved", Unit: "MB/s-file",
 				Per: "of a plain file's rate", Percent: true,
@@ -156,16 +150,11 @@ func Groups() []*Group {
 			Title:    "Journal append (the write-ahead log alone)",
 			Question: "How fast does each log make batches of records durable, by batch size and record size?",
 			Unit:     "records/s",
-			Series: []Series{
-				{Label: "BadBatch journal", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=journal", Base: true},
-				{Label: "BadBatch journal, DisablePreallocation (segments grow)", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=journal-noprealloc", Variant: true},
-				{Label: "tidwall/wal, Write + Sync", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=tidwall-write"},
-				{Label: "tidwall/wal, WriteBatch", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=tidwall-batch"},
-				{Label: "hashicorp/raft-wal", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=raftwal"},
-				{Label: "Pebble as a log", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=pebble"},
-				{Label: "plain file: write + fdatasync", Package: pkgBench, Match: "BenchmarkJournalAppend/impl=file", Reference: true},
-				{Label: etcdWALLabel, Package: pkgPeers, Match: "BenchmarkEtcdWALAppend", Config: etcdWALConfig, OtherProcess: true},
-			},
+			Series: append(journalSeries(func(impl string) (string, string) {
+				return "BenchmarkJournalAppend/impl=" + impl, ""
+			}),
+				Series{Label: etcdWALLabel, Package: pkgPeers, Match: "BenchmarkEtcdWALAppend", Config: etcdWALConfig, OtherProcess: true},
+			),
 			Limit: &Limit{
 				Package: pkgBench, Match: "BenchmarkJournalAppend/impl=file", Unit: "records/s",
 				Per: "of a plain file's rate", Percent: true,
@@ -351,6 +340,28 @@ const journalWhy = "Every contender pays one fsync per batch, and at small batch
 	"written is faster (BenchmarkFsyncPrealloc on this machine: p50 137-148 us against 248-257 us at 64 KiB), " +
 	"which is what Pebble gets by recycling its WAL files. Recycling segments needs a format version 2 with a " +
 	"per-life CRC salt (docs/decisions/0007-segment-preallocation.md); not built."
+
+// journalSeries are the contenders of ./bench's journal benchmarks
+// (bench/journal_test.go's journalContenders), in the report's order; at
+// returns where contender impl's figure is: its benchmark name and metric
+// ("" for the group's unit).
+func journalSeries(at func(impl string) (match, unit string)) []Series {
+	series := func(impl string, s Series) Series {
+		s.Package = pkgBench
+		s.Match, s.Unit = at(impl)
+		return s
+	}
+	return []Series{
+		series("journal", Series{Label: "BadBatch journal", Base: true}),
+		series("tidwall-write", Series{Label: "tidwall/wal, Write + Sync"}),
+		series("tidwall-batch", Series{Label: "tidwall/wal, WriteBatch"}),
+		series("raftwal", Series{Label: "hashicorp/raft-wal"}),
+		series("pebble", Series{Label: "Pebble as a log"}),
+		series("journal-noprealloc", Series{Label: "BadBatch journal, DisablePreallocation (segments grow)", Variant: true,
+			Config: "journal.Options.DisablePreallocation: segment files grow with every write, as before decision 0007; shows what sizing the segments buys."}),
+		series("file", Series{Label: "plain file: write + fdatasync", Reference: true}),
+	}
+}
 
 // latencySeries are BenchmarkStoreAppendLatency's contenders at one load=.
 func latencySeries(load string) []Series {
