@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/badbatch/badbatch/httpapi/client"
 )
 
 // binDir holds the badbatch binary built once for the whole package.
@@ -238,16 +240,8 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// appendReply is the 201 body of an append.
-type appendReply struct {
-	Stream      string `json:"stream"`
-	FirstOffset uint64 `json:"first_offset"`
-	LastOffset  uint64 `json:"last_offset"`
-	Count       int    `json:"count"`
-	FirstSeq    uint64 `json:"first_seq"`
-	LastSeq     uint64 `json:"last_seq"`
-	Replayed    bool   `json:"replayed"`
-}
+// appendReply is the 201 body of an append, as the Go client decodes it.
+type appendReply = client.AppendResult
 
 type wireRecord struct {
 	Stream      string  `json:"stream"`

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/badbatch/badbatch/httpapi"
+	"github.com/badbatch/badbatch/httpapi/client"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/stretchr/testify/require"
@@ -145,16 +146,8 @@ func decodeErr(t testing.TB, body []byte) apiErr {
 	return e
 }
 
-type appendResult struct {
-	Stream      string `json:"stream"`
-	FirstOffset uint64 `json:"first_offset"`
-	LastOffset  uint64 `json:"last_offset"`
-	Count       int    `json:"count"`
-	FirstSeq    uint64 `json:"first_seq"`
-	LastSeq     uint64 `json:"last_seq"`
-	Durability  string `json:"durability"`
-	Replayed    bool   `json:"replayed"`
-}
+// appendResult is the 201 body of an append, as the Go client decodes it.
+type appendResult = client.AppendResult
 
 type record struct {
 	Stream      string            `json:"stream"`
