@@ -125,16 +125,7 @@ func scaleRun(b *testing.B, producers, n, batch int, submit func() (*storage.App
 			}
 		})
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	total := hists[0]
-	for _, h := range hists[1:] {
-		total.Merge(h)
-	}
+	elapsed, total := finishProducers(b, &wg, start, &failed, hists)
 	return float64(appends*producers*batch) / elapsed.Seconds(), total
 }
 

@@ -224,6 +224,14 @@ func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (f
 			}
 		})
 	}
+	elapsed, total := finishProducers(b, &wg, start, &failed, hists)
+	return float64(appends*producers*storeBatch) / elapsed.Seconds(), total
+}
+
+// finishProducers waits for the producers started at start, stops the
+// timer, fails b with the first producer error, and returns the elapsed
+// time and the producers' latency histograms merged.
+func finishProducers(b *testing.B, wg *sync.WaitGroup, start time.Time, failed *atomic.Pointer[error], hists []*hdrhistogram.Histogram) (time.Duration, *hdrhistogram.Histogram) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -234,7 +242,7 @@ func storeRun(b *testing.B, c storeContender, producers, n int, pace float64) (f
 	for _, h := range hists[1:] {
 		total.Merge(h)
 	}
-	return float64(appends*producers*storeBatch) / elapsed.Seconds(), total
+	return elapsed, total
 }
 
 // --- impl=badbatch ---
