@@ -203,13 +203,7 @@ func openJournalAppender(noPrealloc bool) func(b *testing.B, recs [][]byte) jour
 		if err != nil {
 			b.Fatal(err)
 		}
-		a := &journalAppenderImpl{j: j}
-		for i, r := range recs {
-			a.groups = append(a.groups, journal.AppendGroup(nil,
-				&journal.Group{Stream: []byte("bench"), Timestamp: int64(i)},
-				[]journal.Record{{Timestamp: int64(i), Value: r}}))
-		}
-		return a
+		return &journalAppenderImpl{j: j, groups: benchkit.JournalGroups(recs)}
 	}
 }
 

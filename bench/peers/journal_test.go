@@ -98,25 +98,17 @@ func benchmarkJournalInterleaved(b *testing.B, cs []journalContender, as []journ
 
 // --- BadBatch's journal ---
 
-// openJournalAppender opens the journal with its defaults: SyncAlways, one
-// pwrite and one fdatasync per batch, 64 MiB segments preallocated ahead of
-// the write position.
-
 type journalAppenderImpl struct {
 	j      *journal.Journal
 	groups [][]byte
 }
 
+// openJournalAppender opens the journal with its defaults: SyncAlways, one
+// pwrite and one fdatasync per batch, 64 MiB segments created at full size.
 func openJournalAppender(tb testing.TB, recs [][]byte) journalAppender {
 	j, err := journal.Open(tb.TempDir(), journal.DefaultOptions())
 	require.NoError(tb, err)
-	a := &journalAppenderImpl{j: j}
-	for i, r := range recs {
-		a.groups = append(a.groups, journal.AppendGroup(nil,
-			&journal.Group{Stream: []byte("bench"), Timestamp: int64(i)},
-			[]journal.Record{{Timestamp: int64(i), Value: r}}))
-	}
-	return a
+	return &journalAppenderImpl{j: j, groups: benchkit.JournalGroups(recs)}
 }
 
 func (a *journalAppenderImpl) append() error {

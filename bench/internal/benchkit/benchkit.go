@@ -2,7 +2,7 @@
 // ./bench and in the separate module ./bench/peers must share so that they
 // measure exactly the same work: the records they write, the names of their
 // matrix points and the median of paired per-round ratios. It is internal
-// to bench/ and has no dependency beyond the standard library.
+// to bench/ and depends only on the standard library and the journal.
 package benchkit
 
 import (
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/badbatch/badbatch/journal"
 )
 
 // The journal comparison's matrix, the same in ./bench and bench/peers:
@@ -115,4 +117,17 @@ func Busy(slices []time.Duration) time.Duration {
 		t += d
 	}
 	return t
+}
+
+// JournalGroups encodes each record as one group of one record on stream
+// "bench", as the journal benchmarks write them: the batch of groups one
+// journal.Write makes into one entry.
+func JournalGroups(recs [][]byte) [][]byte {
+	groups := make([][]byte, len(recs))
+	for i, r := range recs {
+		groups[i] = journal.AppendGroup(nil,
+			&journal.Group{Stream: []byte("bench"), Timestamp: int64(i)},
+			[]journal.Record{{Timestamp: int64(i), Value: r}})
+	}
+	return groups
 }
