@@ -188,6 +188,33 @@ type natsInflight struct {
 	start  time.Time
 }
 
+// collectAcks starts the collector of a producer: it waits for the acks of
+// the publishes sent on window, in order, records each one's latency in
+// hist, checks it with check (nil: no check), frees its slot, and once
+// window is closed sends the first error (or nil) on the returned channel.
+func collectAcks(window <-chan natsInflight, slots <-chan struct{}, hist *hdrhistogram.Histogram, check func(*jetstream.PubAck) error) <-chan error {
+	collected := make(chan error, 1)
+	go func() {
+		var first error
+		for f := range window {
+			select {
+			case ack := <-f.future.Ok():
+				_ = hist.RecordValue(time.Since(f.start).Nanoseconds())
+				if check != nil && first == nil {
+					first = check(ack)
+				}
+			case err := <-f.future.Err():
+				if first == nil {
+					first = err
+				}
+			}
+			<-slots
+		}
+		collected <- first
+	}()
+	return collected
+}
+
 // natsProducer publishes claimed records asynchronously and records the
 // publish-to-ack latency of each. It is used by one goroutine at a time; the
 // histogram is read after run returns.
@@ -204,22 +231,7 @@ type natsProducer struct {
 func (p *natsProducer) run(next *atomic.Int64, total int64, payload []byte) error {
 	slots := make(chan struct{}, p.window)
 	window := make(chan natsInflight, p.window)
-	collected := make(chan error, 1)
-	go func() {
-		var first error
-		for f := range window {
-			select {
-			case <-f.future.Ok():
-				_ = p.hist.RecordValue(time.Since(f.start).Nanoseconds())
-			case err := <-f.future.Err():
-				if first == nil {
-					first = err
-				}
-			}
-			<-slots
-		}
-		collected <- first
-	}()
+	collected := collectAcks(window, slots, p.hist, nil)
 	var pubErr error
 	for next.Add(1) <= total {
 		slots <- struct{}{}
@@ -302,25 +314,12 @@ func (p *natsBatchProducer) run(next *atomic.Int64, total int64, payload []byte)
 	nc := p.js.Conn()
 	slots := make(chan struct{}, p.window)
 	window := make(chan natsInflight, p.window)
-	collected := make(chan error, 1)
-	go func() {
-		var first error
-		for f := range window {
-			select {
-			case ack := <-f.future.Ok():
-				_ = p.hist.RecordValue(time.Since(f.start).Nanoseconds())
-				if ack.Stream != natsStream && first == nil {
-					first = fmt.Errorf("batch acknowledged by stream %q", ack.Stream)
-				}
-			case err := <-f.future.Err():
-				if first == nil {
-					first = err
-				}
-			}
-			<-slots
+	collected := collectAcks(window, slots, p.hist, func(ack *jetstream.PubAck) error {
+		if ack.Stream != natsStream {
+			return fmt.Errorf("batch acknowledged by stream %q", ack.Stream)
 		}
-		collected <- first
-	}()
+		return nil
+	})
 	var pubErr error
 	header := nats.Header{}
 	for batchNo := 0; pubErr == nil; batchNo++ {
