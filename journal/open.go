@@ -304,10 +304,16 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	s.sealed = !last
+	j.appendRecovered(s)
+	return nil
+}
+
+// appendRecovered adds a segment Open has checked to the end of the
+// journal. Open runs before any reader or writer, so mu is not taken.
+func (j *Journal) appendRecovered(s *segment) {
 	j.mu.segments = append(j.mu.segments, s)
 	j.mu.lastIndex = s.lastIndex()
 	j.mu.nextSeq = s.nextSeq
-	return nil
 }
 
 // checkSegmentHeader decodes the segment header at the start of b and
@@ -368,9 +374,7 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 		return false, "", fmt.Errorf("journal: %w", err)
 	}
 	s.sealed = true
-	j.mu.segments = append(j.mu.segments, s)
-	j.mu.lastIndex = s.lastIndex()
-	j.mu.nextSeq = s.nextSeq
+	j.appendRecovered(s)
 	j.opened.indexed++
 	return true, "", nil
 }
