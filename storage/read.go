@@ -59,6 +59,12 @@ func (s *Store) beginStreamRead(stream string, limit int) (streamMeta, error) {
 // an empty slice (nil error) when from is at or past the stream's
 // NextOffset. The records never alias store memory.
 func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int) ([]StoredRecord, error) {
+	return s.readOffsets(ctx, stream, from, limit, nil, &arena{})
+}
+
+// readOffsets is Read with the records appended to out and their bytes in
+// mem.
+func (s *Store) readOffsets(ctx context.Context, stream string, from uint64, limit int, out []StoredRecord, mem *arena) ([]StoredRecord, error) {
 	m, err := s.beginStreamRead(stream, limit)
 	if err != nil {
 		return nil, err
@@ -67,7 +73,7 @@ func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int)
 	if from < m.FirstOffset {
 		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
 	}
-	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, nil, &arena{})
+	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, out, mem)
 }
 
 // ReadBuffer is the reusable memory of ReadInto: the records of the last
@@ -89,17 +95,8 @@ type ReadBuffer struct {
 // code that handles each page before reading the next (an exporter, a
 // projection rebuild); Read is the call whose records the caller keeps.
 func (s *Store) ReadInto(ctx context.Context, stream string, from uint64, limit int, buf *ReadBuffer) error {
-	buf.Records = buf.Records[:0]
 	buf.mem.reset()
-	m, err := s.beginStreamRead(stream, limit)
-	if err != nil {
-		return err
-	}
-	defer s.endRead()
-	if from < m.FirstOffset {
-		return fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
-	}
-	recs, err := s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, buf.Records, &buf.mem)
+	recs, err := s.readOffsets(ctx, stream, from, limit, buf.Records[:0], &buf.mem)
 	if err != nil {
 		clear(buf.Records[:cap(buf.Records)]) // drop references to the failed read's records
 		buf.Records = buf.Records[:0]
