@@ -1,6 +1,6 @@
 // Package peers holds the benchmarks of BadBatch's heavy peers, the ones that
 // library users must never download: an embedded NATS server with JetStream,
-// and etcd's write-ahead log.
+// a 3-node NATS cluster in one process, and etcd's write-ahead log.
 //
 // It is a separate Go module (bench/peers/go.mod) so that nats-server, etcd
 // and their dependencies stay out of the main module's go.sum. The package
@@ -11,6 +11,8 @@
 //	BenchmarkNATSAtomicBatch/sync=always/batch=100/producers={1,2,4,8,16}/size=100B
 //	                                                                durable, 100 records per commit
 //	BenchmarkNATSReplay/size=100B                                   ordered consumer over a filled stream
+//	BenchmarkNATSClusterAppend/mode={atomic-batch100,publish}/producers=4/size=100B
+//	                                                                3-node cluster, R3, durable
 //
 // NATS runs in the benchmark's process with JetStream file storage in
 // b.TempDir(), one stream, one replica, no compression. Each producer has its
@@ -26,6 +28,28 @@
 // append of 100 records: a JetStream atomic batch (AllowAtomicPublish on the
 // stream), which nats-server v2.15 commits with one flush and fsync of the
 // stream under SyncAlways, after staging the batch in a temporary file store.
+//
+// BenchmarkNATSClusterAppend (natscluster_test.go) is the peer of
+// BadBatch's 3-node raft cluster: three nats-servers in the benchmark's
+// process, clustered over routes on 127.0.0.1 (route ports found free at
+// run time, client ports ephemeral), each with its own JetStream store
+// directory in b.TempDir() and SyncAlways, and one stream with Replicas: 3
+// on file storage. It waits for the JetStream meta leader and for the
+// stream's leader and two current followers before it measures. With
+// SyncAlways and more than one replica, nats-server v2.15 fsyncs each
+// server's raft log of the stream as it is written and flushes the
+// stream's own store only at its snapshots (stream.go: SyncOnFlush), so
+// a record is durable once a majority of the raft logs hold it, which is
+// when the leader commits it and sends its PubAck. The producers connect
+// in-process to the stream's leader; mode=atomic-batch100 and mode=publish
+// are the two durable ways of the single-server benchmarks above (with 256
+// acks pending per producer in mode=publish: natsClusterWindow says why). All
+// three servers share the machine's cores and its one disk, and replicate
+// over loopback: the figure is the replication's cost on one machine, not
+// what three machines (three times the cores and disks, a slower network)
+// would do.
+// TestNATSClusterR3Durable checks the cluster, the stream's replicas and
+// that every replica holds every acknowledged record.
 //
 // etcd's WAL (etcdwal_test.go) is a contender of the journal comparison, run
 // on the same matrix, records and interleaving as bench/journal_test.go

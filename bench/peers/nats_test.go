@@ -159,18 +159,26 @@ func (s *natsServer) createStreamWith(tb testing.TB, js jetstream.JetStream, ato
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := js.CreateStream(ctx, natsStreamConfig(1, atomicBatches))
+	require.NoError(tb, err)
+}
+
+// natsStreamConfig is the benchmark stream's configuration with the given
+// number of replicas: file storage, no compression, no limits, and atomic
+// batch publishing allowed or not. The single server's benchmarks use one
+// replica, the cluster's three (natscluster_test.go).
+func natsStreamConfig(replicas int, atomicBatches bool) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:        natsStream,
 		Subjects:    []string{natsSubject},
 		Storage:     jetstream.FileStorage,
-		Replicas:    1,
+		Replicas:    replicas,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Compression: jetstream.NoCompression,
 
 		AllowAtomicPublish: atomicBatches,
-	})
-	require.NoError(tb, err)
+	}
 }
 
 // natsPayload is a 100-byte value that is not all zeros.
