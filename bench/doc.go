@@ -14,9 +14,10 @@
 //	bench/scaling_test.go        how cost grows: record size, stream count, open time and RSS
 //	                             against log size
 //	bench/tidwall_facts_test.go  tests that demonstrate tidwall/wal's defects (decision 0002)
-//	bench/peers/                 a separate Go module for the heavy peers (nats-server), so
-//	                             that library users never download them: NATS JetStream
-//	                             publish (sync=always and sync=default) and replay
+//	bench/peers/                 a separate Go module for the heavy peers (nats-server, etcd's
+//	                             wal), so that library users never download them: NATS JetStream
+//	                             publish (sync=always and sync=default) and replay, a 3-node
+//	                             JetStream cluster with R3 streams, and etcd's WAL
 //	bench/cmd/bbbench/           the command that runs all of the above, with
 //	                             disruptor's BenchmarkRing and BenchmarkChannel, and writes
 //	                             docs/benchmarks.md, docs/img/*.svg and docs/bench-results.json
@@ -51,6 +52,12 @@
 // p99-ns. A benchmark that groups.go expects but that does not exist shows
 // in the report as "not run (no such benchmark)"; every benchmark that runs
 // is listed in the report's full table whether or not a group pairs it.
+// BadBatch's 3-node cluster, not written yet, is expected in this package as
+// BenchmarkClusterAppend/batch=100/producers=4/size=100B (groups.go's
+// clusterAppendMatch), reporting records/s: the report's cluster table
+// already holds NATS R3 (bench/peers's BenchmarkNATSClusterAppend) and
+// BadBatch's single node at that point, and computes the cluster's ratio to
+// each once it runs.
 //
 // Each benchmark function's doc comment is quoted in the report: state there
 // what one op is and how the contender is configured (its best honest

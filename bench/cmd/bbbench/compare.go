@@ -19,8 +19,17 @@ type Group struct {
 	Series []Series
 	// Rows are the rows every series is expected to have (the remaining path
 	// elements, e.g. "producers=4/size=100B"); a series without one shows it
-	// as not run. Rows the results have beyond these are shown as well.
-	Rows  []string
+	// as not run. Rows the results have beyond these are shown as well,
+	// unless OnlyRows is set.
+	Rows []string
+	// OnlyRows keeps the comparison to Rows: a contender's results at other
+	// matrix points are left to the full table (the single node's
+	// producers=1..16 beside a cluster measured at 4 only).
+	OnlyRows bool
+	// Nodes, when set, is the number of nodes of each cluster compared, all
+	// of them on this one machine: the report says beside the figure, the
+	// table and the headline that they share its cores and its disk.
+	Nodes int
 	Limit *Limit
 	// Notes are stated under the table: how to read it and what is not
 	// comparable.
@@ -54,6 +63,11 @@ type Series struct {
 	// NotDurable marks a contender that acknowledges before its data is
 	// synced. It is shown, labelled, and never given an advantage ratio.
 	NotDurable bool
+	// BaseRatio marks a Variant that the base is measured against: its
+	// cell gets the base's median over its own (Cell.BaseOver), such as a
+	// cluster's records/s over a single node's. It is still BadBatch, not a
+	// peer: no advantage, never a loss.
+	BaseRatio bool
 	// Config states the contender's configuration, in the report.
 	Config string
 	// Unit, when set, is the metric this contender's figure is read from,
@@ -123,6 +137,9 @@ type Cell struct {
 	P99     *Stat  `json:"p99_ns,omitempty"` // the p99-ns metric, when the benchmark reports it
 	Adv     Ratio  `json:"advantage"`        // BadBatch's advantage over this contender; NaN when not comparable
 	ToLimit Ratio  `json:"to_limit"`         // the figure divided by the limit; NaN without one
+	// BaseOver is the base's median over this cell's, for a series with
+	// BaseRatio when both ran; nil otherwise.
+	BaseOver *float64 `json:"base_over,omitempty"`
 }
 
 // Row is one row of a comparison: the same matrix point for every series.
@@ -141,6 +158,9 @@ type Comparison struct {
 	// LimitStat is the limit's figure; LimitStatus says why it is missing.
 	LimitStat   *Stat  `json:"limit,omitempty"`
 	LimitStatus string `json:"limit_status,omitempty"`
+	// Beside is said beside the comparison's figure, table and headline
+	// (Report.Analyze sets it from the group and the machine); "" for none.
+	Beside string `json:"beside,omitempty"`
 }
 
 // nameElements splits a benchmark name into its function and path elements.
@@ -240,7 +260,7 @@ func Compare(g *Group, r *Results) Comparison {
 		cells[i] = map[string]Cell{}
 		for _, sum := range r.Summaries {
 			row, ok := matchSeries(s, sum.Package, sum.Name)
-			if !ok {
+			if !ok || g.OnlyRows && !slices.Contains(g.Rows, row) {
 				continue
 			}
 			unit := g.Unit
@@ -323,6 +343,12 @@ func Compare(g *Group, r *Results) Comparison {
 				cell.ToLimit = Ratio(cell.Stat.Median / limit.Median)
 			}
 			base := g.baseOf(i)
+			if s.BaseRatio && base >= 0 && i != base {
+				if b := row.Cells[base]; b.Status == CellOK && b.Stat.Median > 0 && cell.Stat.Median > 0 {
+					v := b.Stat.Median / cell.Stat.Median
+					cell.BaseOver = &v
+				}
+			}
 			if base < 0 || i == base || s.Variant || s.Reference || s.OtherProcess || s.NotDurable || g.Series[base].NotDurable {
 				continue
 			}

@@ -36,6 +36,36 @@ const (
 		"shown for honesty, never ranked against durable contenders."
 )
 
+// The 3-node NATS cluster, as bench/peers/natscluster_test.go sets it up.
+const (
+	natsClusterConfig = "nats-server v2.15.2, three servers embedded in one benchmark process, clustered over routes " +
+		"on 127.0.0.1, each with its own JetStream file store and `SyncAlways: true`; one stream with `Replicas: 3`, " +
+		"file storage, no compression. With SyncAlways and R3 each server fsyncs its raft log of the stream as it " +
+		"writes it (the stream's own files are flushed at snapshots), and the leader acknowledges a record once 2 of " +
+		"the 3 logs hold it. 4 producers, each with its own in-process connection to the stream's leader."
+	natsClusterBatchConfig = natsClusterConfig + " `AllowAtomicPublish: true`; atomic batches of 100 records " +
+		"(one PubAck per batch), up to 4 batches waiting for their PubAck per producer, as on the single server."
+	natsClusterPublishConfig = natsClusterConfig + " One record per async publish, up to 256 acks pending per " +
+		"producer: wider than the single server's 32, because the raft leader replicates whatever has queued as " +
+		"one append (32 gave about half the rate; 256 to 1024 were alike within the noise)."
+)
+
+// clusterAppendMatch selects BadBatch's own 3-node cluster in the cluster
+// comparison: BenchmarkClusterAppend in ./bench, which is not written yet.
+// Its sub-benchmark is to be named
+//
+//	BenchmarkClusterAppend/batch=100/producers=4/size=100B
+//
+// (batch= may stand anywhere; any further element of its name must be
+// added here, or the row will not match NATS's producers=4/size=100B). Until
+// it exists its cells read "not run (no such benchmark)" and the cluster's
+// ratios are not computed.
+const clusterAppendMatch = "BenchmarkClusterAppend/batch=100"
+
+// clusterNodes is the number of nodes of each cluster in the cluster
+// comparison: BadBatch's and NATS's (natsClusterNodes in bench/peers).
+const clusterNodes = 3
+
 // etcd's WAL, as bench/peers/etcdwal_test.go drives it.
 const (
 	etcdWALLabel         = "etcd wal"
@@ -119,6 +149,27 @@ func Groups() []*Group {
 			Series:   latencySeries("1Mrps"),
 			Notes: []string{
 				"Lower is better. The same open-loop workload as the previous table, but every store is paced at 1,000,000 records/s (10,000 appends of 100 records per second from 4 producers): the same offered load for all, about half of what raft-wal, the fastest of the logs, sustains. p50 and p99.9 are in the full table.",
+			},
+		},
+		{
+			ID:       "cluster-append",
+			Title:    "Cluster append, 3 nodes on one machine, 100-byte records",
+			Question: "How many records per second does a 3-node cluster acknowledge once a majority of its nodes hold them, against the same load on one node?",
+			Unit:     "records/s",
+			Rows:     onlyFourProducers,
+			OnlyRows: true,
+			Nodes:    clusterNodes,
+			Series: []Series{
+				{Label: "BadBatch 3-node cluster", Package: pkgBench, Match: clusterAppendMatch, Base: true},
+				{Label: "BadBatch single node (storage.Store)", Package: pkgBench, Match: "BenchmarkStoreAppend/impl=badbatch", Variant: true, BaseRatio: true,
+					Config: storeBadBatchConfig + " The durable-append table's figure at the same point."},
+				{Label: "NATS JetStream R3, atomic batches of 100", Package: pkgPeers, Match: "BenchmarkNATSClusterAppend/mode=atomic-batch100", Config: natsClusterBatchConfig},
+				{Label: "NATS JetStream R3, one record per publish", Package: pkgPeers, Match: "BenchmarkNATSClusterAppend/mode=publish", Config: natsClusterPublishConfig},
+			},
+			Notes: []string{
+				"Each cluster's 3 nodes run in one process on this machine: they share its cores and its one disk, and replicate over loopback. The figures are what replication costs here, not what 3 machines would do (3 times the cores and disks, and a network slower than loopback).",
+				"BadBatch's advantage over NATS is the cluster's records/s over NATS R3's. The single node's row is BadBatch's own storage.Store at the same point (4 producers, 100-byte records, 100 records per append), from the durable-append table; beside it is the cluster's records/s over the single node's: what 3 nodes cost against 1. It is BadBatch, so it is never a loss.",
+				"NATS ran in bench/peers's test binary and BadBatch in ./bench's, as in the durable-append table.",
 			},
 		},
 		{

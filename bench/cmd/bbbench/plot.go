@@ -29,8 +29,9 @@ const logScaleAbove = 20
 // PlotComparison draws one comparison at path, in the format its extension
 // names (.svg or .png): one marker per
 // contender and matrix point at the median, a bar from the lowest to the
-// highest round, and the physical limit as a dashed line when it is in a
-// comparable unit. It returns false, with no file, when nothing ran.
+// highest round, the physical limit as a dashed line when it is in a
+// comparable unit, and the comparison's Beside under the title. It returns
+// false, with no file, when nothing ran.
 func PlotComparison(c Comparison, path string) (bool, error) {
 	g := c.Group
 	var rows []string
@@ -58,6 +59,9 @@ func PlotComparison(c Comparison, path string) (bool, error) {
 
 	p := plot.New()
 	p.Title.Text = g.Title
+	if c.Beside != "" {
+		p.Title.Text += "\n" + c.Beside
+	}
 	p.Y.Label.Text = g.Unit
 	if HigherIsBetter(g.Unit) {
 		p.Y.Label.Text += ", higher is better"

@@ -50,8 +50,24 @@ func (r *Report) Analyze(groups []*Group) {
 	res := &Results{Summaries: r.Summaries, Failures: r.Failures, Packages: r.Packages}
 	r.Comparisons = r.Comparisons[:0]
 	for _, g := range groups {
-		r.Comparisons = append(r.Comparisons, Compare(g, res))
+		c := Compare(g, res)
+		c.Beside = besideWords(g, r.Machine)
+		r.Comparisons = append(r.Comparisons, c)
 	}
+}
+
+// besideWords is what the report says beside a group's figures about the
+// machine they ran on: for a cluster, that its nodes share this machine's
+// cores and its one disk. "" for a group of single nodes.
+func besideWords(g *Group, mc Machine) string {
+	if g.Nodes == 0 {
+		return ""
+	}
+	cores := "cores"
+	if mc.Cores > 0 {
+		cores = fmt.Sprintf("%d cores", mc.Cores)
+	}
+	return fmt.Sprintf("All %d nodes of each cluster share this machine's %s and one disk.", g.Nodes, cores)
 }
 
 // WriteJSON writes the report, indented, to path.
@@ -204,17 +220,23 @@ func (r *Report) writeHeadline(m *md) {
 			m.f("- **%s**: BadBatch's benchmark: %s.\n", g.Title, c.baseStatus(base))
 			continue
 		}
+		beside := ""
+		if c.Beside != "" {
+			beside = " " + c.Beside
+		}
 		anyRan = true
 		b := row.Cells[base]
 		m.f("- **%s**%s: %s %s", g.Title, rowSuffix(row.Key), g.Series[base].Label, unitWords(g.Unit, b.Stat.Median))
 		var parts []string
 		for i, cell := range row.Cells {
 			s := g.Series[i]
-			if i == base || cell.Status != CellOK || s.Variant {
+			if i == base || cell.Status != CellOK || s.Variant && cell.BaseOver == nil {
 				continue
 			}
 			fig := unitWords(g.Unit, cell.Stat.Median)
 			switch {
+			case cell.BaseOver != nil:
+				parts = append(parts, fmt.Sprintf("%s %s (%s)", s.Label, fig, baseOverWords(g, base, *cell.BaseOver)))
 			case s.Reference:
 				parts = append(parts, fmt.Sprintf("%s %s (reference)", s.Label, fig))
 			case s.OtherProcess:
@@ -231,7 +253,7 @@ func (r *Report) writeHeadline(m *md) {
 		if !math.IsNaN(float64(b.ToLimit)) {
 			m.f("; %s", limitWords(g.Limit, b.ToLimit))
 		}
-		m.f(".\n")
+		m.f(".%s\n", beside)
 	}
 	if !anyRan {
 		m.f("\nNo BadBatch benchmark ran in this run, so there is nothing to compare yet; the tables below\nshow what did run.\n")
@@ -293,6 +315,12 @@ func advantageWords(adv float64) string {
 	default:
 		return formatRatio(1/adv) + " worse"
 	}
+}
+
+// baseOverWords reads a BaseRatio cell's ratio: "BadBatch 3-node cluster /
+// this: 0.42x".
+func baseOverWords(g *Group, base int, v float64) string {
+	return fmt.Sprintf("%s / this: %sx", g.Series[base].Label, trimNumber(v))
 }
 
 // pairedWords says which figure a paired contender's advantage is taken
@@ -361,6 +389,9 @@ func metricWords(unit string, v float64) string {
 func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 	g := c.Group
 	m.f("## %s\n\n%s\n\n", g.Title, g.Question)
+	if c.Beside != "" {
+		m.f("**%s**\n\n", c.Beside)
+	}
 	if plot != "" {
 		m.f("![%s](%s)\n\n", g.Title, plot)
 		m.f("*Markers: medians. Bars: lowest to highest round.")
@@ -436,6 +467,8 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 			switch {
 			case s.Base:
 				adv = "(base)"
+			case cell.BaseOver != nil:
+				adv = "(BadBatch variant) " + baseOverWords(g, g.baseOf(i), *cell.BaseOver)
 			case s.Variant:
 				adv = "(BadBatch variant)"
 			case s.Reference:
