@@ -84,7 +84,11 @@ type natsCluster struct {
 }
 
 // startNATSCluster starts the servers and waits until the JetStream meta
-// group has a leader that every server follows.
+// group has a leader that every server follows and that has heard from all
+// of them: a stream can be placed on three peers only once the leader has
+// every peer's JetStream statistics (JetStreamClusterPeers lists the peers
+// that are online, run JetStream and have sent them), which can come well
+// after the election on a busy machine ("no suitable peers for placement").
 func startNATSCluster(tb testing.TB) *natsCluster {
 	tb.Helper()
 	ports := freeLoopbackPorts(tb, natsClusterNodes)
@@ -137,17 +141,20 @@ func startNATSCluster(tb testing.TB) *natsCluster {
 		}
 	}
 	waitFor(tb, natsClusterReady, "the JetStream meta leader", func() error {
-		leaders := 0
+		var leaders []*natsServer
 		for _, n := range c.nodes {
 			if n.srv.JetStreamIsLeader() {
-				leaders++
+				leaders = append(leaders, n)
 			}
 			if !n.srv.JetStreamIsCurrent() {
 				return fmt.Errorf("%s is not current with the meta group", n.srv.Name())
 			}
 		}
-		if leaders != 1 {
-			return fmt.Errorf("%d meta leaders", leaders)
+		if len(leaders) != 1 {
+			return fmt.Errorf("%d meta leaders", len(leaders))
+		}
+		if peers := leaders[0].srv.JetStreamClusterPeers(); len(peers) != natsClusterNodes {
+			return fmt.Errorf("the meta leader can place streams on %d peers (%v)", len(peers), peers)
 		}
 		return nil
 	})
