@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/badbatch/badbatch/journal"
 )
 
 // This file is the business logic: a deterministic function from the
@@ -176,6 +178,14 @@ func (a *applier) apply(h *groupHeader, recs recordSource) (decision, error) {
 	a.addChunkGroup(h, d)
 	a.pos = position{Entry: h.Entry, Ordinal: h.Ordinal + 1, Seq: h.FirstSeq + uint64(h.Records), Clock: a.pos.Clock}
 	return d, nil
+}
+
+// endEntry moves the applied position past entry e, which has been applied
+// whole. Cluster mode only: there every entry, with groups or without
+// (raft's empty and configuration entries), counts as applied, and the
+// position's Entry is the next entry to apply (Ordinal 0).
+func (a *applier) endEntry(e *journal.Entry) {
+	a.pos = position{Entry: e.Index + 1, Seq: e.FirstSeq + uint64(e.Records), Clock: a.pos.Clock}
 }
 
 func (a *applier) checkPosition(h *groupHeader) error {

@@ -31,6 +31,18 @@ var (
 	// fsync error): the store acknowledges nothing until it is closed and
 	// reopened. It wraps the journal's sticky error.
 	ErrUnavailable = errors.New("storage: journal failed; not accepting appends")
+	// ErrNotLeader is returned in cluster mode by an append made on a node
+	// that is not the leader (or lost leadership before it proposed the
+	// append): nothing was stored; send it to the leader.
+	ErrNotLeader = errors.New("storage: not the leader")
+	// ErrNotCommitted is returned in cluster mode when a leader change
+	// proved that an append this node proposed was never committed:
+	// nothing was stored, and a retry is safe.
+	ErrNotCommitted = errors.New("storage: not committed: leadership changed before the append was replicated")
+	// ErrWrongMode is returned by Open for a data directory written in the
+	// other mode (a cluster node's directory opened standalone, or the
+	// reverse).
+	ErrWrongMode = errors.New("storage: data directory belongs to the other mode")
 	// ErrInvalidArgument is returned for malformed arguments (negative
 	// limits, bad header names, ...).
 	ErrInvalidArgument = errors.New("storage: invalid argument")

@@ -301,38 +301,3 @@ func TestIdempotencyWindow(t *testing.T) {
 	}
 	assert.Less(t, len(s.app.idem), 3000, "expired keys are dropped")
 }
-
-// failingReplicator fails once armed.
-type failingReplicator struct {
-	armed atomic.Bool
-	seen  atomic.Int64
-}
-
-func (r *failingReplicator) Replicate(group []byte, _ bool) error {
-	r.seen.Add(1)
-	if r.armed.Load() {
-		return errors.New("follower unreachable")
-	}
-	return nil
-}
-
-// TestReplicator: the replication stage sees every append, and its error
-// is fatal like a journal failure.
-func TestReplicator(t *testing.T) {
-	r := &failingReplicator{}
-	o := memOptions(vfs.NewMem())
-	o.Replicator = r
-	s := mustOpen(t, "db", o)
-	defer func() { _ = s.Close() }()
-	ctx := context.Background()
-	for range 5 {
-		_, err := s.Append(ctx, "r", Record{Value: []byte("v")})
-		require.NoError(t, err)
-	}
-	assert.Equal(t, int64(5), r.seen.Load())
-	r.armed.Store(true)
-	_, err := s.Append(ctx, "r", Record{Value: []byte("v")})
-	assert.ErrorIs(t, err, ErrUnavailable)
-	assert.ErrorContains(t, err, "follower unreachable")
-	assert.False(t, s.Ready())
-}

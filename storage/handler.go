@@ -32,24 +32,13 @@ type Handler interface {
 	OnRecord(rec *StoredRecord, endOfBatch bool) error
 }
 
-// Replicator is the replication stage of the pipeline. It sees every
-// append's encoded journal group, in ring order, in parallel with the
-// journaling processor; the business logic applies an append only after
-// both stages have passed it.
-//
-// Standalone, the store uses a pass-through. Cluster mode replaces it with
-// a stage that forwards the groups to the followers. Replicate runs on the
-// replication goroutine; group is valid only during the call. An error is
-// fatal, like a journal failure: the append and every later one fail with
-// ErrUnavailable until the store is reopened.
-type Replicator interface {
-	Replicate(group []byte, endOfBatch bool) error
-}
-
-// standalone is the pass-through Replicator.
+// standalone is the replication stage of a standalone store: a
+// pass-through, so that the standalone pipeline keeps the design's graph
+// (journaling and replication both gate the business logic). Cluster mode
+// replaces the whole graph (see replica.go).
 type standalone struct{}
 
-func (standalone) Replicate([]byte, bool) error { return nil }
+func (standalone) replicate([]byte, bool) error { return nil }
 
 // Stats is a snapshot of the store's counters, for metrics.
 type Stats struct {

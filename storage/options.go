@@ -22,6 +22,11 @@ const (
 	DefaultIndexFlushBytes = 64 << 20
 )
 
+// ClusterDir is the directory, inside a store's data directory, where the
+// cluster mode keeps its consensus state (storage/cluster). A standalone
+// Open refuses a data directory that has one (ErrWrongMode).
+const ClusterDir = "cluster"
+
 // MaxIdempotencyKeyLength and MaxCursorNameLength bound those strings.
 const (
 	MaxIdempotencyKeyLength = 256
@@ -75,9 +80,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, observes the pipeline (see MetricsHook).
 	Metrics MetricsHook
-	// Replicator is the pipeline's replication stage; nil means standalone
-	// (a pass-through). This is the seam cluster mode replaces.
-	Replicator Replicator
+	// Replication, when set, runs the store in cluster mode: its journal
+	// is a replicated log that the consensus module (storage/cluster)
+	// writes, ring batches are proposed to it, and the business logic
+	// applies only what it reports committed. nil means standalone.
+	Replication *Replication
 
 	// now is the producers' clock (tests only); nil means time.Now.
 	now func() time.Time
@@ -168,6 +175,14 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: options: MaxRecordBytes %d > MaxBatchBytes %d", ErrInvalidArgument, c.MaxRecordBytes, c.MaxBatchBytes)
 	case c.IndexFlushBytes < 0:
 		return c, fmt.Errorf("%w: options: IndexFlushBytes %d < 0", ErrInvalidArgument, c.IndexFlushBytes)
+	case c.Replication != nil && c.Replication.Proposer == nil:
+		return c, fmt.Errorf("%w: options: Replication.Proposer is nil", ErrInvalidArgument)
+	case c.Replication != nil && c.Replication.MaxInFlightBytes < 0:
+		return c, fmt.Errorf("%w: options: Replication.MaxInFlightBytes < 0", ErrInvalidArgument)
+	}
+	if c.Replication != nil {
+		r := *c.Replication
+		c.Replication = &r
 	}
 	for i, h := range c.Handlers {
 		if h == nil {

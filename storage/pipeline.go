@@ -59,6 +59,13 @@ func (p *slotBuffers) get() []byte {
 	return b
 }
 
+// put gives one buffer back.
+func (p *slotBuffers) put(b []byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}
+
 // release takes the buffers of the batch's slots back (except those over
 // maxRetainedSlotBuffer, which one huge append must not pin) and leaves the
 // slots without one. REQUIRES: nothing reads those slots' groups any more.
@@ -78,14 +85,9 @@ func (p *slotBuffers) release(batch []completion) {
 //
 //	HandleEventsWith(journaling, replication).Then(business)
 func (s *Store) startPipeline() error {
-	d, err := disruptor.New[slot](nil, &disruptor.Options{
-		RingSize:     s.opts.RingSize,
-		Producer:     disruptor.MultiProducer,
-		WaitStrategy: s.opts.WaitStrategy,
-		Logger:       s.log,
-	})
+	d, err := s.newRing()
 	if err != nil {
-		return fmt.Errorf("storage: pipeline: %w", err)
+		return err
 	}
 	s.d = d
 	jh := journal.NewHandler[slot](s.j,
@@ -93,11 +95,7 @@ func (s *Store) startPipeline() error {
 		func(sl *slot, info journal.EntryInfo, ordinal int, err error) {
 			sl.entry, sl.ordinal, sl.journErr = info, ordinal, err
 		})
-	var r Replicator = standalone{}
-	if s.opts.Replicator != nil {
-		r = s.opts.Replicator
-	}
-	rh := &replicationProcessor{r: r}
+	rh := &replicationProcessor{}
 	s.bp = newBusinessProcessor(s)
 	d.HandleEventsWith(jh, rh).Then(s.bp)
 	if err := d.Start(); err != nil {
@@ -106,11 +104,25 @@ func (s *Store) startPipeline() error {
 	return nil
 }
 
-// replicationProcessor adapts a Replicator to the ring.
-type replicationProcessor struct{ r Replicator }
+// newRing returns the multi-producer ring the producers publish into.
+func (s *Store) newRing() (*disruptor.Disruptor[slot], error) {
+	d, err := disruptor.New[slot](nil, &disruptor.Options{
+		RingSize:     s.opts.RingSize,
+		Producer:     disruptor.MultiProducer,
+		WaitStrategy: s.opts.WaitStrategy,
+		Logger:       s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: pipeline: %w", err)
+	}
+	return d, nil
+}
+
+// replicationProcessor is the standalone replication stage.
+type replicationProcessor struct{ r standalone }
 
 func (p *replicationProcessor) OnEvent(sl *slot, _ int64, endOfBatch bool) error {
-	sl.replErr = p.r.Replicate(sl.buf, endOfBatch)
+	sl.replErr = p.r.replicate(sl.buf, endOfBatch)
 	return nil
 }
 
@@ -279,44 +291,11 @@ func (b *businessProcessor) endBatch() {
 		c := &b.batch[i]
 		f := c.sl.future
 		c.sl.future = nil
-		var res AppendResult
 		err := c.err
 		if err == nil && failed != nil {
 			err = *failed
 		}
-		switch {
-		case errors.Is(err, ErrBatchTooLarge):
-		case err != nil:
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		case c.dec.Outcome == outcomeRejected:
-			s.stats.rejected.Add(1)
-			err = &OffsetMismatchError{Stream: f.stream, Expected: c.dec.Expected, Current: c.dec.Current}
-		case c.dec.Outcome == outcomeCursor:
-			res = AppendResult{Stream: f.stream, Durability: durability}
-		default:
-			res = AppendResult{
-				Stream:      f.stream,
-				FirstOffset: c.dec.FirstOffset,
-				LastOffset:  c.dec.FirstOffset + uint64(c.dec.Count) - 1,
-				Count:       c.dec.Count,
-				FirstSeq:    c.dec.FirstSeq,
-				LastSeq:     c.dec.FirstSeq + uint64(c.dec.Count) - 1,
-				Replayed:    c.dec.Outcome == outcomeDuplicate,
-				Durability:  durability,
-			}
-			if res.Replayed {
-				s.stats.duplicates.Add(1)
-			} else {
-				records += c.dec.Count
-				s.stats.records.Add(uint64(c.dec.Count))
-				s.stats.bytes.Add(c.dec.Bytes)
-			}
-			s.stats.appends.Add(1)
-		}
-		if s.metrics != nil {
-			s.metrics.ObserveAppend(time.Since(f.start), f.records, err)
-		}
-		f.complete(res, err)
+		records += s.completeAppend(f, c.dec, err, durability)
 		b.batch[i] = completion{}
 	}
 	if s.metrics != nil {

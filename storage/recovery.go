@@ -26,7 +26,16 @@ func (s *Store) recover() error {
 		s.log.Warn("storage: journal tail repaired", "segment", rep.Segment, "offset", rep.Offset,
 			"bytes", rep.Bytes, "entries", rep.Entries, "reason", rep.Reason)
 	}
+	if s.rep != nil {
+		// Cluster mode: apply nothing past the known commit index (the
+		// journal's tail may hold entries a new leader will replace).
+		last = min(last, s.opts.Replication.Commit)
+	}
 	ahead := pos.Seq > next || (pos.Entry > last && pos.Seq > 0)
+	if s.rep != nil {
+		// pos.Entry is the next entry to apply (see applier.endEntry).
+		ahead = pos.Seq > next || pos.Entry > s.j.LastIndex()+1
+	}
 	if ahead {
 		s.log.Warn("storage: index is ahead of the journal; rebuilding it from the journal",
 			"index_entry", pos.Entry, "index_seq", pos.Seq, "journal_last_entry", last, "journal_next_seq", next)
@@ -47,7 +56,7 @@ func (s *Store) recover() error {
 	if pos.Entry < first && last >= first {
 		return fmt.Errorf("%w: index applied up to entry %d, journal starts at %d", errIndexUnrecoverable, pos.Entry, first)
 	}
-	r := replayer{s: s}
+	r := replayer{s: s, cluster: s.rep != nil}
 	replayStart := time.Now()
 	if err := r.run(pos, last); err != nil {
 		return fmt.Errorf("storage: recovery: %w", err)
@@ -62,6 +71,10 @@ func (s *Store) recover() error {
 			"bytes", r.bytes, "from_entry", pos.Entry, "to_entry", last, "took", time.Since(start))
 	}
 	s.durableEntry.Store(s.app.pos.Entry)
+	if s.rep != nil {
+		s.rep.applied.Store(s.app.pos.Entry - 1)
+		s.rep.commit.Store(s.app.pos.Entry - 1)
+	}
 	if first > 1 {
 		// Retention removed the journal's head: derive the streams'
 		// first retained offsets.
@@ -94,6 +107,7 @@ func (s *Store) rebuildIndex() error {
 // replayer re-applies journal entries at Open.
 type replayer struct {
 	s       *Store
+	cluster bool // cluster mode: entries of other kinds, and applier.endEntry
 	gr      journal.GroupReader
 	src     readerSource
 	decs    []decision
@@ -181,6 +195,14 @@ func (r *replayer) run(pos position, last uint64) error {
 // then runs the handlers over the accepted ones.
 func (r *replayer) entry(e *journal.Entry, skip int) error {
 	app := r.s.app
+	if e.Kind != journal.KindGroups {
+		// A raft configuration change: the consensus module applies it.
+		if r.cluster {
+			app.endEntry(e)
+		}
+		r.entries++
+		return nil
+	}
 	r.gr.Reset(e.Payload, e.FirstSeq)
 	ok := false
 	if skip == 0 {
@@ -206,6 +228,9 @@ func (r *replayer) entry(e *journal.Entry, skip int) error {
 		return err
 	}
 	r.entries++
+	if r.cluster {
+		app.endEntry(e)
+	}
 	r.unbatched += int64(len(e.Payload))
 	// Without handlers several small entries share one Pebble batch;
 	// handlers must run while the entry is pinned, after its batch commits.

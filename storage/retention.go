@@ -98,7 +98,7 @@ func (s *Store) enforceRetention(now time.Time) (bool, error) {
 		}
 		target = max(target, lo)
 	}
-	cut := min(target, s.durableEntry.Load())
+	cut := min(target, s.durableEntry.Load(), s.retentionFloor.Load())
 	if cut <= first {
 		return false, nil
 	}

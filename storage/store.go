@@ -28,7 +28,9 @@ type Store struct {
 	j  *journal.Journal
 	x  *index
 	d  *disruptor.Disruptor[slot]
-	bp *businessProcessor
+	bp *businessProcessor // standalone only
+	// rep is the cluster-mode state (nil standalone).
+	rep *replica
 
 	// gate orders producers against Close: a producer holds it shared from
 	// its closed check until its slot is published, Close holds it
@@ -64,6 +66,9 @@ type Store struct {
 	// durableEntry: every journal entry below it is applied by an index
 	// flush that has completed. Retention never truncates at or past it.
 	durableEntry atomic.Uint64
+	// retentionFloor: retention removes no entry at or after it (see
+	// SetRetentionFloor).
+	retentionFloor atomic.Uint64
 	// The retention goroutine (only with a retention limit).
 	retainKick chan struct{}
 	retainStop chan struct{}
@@ -100,10 +105,33 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	ch := make(chan struct{})
 	s.notify.Store(&ch)
+	s.retentionFloor.Store(noRetentionFloor)
 	s.encoders.New = func() any { return new(encoder) }
 
+	if o.Replication != nil {
+		r := &replica{
+			s:        s,
+			proposer: o.Replication.Proposer,
+			maxBytes: o.Replication.MaxInFlightBytes,
+			kick:     make(chan struct{}, 1),
+			room:     make(chan struct{}, 1),
+			buffers:  make(chan []byte, 16),
+			stop:     make(chan struct{}),
+		}
+		if r.maxBytes == 0 {
+			r.maxBytes = defaultMaxInFlightBytes
+		}
+		s.rep = r
+	} else if _, err := o.FS.Stat(o.FS.PathJoin(dir, ClusterDir)); err == nil {
+		return nil, fmt.Errorf("%w: %s holds a cluster node's data (%s/); start it in cluster mode", ErrWrongMode, dir, ClusterDir)
+	}
 	if err := mkdirDurable(o.FS, dir); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	if s.rep != nil {
+		if err := finishInstall(o.FS, dir); err != nil {
+			return nil, err
+		}
 	}
 	t0 := time.Now()
 	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
@@ -122,7 +150,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 		_ = s.j.Close()
 		return nil, err
 	}
-	if err := s.startPipeline(); err != nil {
+	start := s.startPipeline
+	if s.rep != nil {
+		start = s.startReplica
+	}
+	if err := start(); err != nil {
 		_ = s.x.close(false)
 		_ = s.j.Close()
 		return nil, err
@@ -157,12 +189,15 @@ func (s *Store) openIndex() error {
 	if err != nil {
 		return err
 	}
-	s.x = x
-	s.app = newApplier(x, int64(s.opts.IdempotencyWindow), &s.stateMu)
-	if err := s.app.load(); err != nil {
+	app := newApplier(x, int64(s.opts.IdempotencyWindow), &s.stateMu)
+	if err := app.load(); err != nil {
 		_ = x.close(false)
 		return fmt.Errorf("storage: load index %s: %w", s.indexDir, err)
 	}
+	s.x = x
+	s.stateMu.Lock()
+	s.app = app
+	s.stateMu.Unlock()
 	return nil
 }
 
@@ -265,7 +300,11 @@ func (s *Store) Close() error {
 		if err := s.d.Shutdown(context.Background()); err != nil && !errors.Is(err, disruptor.ErrHalted) {
 			errs = append(errs, fmt.Errorf("storage: stop pipeline: %w", err))
 		}
-		s.bp.stop()
+		if s.rep != nil {
+			s.rep.stopReplica()
+		} else {
+			s.bp.stop()
+		}
 		s.stopRetention()
 		close(s.closing)
 		s.readMu.Lock()
