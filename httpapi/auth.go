@@ -222,6 +222,8 @@ func (s *Server) identify(next echo.HandlerFunc) echo.HandlerFunc {
 			switch {
 			case !ok:
 				authErr = newError(http.StatusUnauthorized, CodeUnauthorized, "missing bearer token (Authorization: Bearer TOKEN)")
+			case s.opts.Cluster != nil && req.Method == http.MethodPost && req.URL.Path == "/v1/cluster/nodes" && s.isJoinToken(c):
+				// A joining node: handleAddNode checks the join token.
 			default:
 				if tok = s.opts.Tokens.Lookup(secret); tok == nil {
 					authErr = newError(http.StatusUnauthorized, CodeUnauthorized, "unknown token")

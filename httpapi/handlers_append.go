@@ -43,6 +43,9 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if err := s.authorize(c, PermAppend, stream); err != nil {
 		return err
 	}
+	if err, done := s.leaderOnly(c); done {
+		return err
+	}
 	req := c.Request()
 	var opts storage.AppendOptions
 	if k := headerValue(req.Header, headerIdempotencyKey); k != "" {
@@ -81,6 +84,9 @@ func (s *Server) handleAppend(c echo.Context) error {
 	res, err := s.store.AppendWith(req.Context(), stream, opts, recs...)
 	s.metrics.httpAppendLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
+		if err, done := s.clusterAppendError(c, err); done {
+			return err
+		}
 		aerr := storeError(err)
 		if aerr.CurrentLastOffset != nil {
 			c.Response().Header().Set(headerStreamNextOffset, strconv.FormatInt(*aerr.CurrentLastOffset+1, 10))

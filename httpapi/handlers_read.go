@@ -359,6 +359,9 @@ func (s *Server) handlePutCursor(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err, done := s.leaderOnly(c); done {
+		return err
+	}
 	if kind, aerr := classifyContentType(c.Request().Header.Get(echo.HeaderContentType)); aerr != nil {
 		return aerr
 	} else if kind != bodyJSON {
@@ -378,6 +381,9 @@ func (s *Server) handlePutCursor(c echo.Context) error {
 		return badRequest(`bad JSON body: want {"offset": N}`)
 	}
 	if err := s.store.SetCursor(stream, name, *cb.Offset); err != nil {
+		if err, done := s.clusterAppendError(c, err); done {
+			return err
+		}
 		return storeError(err)
 	}
 	return c.JSON(http.StatusOK, cursorResponse{Stream: stream, Name: name, Offset: *cb.Offset})

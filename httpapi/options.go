@@ -57,6 +57,11 @@ type Options struct {
 	// from NewMetrics. Pass your own to also hand it to the store
 	// (storage.Options.Metrics) before the store is opened.
 	Metrics *Metrics
+	// Cluster, when set, serves a cluster node: appends and cursor writes
+	// go to the leader (307, or 503 no_leader), reads are linearizable by
+	// default (?consistency=any reads the local state), and the
+	// /v1/cluster routes are live. nil: standalone.
+	Cluster Cluster
 }
 
 // DefaultOptions returns the defaults: 127.0.0.1:8080, 32 MiB per request,

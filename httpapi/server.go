@@ -245,15 +245,19 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/metrics", s.handleMetrics())
 	v1 := e.Group("/v1")
 	v1.GET("/openapi.yaml", handleOpenAPI)
-	v1.GET("/streams", s.handleStreams)
-	v1.GET("/streams/:stream", s.handleStreamInfo)
-	v1.HEAD("/streams/:stream", s.handleStreamHead)
+	read := s.consistency
+	v1.GET("/streams", s.handleStreams, read)
+	v1.GET("/streams/:stream", s.handleStreamInfo, read)
+	v1.HEAD("/streams/:stream", s.handleStreamHead, read)
 	v1.POST("/streams/:stream/records", s.handleAppend)
-	v1.GET("/streams/:stream/records", s.handleRead)
-	v1.GET("/streams/:stream/ws", s.handleWebSocket)
-	v1.GET("/streams/:stream/cursors/:name", s.handleGetCursor)
+	v1.GET("/streams/:stream/records", s.handleRead, read)
+	v1.GET("/streams/:stream/ws", s.handleWebSocket, read)
+	v1.GET("/streams/:stream/cursors/:name", s.handleGetCursor, read)
 	v1.PUT("/streams/:stream/cursors/:name", s.handlePutCursor)
-	v1.GET("/records", s.handleGlobal)
+	v1.GET("/records", s.handleGlobal, read)
+	v1.GET("/cluster", s.handleClusterStatus)
+	v1.POST("/cluster/nodes", s.handleAddNode)
+	v1.DELETE("/cluster/nodes/:id", s.handleRemoveNode)
 	return e
 }
 
@@ -338,6 +342,13 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	switch {
 	case s.stopping():
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "shutting down")
+	case s.opts.Cluster != nil && !s.opts.Cluster.Ready():
+		st := s.opts.Cluster.Status()
+		msg := "no leader is known"
+		if st.Error != "" {
+			msg = "cluster node stopped: " + st.Error
+		}
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "%s", msg)
 	case !s.store.Ready():
 		msg := "store not ready"
 		if err := s.store.Err(); err != nil {

@@ -6,13 +6,47 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/badbatch/badbatch/httpapi"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
+	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/spf13/cobra"
 )
+
+// clusterOptions turns the cluster flags into cluster.Options.
+func clusterOptions(f *serveFlags, so *storage.Options, logger *slog.Logger) (*cluster.Options, error) {
+	switch {
+	case f.nodeID == 0:
+		return nil, errors.New("cluster mode needs --node-id")
+	case f.clusterAddr == "":
+		return nil, errors.New("cluster mode needs --cluster-addr")
+	case f.clusterSecretFile == "":
+		return nil, errors.New("cluster mode needs --cluster-secret-file")
+	case f.peers == "" && f.join == "":
+		return nil, errors.New("cluster mode needs --peers (a new cluster, or a restart) or --join URL (a new node)")
+	}
+	secret, err := os.ReadFile(f.clusterSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-secret-file: %w", err)
+	}
+	secret = []byte(strings.TrimSpace(string(secret)))
+	co := cluster.DefaultOptions()
+	co.NodeID, co.ClusterAddr, co.Join, co.Secret = f.nodeID, f.clusterAddr, f.join, secret
+	co.Store, co.Logger = so, logger
+	co.HTTPURL = f.advertiseURL
+	if co.HTTPURL == "" {
+		co.HTTPURL = "http://" + f.addr
+	}
+	if f.peers != "" {
+		if co.Peers, err = cluster.ParsePeers(f.peers); err != nil {
+			return nil, fmt.Errorf("--peers: %w", err)
+		}
+	}
+	return co, nil
+}
 
 type serveFlags struct {
 	dataDir           string
@@ -32,6 +66,13 @@ type serveFlags struct {
 	shutdownTimeout   time.Duration
 	logLevel          string
 	logFormat         string
+	// Cluster mode.
+	nodeID            uint64
+	clusterAddr       string
+	peers             string
+	join              string
+	clusterSecretFile string
+	advertiseURL      string
 }
 
 func newServeCmd() *cobra.Command {
@@ -68,6 +109,12 @@ the appends in flight, ends the tails and closes the store.`,
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.Uint64Var(&f.nodeID, "node-id", 0, "cluster mode: this node's id (never reused)")
+	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "cluster mode: host:port of this node's cluster port")
+	fs.StringVar(&f.peers, "peers", "", "cluster mode: the initial members, `ID=HOST:PORT,...` (this node included); bootstraps a new cluster")
+	fs.StringVar(&f.join, "join", "", "cluster mode: the HTTP URL of any member; this new node is added as a learner, then promoted")
+	fs.StringVar(&f.clusterSecretFile, "cluster-secret-file", "", "cluster mode: file holding the secret that authenticates nodes (at least 16 bytes)")
+	fs.StringVar(&f.advertiseURL, "advertise-url", "", "cluster mode: the URL clients reach this node at (default: http://ADDR)")
 	withEnvHelp(fs)
 	return cmd
 }
@@ -124,13 +171,25 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	so.MaxBatchBytes = int(max(f.maxRequestBytes, int64(f.maxRecordBytes)))
 	so.Logger = logger
 	so.Metrics = opts.Metrics
-	store, err := storage.Open(f.dataDir, so)
-	if err != nil {
+	var node *cluster.Node
+	var store *storage.Store
+	closeStore := func() error { return store.Close() }
+	if f.peers != "" || f.join != "" || f.nodeID != 0 || f.clusterAddr != "" {
+		co, err := clusterOptions(f, so, logger)
+		if err != nil {
+			return err
+		}
+		if node, err = cluster.Open(f.dataDir, co); err != nil {
+			return err
+		}
+		store, opts.Cluster, closeStore = node.Store(), node, node.Close
+		logger.Info("cluster node started", "node_id", f.nodeID, "cluster_addr", f.clusterAddr, "url", co.HTTPURL)
+	} else if store, err = storage.Open(f.dataDir, so); err != nil {
 		return err
 	}
 	srv, err := httpapi.New(store, opts)
 	if err != nil {
-		return errors.Join(err, store.Close())
+		return errors.Join(err, closeStore())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
@@ -138,10 +197,17 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 		"auth", opts.Tokens != nil, "pid", os.Getpid())
 
 	var serveErr error
+	var nodeDone <-chan struct{}
+	if node != nil {
+		nodeDone = node.Done()
+	}
 	select {
 	case serveErr = <-served: // could not listen, or failed
 	case <-ctx.Done():
 		logger.Info("shutting down", "timeout", f.shutdownTimeout)
+	case <-nodeDone:
+		serveErr = node.Err()
+		logger.Error("cluster node stopped; shutting down", "err", serveErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
@@ -152,7 +218,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	if errors.Is(serveErr, httpapi.ErrServerClosed) {
 		serveErr = nil
 	}
-	closeErr := store.Close()
+	closeErr := closeStore()
 	if closeErr == nil && shutdownErr == nil && serveErr == nil {
 		logger.Info("stopped cleanly")
 	}
