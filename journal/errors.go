@@ -17,6 +17,9 @@ var (
 	ErrTruncated = errors.New("journal: entry removed by retention")
 	// ErrOutOfRange is returned for an index above LastIndex.
 	ErrOutOfRange = errors.New("journal: index out of range")
+	// ErrInvalidIndex is returned by WriteEntry for an index other than
+	// LastIndex()+1. Nothing is written, and the journal is not failed.
+	ErrInvalidIndex = errors.New("journal: invalid index")
 	// ErrEntryTooLarge is returned by Write when the payload exceeds
 	// Options.MaxEntrySize, or by the handler for a single such group.
 	ErrEntryTooLarge = errors.New("journal: entry too large")

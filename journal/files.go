@@ -38,8 +38,10 @@ func (j *Journal) newSegment(h segmentHeader) *segment {
 		name:       name,
 		firstIndex: h.firstIndex,
 		firstSeq:   h.firstSeq,
+		version:    h.version,
 		size:       segmentHeaderSize,
 		nextSeq:    h.firstSeq,
+		termsKnown: true, // no entries, no runs; openIndexedSegment may say otherwise
 	}
 	s.refs.Store(1) // the journal's reference
 	return s
@@ -74,7 +76,7 @@ func writeFileDurably(fs vfs.FS, path string, fill func(w io.Writer) error) erro
 // index firstIndex and seq firstSeq, and opens it for writing. The
 // directory fsync is left pending.
 func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File, error) {
-	h := segmentHeader{firstIndex: firstIndex, firstSeq: firstSeq}
+	h := segmentHeader{version: currentSegmentVersion, firstIndex: firstIndex, firstSeq: firstSeq}
 	s := j.newSegment(h)
 	var hdr [segmentHeaderSize]byte
 	putSegmentHeader(hdr[:], h)
@@ -200,6 +202,38 @@ func (j *Journal) rollLocked() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// replaceEmptyActiveLocked replaces the empty active segment, a version-1
+// one that an entry of a new kind may not go into, by a new segment of the
+// current version with the same first index and first seq: created as
+// <name>.tmp, synced and renamed over the old file like any new segment.
+// Either file is a valid empty segment, so a crash at any point loses
+// nothing; the directory fsync is left pending, as after a roll, and done
+// before the entry written next is acknowledged. REQUIRES: w held; the
+// active segment has no entries.
+func (j *Journal) replaceEmptyActiveLocked() error {
+	old := j.w.seg
+	if err := j.syncDirIfPendingLocked(); err != nil {
+		return err
+	}
+	seg, f, err := j.createSegment(old.firstIndex, old.firstSeq)
+	if err != nil {
+		return j.failLocked("create segment", old.name, -1, err)
+	}
+	j.w.dirSyncPending = true
+	if err := j.w.file.Close(); err != nil {
+		_ = f.Close()
+		dropSegment(seg)
+		return j.failLocked("close", old.name, -1, err)
+	}
+	j.w.file, j.w.seg = f, seg
+	j.w.prealloc = allocatedTo(f)
+	j.mu.Lock()
+	j.mu.segments[len(j.mu.segments)-1] = seg
+	j.mu.Unlock()
+	dropSegment(old) // its path now names the new file; a reader keeps the old one
 	return nil
 }
 

@@ -16,8 +16,18 @@ const (
 	segmentMagic uint32 = 0x534a4242 // "BBJS" little-endian
 	// frameMagic opens every entry frame.
 	frameMagic uint32 = 0x454a4242 // "BBJE" little-endian
-	// formatVersion is the version byte of segment headers and frames.
-	formatVersion = 1
+	// segmentVersion1 is the version byte of a segment header and of every
+	// frame in it, as the first format wrote them: a frame's flags byte
+	// must be 0 (every entry is KindGroups).
+	segmentVersion1 = 1
+	// segmentVersion2 is the version byte of a segment header and of every
+	// frame in it whose flags byte holds the entry's kind (EntryKind):
+	// KindGroups or KindConfChange. Everything else is laid out as in
+	// version 1. A binary that knows only version 1 refuses such a segment
+	// at its header (ErrCorrupt, "unknown segment version 2") before it
+	// reads a frame, so it can never take a frame of a new kind for a torn
+	// tail and cut it off.
+	segmentVersion2 = 2
 	// segmentHeaderSize is the fixed size of a segment header.
 	segmentHeaderSize = 32
 	// frameHeaderSize is the fixed size of an entry frame header.
@@ -34,6 +44,10 @@ const (
 	tmpSuffix  = ".tmp"
 	deadSuffix = ".dead"
 )
+
+// currentSegmentVersion is the version of the segments this code creates.
+// Unlike the constants above, it changes when a version is added.
+const currentSegmentVersion = segmentVersion2
 
 // Field offsets inside a frame header (bytes).
 const (
@@ -68,6 +82,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // frameHeader is the decoded header of one entry frame.
 type frameHeader struct {
+	kind      EntryKind // the flags byte; always KindGroups in a version-1 segment
 	index     uint64
 	term      uint64
 	firstSeq  uint64
@@ -79,13 +94,28 @@ type frameHeader struct {
 	crc       uint32
 }
 
-// putFrameHeader encodes h into b[:frameHeaderSize], leaving the CRC field
-// zero. The caller computes the CRC with frameCRC and stores it.
-func putFrameHeader(b []byte, h *frameHeader) {
+// info returns the EntryInfo the header describes.
+func (h *frameHeader) info() EntryInfo {
+	return EntryInfo{
+		Index:     h.index,
+		Term:      h.term,
+		Kind:      h.kind,
+		FirstSeq:  h.firstSeq,
+		Records:   int(h.records),
+		Groups:    int(h.groups),
+		Timestamp: h.timestamp,
+	}
+}
+
+// putFrameHeader encodes h into b[:frameHeaderSize] for a segment of the
+// given version, leaving the CRC field zero. The caller computes the CRC
+// with frameCRC and stores it. REQUIRES: h.kind is KindGroups in a
+// version-1 segment.
+func putFrameHeader(b []byte, version uint8, h *frameHeader) {
 	_ = b[frameHeaderSize-1]
 	binary.LittleEndian.PutUint32(b[frameOffMagic:], frameMagic)
-	b[frameOffVersion] = formatVersion
-	b[frameOffFlags] = 0
+	b[frameOffVersion] = version
+	b[frameOffFlags] = uint8(h.kind)
 	binary.LittleEndian.PutUint16(b[frameOffReserved:], 0)
 	binary.LittleEndian.PutUint64(b[frameOffIndex:], h.index)
 	binary.LittleEndian.PutUint64(b[frameOffTerm:], h.term)
@@ -115,6 +145,7 @@ const (
 	frameZeroed
 	frameBadMagic
 	frameBadVersion
+	frameBadKind
 	frameBadLength
 	frameBeyondEnd
 	frameBadChecksum
@@ -134,6 +165,8 @@ func (p frameProblem) String() string {
 		return "bad frame magic"
 	case frameBadVersion:
 		return "unknown frame version or reserved bits set"
+	case frameBadKind:
+		return "unknown entry kind"
 	case frameBadLength:
 		return "payload length above the format limit"
 	case frameBeyondEnd:
@@ -150,11 +183,12 @@ func (p frameProblem) String() string {
 }
 
 // decodeFrame validates the frame at the start of b, which holds every byte
-// from the frame's start to the end of the file. It checks, in order:
-// header length, magic, version and reserved bits, length bound, length
-// against the bytes present, and the CRC. Index and sequence continuity are
-// the caller's. On success it returns the header and the frame's total size.
-func decodeFrame(b []byte) (frameHeader, int, frameProblem) {
+// from the frame's start to the end of a segment of the given version. It
+// checks, in order: header length, magic, version and reserved bits, kind,
+// length bound, length against the bytes present, and the CRC. Index and
+// sequence continuity are the caller's. On success it returns the header
+// and the frame's total size.
+func decodeFrame(b []byte, version uint8) (frameHeader, int, frameProblem) {
 	var h frameHeader
 	if len(b) < frameHeaderSize {
 		if allZero(b) {
@@ -162,28 +196,46 @@ func decodeFrame(b []byte) (frameHeader, int, frameProblem) {
 		}
 		return h, 0, frameShortHeader
 	}
-	if binary.LittleEndian.Uint32(b[frameOffMagic:]) != frameMagic {
-		if allZero(b[:frameHeaderSize]) {
-			return h, 0, frameZeroed
-		}
-		return h, 0, frameBadMagic
-	}
-	if b[frameOffVersion] != formatVersion || b[frameOffFlags] != 0 ||
-		binary.LittleEndian.Uint16(b[frameOffReserved:]) != 0 {
-		return h, 0, frameBadVersion
-	}
-	h.length = binary.LittleEndian.Uint32(b[frameOffLength:])
-	if h.length > maxFramePayload {
-		return h, 0, frameBadLength
+	h, p := decodeFrameHeader(b[:frameHeaderSize], version)
+	if p != frameOK {
+		return h, 0, p
 	}
 	size := frameHeaderSize + int(h.length)
 	if size > len(b) {
 		return h, 0, frameBeyondEnd
 	}
-	h.crc = binary.LittleEndian.Uint32(b[frameOffCRC:])
 	if frameCRC(b[:frameHeaderSize], b[frameHeaderSize:size]) != h.crc {
 		return h, 0, frameBadChecksum
 	}
+	return h, size, frameOK
+}
+
+// decodeFrameHeader decodes and checks the fields of a frame header that
+// can be checked without the payload: magic, version (the segment's),
+// reserved bits, kind (0 in a version-1 segment, a known EntryKind in a
+// version-2 one) and the length bound. The header has no checksum of its
+// own: the CRC covers it with the payload (decodeFrame).
+func decodeFrameHeader(b []byte, version uint8) (frameHeader, frameProblem) {
+	var h frameHeader
+	_ = b[frameHeaderSize-1]
+	if binary.LittleEndian.Uint32(b[frameOffMagic:]) != frameMagic {
+		if allZero(b[:frameHeaderSize]) {
+			return h, frameZeroed
+		}
+		return h, frameBadMagic
+	}
+	if b[frameOffVersion] != version || binary.LittleEndian.Uint16(b[frameOffReserved:]) != 0 {
+		return h, frameBadVersion
+	}
+	h.kind = EntryKind(b[frameOffFlags])
+	if !kindAllowed(version, h.kind) {
+		return h, frameBadKind
+	}
+	h.length = binary.LittleEndian.Uint32(b[frameOffLength:])
+	if h.length > maxFramePayload {
+		return h, frameBadLength
+	}
+	h.crc = binary.LittleEndian.Uint32(b[frameOffCRC:])
 	h.index = binary.LittleEndian.Uint64(b[frameOffIndex:])
 	h.term = binary.LittleEndian.Uint64(b[frameOffTerm:])
 	h.firstSeq = binary.LittleEndian.Uint64(b[frameOffFirstSeq:])
@@ -191,11 +243,25 @@ func decodeFrame(b []byte) (frameHeader, int, frameProblem) {
 	h.synced = binary.LittleEndian.Uint64(b[frameOffSynced:])
 	h.records = binary.LittleEndian.Uint32(b[frameOffRecords:])
 	h.groups = binary.LittleEndian.Uint32(b[frameOffGroups:])
-	return h, size, frameOK
+	return h, frameOK
+}
+
+// kindAllowed reports whether a frame of a segment of the given version
+// may hold an entry of kind k.
+func kindAllowed(version uint8, k EntryKind) bool {
+	switch version {
+	case segmentVersion1:
+		return k == KindGroups
+	case segmentVersion2:
+		return k.known()
+	default:
+		return false
+	}
 }
 
 // segmentHeader is the decoded header of a segment file.
 type segmentHeader struct {
+	version    uint8 // segmentVersion1 or segmentVersion2; also every frame's version byte
 	firstIndex uint64
 	firstSeq   uint64
 }
@@ -204,7 +270,7 @@ type segmentHeader struct {
 func putSegmentHeader(b []byte, h segmentHeader) {
 	_ = b[segmentHeaderSize-1]
 	binary.LittleEndian.PutUint32(b[segOffMagic:], segmentMagic)
-	b[segOffVersion] = formatVersion
+	b[segOffVersion] = h.version
 	b[segOffReserved], b[segOffReserved+1], b[segOffReserved+2] = 0, 0, 0
 	binary.LittleEndian.PutUint64(b[segOffFirstIndex:], h.firstIndex)
 	binary.LittleEndian.PutUint64(b[segOffFirstSeq:], h.firstSeq)
@@ -221,7 +287,7 @@ func decodeSegmentHeader(b []byte) (segmentHeader, string) {
 		return h, fmt.Sprintf("segment header truncated to %d bytes", len(b))
 	case binary.LittleEndian.Uint32(b[segOffMagic:]) != segmentMagic:
 		return h, "bad segment magic"
-	case b[segOffVersion] != formatVersion:
+	case b[segOffVersion] != segmentVersion1 && b[segOffVersion] != segmentVersion2:
 		return h, fmt.Sprintf("unknown segment version %d", b[segOffVersion])
 	case crc32.Checksum(b[:segOffCRC], castagnoli) != binary.LittleEndian.Uint32(b[segOffCRC:]):
 		return h, "segment header checksum mismatch"
@@ -229,6 +295,7 @@ func decodeSegmentHeader(b []byte) (segmentHeader, string) {
 		binary.LittleEndian.Uint32(b[segOffFlags:]) != 0:
 		return h, "segment header reserved bits set"
 	}
+	h.version = b[segOffVersion]
 	h.firstIndex = binary.LittleEndian.Uint64(b[segOffFirstIndex:])
 	h.firstSeq = binary.LittleEndian.Uint64(b[segOffFirstSeq:])
 	return h, ""

@@ -18,9 +18,10 @@ import (
 // EntryInfo describes one entry. It is a plain value, safe to copy and
 // share.
 type EntryInfo struct {
-	Index     uint64 // entries are numbered from 1, dense
-	Term      uint64 // 0 standalone
-	FirstSeq  uint64 // global position of the entry's first record; records are numbered densely across entries from 0
+	Index     uint64    // entries are numbered densely, from Options.FirstIndex (default 1)
+	Term      uint64    // 0 standalone
+	Kind      EntryKind // what the payload holds; KindGroups for Write's entries
+	FirstSeq  uint64    // global position of the entry's first record; records are numbered densely across entries from 0
 	Records   int
 	Groups    int
 	Timestamp int64 // write time, unix ns (used for retention by age)
@@ -30,7 +31,8 @@ type EntryInfo struct {
 // owned by the Read callback or the Iterator that produced it.
 type Entry struct {
 	EntryInfo
-	// Payload is the concatenated groups. It aliases a mapping or a reused
+	// Payload is the concatenated groups (KindGroups) or the kind's opaque
+	// bytes (KindConfChange). It aliases a mapping or a reused
 	// buffer: valid only inside the Read callback, or until the Iterator's
 	// next Next or Close. Copy what must outlive that.
 	Payload []byte
@@ -80,10 +82,12 @@ type RepairReport struct {
 }
 
 // Journal is the segmented, checksummed write-ahead journal. It is safe for
-// concurrent use: one writer goroutine at a time (Write, WriteTerm, Append,
-// Sync, TruncateFront, TruncateBack, EnforceRetention serialize on an
-// internal mutex) and any number of readers (Read, iterators, the getters),
-// which never wait for an fsync.
+// concurrent use: one writer goroutine at a time (Write, WriteTerm,
+// WriteEntry, Append, Sync, TruncateFront, TruncateBack, EnforceRetention
+// serialize on the writer lock w) and any number of readers (Read, Term,
+// Info, iterators, the getters), which take only mu's read lock, never w,
+// and so never wait for a write or an fsync: the writer holds mu.Lock only
+// to publish a frame it has already written.
 type Journal struct {
 	dir     string
 	opts    Options
@@ -183,15 +187,37 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 		payload += int64(len(g))
 		records += n
 	}
+	return j.appendLocked(term, KindGroups, groups, payload, records, uint64(len(groups)))
+}
+
+// appendLocked writes one entry made of the concatenated parts (payload
+// bytes in all) at LastIndex()+1 and publishes it. The caller has checked
+// the parts and counted their records and groups. Errors: ErrEntryTooLarge
+// (nothing written), or the sticky ErrFailed. REQUIRES: w held, journal
+// writable, kind known.
+func (j *Journal) appendLocked(term uint64, kind EntryKind, parts [][]byte, payload int64, records, groups uint64) (EntryInfo, error) {
 	if payload > j.opts.MaxEntrySize {
 		return EntryInfo{}, fmt.Errorf("%w: payload of %d bytes exceeds MaxEntrySize %d", ErrEntryTooLarge, payload, j.opts.MaxEntrySize)
 	}
-	if records > math.MaxUint32 || len(groups) > math.MaxUint32 {
-		return EntryInfo{}, fmt.Errorf("%w: %d records in %d groups", ErrEntryTooLarge, records, len(groups))
+	if records > math.MaxUint32 || groups > math.MaxUint32 {
+		return EntryInfo{}, fmt.Errorf("%w: %d records in %d groups", ErrEntryTooLarge, records, groups)
 	}
 	frameSize := frameHeaderSize + payload
 	seg := j.w.seg
-	if seg.entries() > 0 && seg.size+frameSize > j.opts.SegmentSize {
+	roll := seg.entries() > 0 && seg.size+frameSize > j.opts.SegmentSize
+	if !kindAllowed(seg.version, kind) {
+		// A version-1 segment holds KindGroups frames only (an older
+		// binary reads it): the entry goes to a new version-2 segment.
+		if seg.entries() == 0 {
+			if err := j.replaceEmptyActiveLocked(); err != nil {
+				return EntryInfo{}, err
+			}
+			seg = j.w.seg
+		} else {
+			roll = true
+		}
+	}
+	if roll {
 		if err := j.rollLocked(); err != nil {
 			return EntryInfo{}, err
 		}
@@ -200,22 +226,23 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 
 	index := j.mu.lastIndex + 1 // only the writer changes lastIndex and nextSeq
 	h := frameHeader{
+		kind:      kind,
 		index:     index,
 		term:      term,
 		firstSeq:  j.mu.nextSeq,
 		timestamp: time.Now().UnixNano(),
 		synced:    j.w.synced,
 		records:   uint32(records),
-		groups:    uint32(len(groups)),
+		groups:    uint32(groups),
 		length:    uint32(payload),
 	}
 	if j.opts.SyncPolicy == SyncNone {
 		h.synced = index - 1 // written counts as durable; see doc.go
 	}
 	buf := slices.Grow(j.w.buf[:0], int(frameSize))[:frameHeaderSize]
-	putFrameHeader(buf, &h)
-	for _, g := range groups {
-		buf = append(buf, g...)
+	putFrameHeader(buf, seg.version, &h)
+	for _, p := range parts {
+		buf = append(buf, p...)
 	}
 	crc := frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:])
 	binary.LittleEndian.PutUint32(buf[frameOffCRC:], crc)
@@ -235,6 +262,7 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 
 	j.mu.Lock()
 	seg.offsets = append(seg.offsets, uint32(off))
+	seg.terms = appendTermRun(seg.terms, index, term)
 	seg.size += frameSize
 	seg.nextSeq += records
 	seg.lastTS = h.timestamp
@@ -245,14 +273,7 @@ func (j *Journal) WriteTerm(term uint64, groups [][]byte) (EntryInfo, error) {
 
 	j.stats.writes.Add(1)
 	j.stats.bytesWritten.Add(uint64(frameSize))
-	return EntryInfo{
-		Index:     index,
-		Term:      term,
-		FirstSeq:  h.firstSeq,
-		Records:   int(records),
-		Groups:    len(groups),
-		Timestamp: h.timestamp,
-	}, nil
+	return h.info(), nil
 }
 
 // validGroupHeader is the allocation-free form of groupRecords' check.

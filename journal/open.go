@@ -251,7 +251,7 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	expect, seq := h.firstIndex, h.firstSeq
 	var problemAt frameProblem
 	for off < len(data) {
-		fh, n, p := decodeFrame(data[off:])
+		fh, n, p := decodeFrame(data[off:], h.version)
 		if p == frameOK && fh.index != expect {
 			p = frameBadIndex
 		}
@@ -263,6 +263,7 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 			break
 		}
 		s.offsets = append(s.offsets, uint32(off))
+		s.terms = appendTermRun(s.terms, fh.index, fh.term)
 		off += n
 		expect++
 		seq += uint64(fh.records)
@@ -283,7 +284,7 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 		if !last {
 			return corruptf(name, int64(off), "%v in a sealed segment", problemAt)
 		}
-		if at, claim, ok := findDurableClaim(data, off+1, expect); ok {
+		if at, claim, ok := findDurableClaim(data, h.version, off+1, expect); ok {
 			return corruptf(name, int64(off), "%v, but the entry at offset %d (index %d) was written after index %d was fsynced",
 				problemAt, at, claim, expect)
 		}
@@ -363,6 +364,9 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 	}
 	s := j.newSegment(h)
 	s.offsets, s.size, s.nextSeq, s.lastTS, s.lastCRC = x.offsets, x.size, x.nextSeq, x.lastTS, x.lastCRC
+	// The index file has no term runs: the first Term in this segment
+	// fills them from its frame headers (terms.go).
+	s.terms, s.termsKnown = nil, false
 	if j.useMmap {
 		// Mapped, not read: no page is touched until a reader needs it.
 		data, mapped, err := loadFile(j.fs, path, size, true)
@@ -385,7 +389,8 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 // scan.
 func (j *Journal) writeMissingIndex(s *segment, why string) {
 	if why == "" {
-		if _, why = loadSegIndex(j.fs, s.path, s.size, segmentHeader{firstIndex: s.firstIndex, firstSeq: s.firstSeq}); why == "" {
+		h := segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq}
+		if _, why = loadSegIndex(j.fs, s.path, s.size, h); why == "" {
 			return
 		}
 	}
@@ -413,10 +418,10 @@ func zeroTail(b []byte) bool {
 }
 
 // findDurableClaim looks for a frame at or after from that proves the entry
-// with index expect was durable: a checksum-valid frame with index >=
-// expect whose synced field is >= expect. It returns the frame's offset and
-// index.
-func findDurableClaim(data []byte, from int, expect uint64) (int, uint64, bool) {
+// with index expect was durable: a checksum-valid frame (of the segment's
+// version) with index >= expect whose synced field is >= expect. It
+// returns the frame's offset and index.
+func findDurableClaim(data []byte, version uint8, from int, expect uint64) (int, uint64, bool) {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], frameMagic)
 	for from < len(data) {
@@ -425,7 +430,7 @@ func findDurableClaim(data []byte, from int, expect uint64) (int, uint64, bool) 
 			return 0, 0, false
 		}
 		at := from + i
-		if h, _, p := decodeFrame(data[at:]); p == frameOK && h.index >= expect && h.synced >= expect {
+		if h, _, p := decodeFrame(data[at:], version); p == frameOK && h.index >= expect && h.synced >= expect {
 			return at, h.index, true
 		}
 		from = at + 1
@@ -433,8 +438,9 @@ func findDurableClaim(data []byte, from int, expect uint64) (int, uint64, bool) 
 	return 0, 0, false
 }
 
-// countFrames counts the checksum-valid frames at or after from.
-func countFrames(data []byte, from int) int {
+// countFrames counts the checksum-valid frames (of the segment's version)
+// at or after from.
+func countFrames(data []byte, version uint8, from int) int {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], frameMagic)
 	count := 0
@@ -444,7 +450,7 @@ func countFrames(data []byte, from int) int {
 			break
 		}
 		at := from + i
-		if _, n, p := decodeFrame(data[at:]); p == frameOK {
+		if _, n, p := decodeFrame(data[at:], version); p == frameOK {
 			count++
 			from = at + n
 			continue
@@ -457,7 +463,7 @@ func countFrames(data []byte, from int) int {
 // truncateTail cuts the last segment back to its valid prefix data[:off]
 // by rewriting it (never in place), and records the repair.
 func (j *Journal) truncateTail(s *segment, data []byte, off int, why frameProblem) error {
-	dropped := countFrames(data, off)
+	dropped := countFrames(data, s.version, off)
 	if why == frameShortHeader || why == frameBadMagic {
 		if allZero(data[off:]) {
 			why = frameZeroed

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 )
 
@@ -21,14 +20,8 @@ type view struct {
 func (j *Journal) locate(index uint64) (view, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	if j.mu.closed {
-		return view{}, ErrClosed
-	}
-	if first := j.firstIndexLocked(); index < first {
-		return view{}, fmt.Errorf("%w: index %d, first index is %d", ErrTruncated, index, first)
-	}
-	if index > j.mu.lastIndex {
-		return view{}, fmt.Errorf("%w: index %d, last index is %d", ErrOutOfRange, index, j.mu.lastIndex)
+	if err := j.checkIndexLocked(index); err != nil {
+		return view{}, err
 	}
 	s := j.findSegmentLocked(index)
 	start, end := s.entryBounds(index)
@@ -56,7 +49,7 @@ func (v *view) unpin() {
 // on every read: bytes that changed since Open are reported, never
 // returned.
 func decodeEntry(b []byte, v *view, e *Entry) error {
-	h, n, p := decodeFrame(b)
+	h, n, p := decodeFrame(b, v.seg.version)
 	if p == frameOK && n != len(b) {
 		p = frameBadLength
 	}
@@ -66,14 +59,7 @@ func decodeEntry(b []byte, v *view, e *Entry) error {
 	if p != frameOK {
 		return corruptf(v.seg.name, v.start, "reading entry %d: %v", v.index, p)
 	}
-	e.EntryInfo = EntryInfo{
-		Index:     h.index,
-		Term:      h.term,
-		FirstSeq:  h.firstSeq,
-		Records:   int(h.records),
-		Groups:    int(h.groups),
-		Timestamp: h.timestamp,
-	}
+	e.EntryInfo = h.info()
 	e.Payload = b[frameHeaderSize:n:n]
 	return nil
 }

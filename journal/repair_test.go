@@ -66,7 +66,7 @@ func frameOffsets(t *testing.T, data []byte) []int {
 		if zeroTail(data[off:]) {
 			break
 		}
-		_, n, p := decodeFrame(data[off:])
+		_, n, p := decodeFrame(data[off:], data[segOffVersion])
 		require.Equal(t, frameOK, p, "offset %d", off)
 		offs = append(offs, off)
 		off += n
@@ -94,7 +94,7 @@ func fixture(t *testing.T, n int, segmentSize int64) (vfs.FS, *Options, *testMod
 
 func plausibleHeader(index uint64, length uint32, synced uint64) []byte {
 	b := make([]byte, frameHeaderSize)
-	putFrameHeader(b, &frameHeader{index: index, firstSeq: 1, length: length, synced: synced, records: 1, groups: 1})
+	putFrameHeader(b, currentSegmentVersion, &frameHeader{index: index, firstSeq: 1, length: length, synced: synced, records: 1, groups: 1})
 	binary.LittleEndian.PutUint32(b[frameOffCRC:], 0xdeadbeef)
 	return b
 }

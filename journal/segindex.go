@@ -60,6 +60,7 @@ const (
 	segIndexMagic      uint32 = 0x494a4242 // "BBJI" little-endian
 	segIndexSuffix            = ".idx"
 	segIndexHeaderSize        = 64
+	segIndexVersion           = 1
 
 	sixOffMagic      = 0
 	sixOffVersion    = 4
@@ -92,7 +93,7 @@ func encodeSegIndex(s *segment) []byte {
 	n := len(s.offsets)
 	b := make([]byte, segIndexHeaderSize+4*n+4)
 	binary.LittleEndian.PutUint32(b[sixOffMagic:], segIndexMagic)
-	b[sixOffVersion] = formatVersion
+	b[sixOffVersion] = segIndexVersion
 	binary.LittleEndian.PutUint64(b[sixOffFirstIndex:], s.firstIndex)
 	binary.LittleEndian.PutUint64(b[sixOffFirstSeq:], s.firstSeq)
 	binary.LittleEndian.PutUint64(b[sixOffSize:], uint64(s.size))
@@ -169,7 +170,7 @@ func decodeSegIndex(b []byte) (segIndex, string) {
 		return x, "checksum mismatch"
 	case binary.LittleEndian.Uint32(b[sixOffMagic:]) != segIndexMagic:
 		return x, "bad magic"
-	case b[sixOffVersion] != formatVersion || b[5] != 0 || b[6] != 0 || b[7] != 0 ||
+	case b[sixOffVersion] != segIndexVersion || b[5] != 0 || b[6] != 0 || b[7] != 0 ||
 		binary.LittleEndian.Uint64(b[sixOffReserved:]) != 0:
 		return x, "unknown version or reserved bits set"
 	}
@@ -230,14 +231,15 @@ func loadSegIndex(fs vfs.FS, path string, size int64, h segmentHeader) (segIndex
 	if err := readFileAt(fs, path, lastAt, hdr[:]); err != nil {
 		return x, err.Error()
 	}
+	fh, p := decodeFrameHeader(hdr[:], h.version)
 	switch {
-	case binary.LittleEndian.Uint32(hdr[frameOffMagic:]) != frameMagic || hdr[frameOffVersion] != formatVersion:
-		return x, "no frame at the last entry's offset"
-	case binary.LittleEndian.Uint64(hdr[frameOffIndex:]) != x.firstIndex+uint64(len(x.offsets))-1,
-		binary.LittleEndian.Uint32(hdr[frameOffCRC:]) != x.lastCRC,
-		binary.LittleEndian.Uint64(hdr[frameOffFirstSeq:])+uint64(binary.LittleEndian.Uint32(hdr[frameOffRecords:])) != x.nextSeq,
-		int64(binary.LittleEndian.Uint64(hdr[frameOffTimestamp:])) != x.lastTS,
-		lastAt+frameHeaderSize+int64(binary.LittleEndian.Uint32(hdr[frameOffLength:])) != size:
+	case p != frameOK:
+		return x, fmt.Sprintf("no frame at the last entry's offset: %v", p)
+	case fh.index != x.firstIndex+uint64(len(x.offsets))-1,
+		fh.crc != x.lastCRC,
+		fh.firstSeq+uint64(fh.records) != x.nextSeq,
+		fh.timestamp != x.lastTS,
+		lastAt+frameHeaderSize+int64(fh.length) != size:
 		return x, "the last frame does not match the index"
 	}
 	return x, ""

@@ -26,6 +26,7 @@ type segment struct {
 
 	firstIndex uint64 // index of the first entry (from the header)
 	firstSeq   uint64 // first seq of the first entry (from the header)
+	version    uint8  // the header's version: which kinds its frames may hold
 
 	// Guarded by Journal.mu: written by the writer under mu.Lock, read by
 	// readers under mu.RLock. Once sealed is observed true under the lock,
@@ -37,7 +38,16 @@ type segment struct {
 	lastTS  int64    // write timestamp of the newest entry, 0 if none
 	lastCRC uint32   // CRC field of the newest entry's frame (for the index file)
 	sealed  bool
-	h       *handle // how to read the bytes; replaced when sealed
+	// terms is the segment's term index (terms.go): one run per stretch of
+	// entries with the same term, so that Term(i) reads no frame. Like
+	// offsets it is written by the writer under mu.Lock and never changes
+	// once sealed, with one exception: a sealed segment taken at Open from
+	// a version-1 index file has termsKnown false until the first Term that
+	// needs it fills terms, once, under mu.Lock (fillTerms). Always read
+	// under mu.RLock; the active segment's terms are always known.
+	terms      []termRun
+	termsKnown bool
+	h          *handle // how to read the bytes; replaced when sealed
 
 	refs atomic.Int32
 }

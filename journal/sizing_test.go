@@ -140,7 +140,7 @@ func TestSizedSegmentTornAtEveryOffset(t *testing.T) {
 	}
 	offs := frameOffsets(t, full)
 	lastAt := offs[len(offs)-1]
-	_, lastLen, p := decodeFrame(full[lastAt:])
+	_, lastLen, p := decodeFrame(full[lastAt:], full[segOffVersion])
 	require.Equal(t, frameOK, p)
 	step := 1
 	if testing.Short() {

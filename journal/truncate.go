@@ -116,6 +116,12 @@ func (j *Journal) TruncateBack(index uint64) error {
 	if index+1 < first {
 		return fmt.Errorf("%w: truncate back to %d, first index is %d", ErrTruncated, index, first)
 	}
+	// The segment that keeps entry index becomes the active one, whose term
+	// runs must be known (terms.go): fill them now, before anything
+	// changes, so that a damaged header fails this call and not the journal.
+	if err := j.ensureKeptTermsLocked(index); err != nil {
+		return err
+	}
 	if err := j.syncDirIfPendingLocked(); err != nil {
 		return err
 	}
@@ -158,7 +164,8 @@ func (j *Journal) TruncateBack(index uint64) error {
 
 // rewritePrefixLocked replaces the last segment s by a copy of its entries
 // up to index and makes it the active segment. REQUIRES: w held; s is the
-// last segment; s.firstIndex <= index+1 <= s.lastIndex().
+// last segment; s.firstIndex <= index+1 <= s.lastIndex(); s's term runs
+// known if it keeps an entry (ensureKeptTermsLocked).
 func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	cutAt, _ := s.entryBounds(index + 1)
 	// The dropped entry's header tells the seq to continue with.
@@ -180,6 +187,9 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 		lastTS = int64(binary.LittleEndian.Uint64(hdr[frameOffTimestamp:]))
 		lastCRC = binary.LittleEndian.Uint32(hdr[frameOffCRC:])
 	}
+	j.mu.RLock()
+	terms := termPrefix(s.terms, index) // known if it keeps an entry: ensureKeptTermsLocked
+	j.mu.RUnlock()
 	if j.w.seg == s {
 		if err := j.w.file.Close(); err != nil {
 			return j.failLocked("close", s.name, -1, err)
@@ -200,9 +210,10 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	if err := j.syncDirLocked(); err != nil {
 		return err
 	}
-	ns := j.newSegment(segmentHeader{firstIndex: s.firstIndex, firstSeq: s.firstSeq})
+	ns := j.newSegment(segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq})
 	keep := int(index + 1 - s.firstIndex)
 	ns.offsets = append(make([]uint32, 0, keep), s.offsets[:keep]...)
+	ns.terms = terms
 	ns.size = cutAt
 	ns.nextSeq = nextSeq
 	ns.lastTS = lastTS
