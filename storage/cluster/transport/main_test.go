@@ -23,8 +23,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
 	testClusterID = 7
-	waitFor       = 10 * time.Second // bound of every eventual condition
-	tick          = 2 * time.Millisecond
+	// waitFor bounds every eventual condition. It is generous: the tests
+	// share two cores with whatever else runs (and the race detector).
+	waitFor = 30 * time.Second
+	tick    = 2 * time.Millisecond
 )
 
 var testSecret = []byte("0123456789abcdef-the-cluster-secret")
@@ -94,6 +96,12 @@ func (r *recorder) count() int {
 	return len(r.msgs)
 }
 
+func (r *recorder) receivedSnapshots() []*raftpb.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*raftpb.Message(nil), r.snapshots...)
+}
+
 func (r *recorder) unreachableCount(id uint64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -143,7 +151,8 @@ type node struct {
 	opts *Options
 }
 
-// testOptions are short timeouts for loopback tests.
+// testOptions are short intervals for loopback tests, with timeouts long
+// enough that a loaded machine does not trip them.
 func testOptions(id uint64, h Handler, logs io.Writer) *Options {
 	return &Options{
 		NodeID:            id,
@@ -153,11 +162,11 @@ func testOptions(id uint64, h Handler, logs io.Writer) *Options {
 		HTTPURL:           "http://node" + string(rune('0'+id%10)) + ".test:8080",
 		Handler:           h,
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DialTimeout:       time.Second,
-		WriteTimeout:      time.Second,
-		HandshakeTimeout:  time.Second,
+		DialTimeout:       5 * time.Second,
+		WriteTimeout:      5 * time.Second,
+		HandshakeTimeout:  5 * time.Second,
 		HeartbeatInterval: 50 * time.Millisecond,
-		IdleTimeout:       2 * time.Second,
+		IdleTimeout:       5 * time.Second,
 		BackoffMin:        5 * time.Millisecond,
 		BackoffMax:        50 * time.Millisecond,
 	}
@@ -180,12 +189,15 @@ func startNode(t testing.TB, id uint64, mutate func(*Options)) *node {
 		if err := tr.Close(); err != nil && !errors.Is(err, ErrClosed) {
 			t.Errorf("close node %d: %v", id, err)
 		}
+		if t.Failed() {
+			t.Logf("node %d log:\n%s", id, logs.String())
+		}
 	})
 	return n
 }
 
-// mesh makes every node a peer of every other.
-func mesh(nodes ...*node) {
+// addPeers makes every node a peer of every other.
+func addPeers(nodes ...*node) {
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b {
@@ -193,6 +205,31 @@ func mesh(nodes ...*node) {
 			}
 		}
 	}
+}
+
+// mesh makes every node a peer of every other and waits until every
+// outgoing stream is up. (A node that dials before the other has added it
+// is refused as an unknown peer, and the messages queued meanwhile are
+// dropped: raft would retry them, a test would not.)
+func mesh(t testing.TB, nodes ...*node) {
+	t.Helper()
+	addPeers(nodes...)
+	require.Eventually(t, func() bool {
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a != b && !a.outgoingUp(b.id) {
+					return false
+				}
+			}
+		}
+		return true
+	}, waitFor, tick)
+}
+
+// outgoingUp reports whether the outgoing stream to peer id is up.
+func (n *node) outgoingUp(id uint64) bool {
+	p := n.peer(id)
+	return p != nil && p.outUp.Load()
 }
 
 // msg builds a message of type typ from -> to with distinguishing fields.

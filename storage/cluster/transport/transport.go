@@ -372,18 +372,23 @@ func (t *Transport) serveIncoming(conn net.Conn) {
 
 // handshakeFailed counts and logs a failed handshake on either side.
 func (t *Transport) handshakeFailed(err error, remote string, peerID uint64, side string) {
+	log := t.log
+	if peerID != 0 {
+		log = log.With("peer", peerID)
+	}
 	var auth *authError
 	switch {
+	// Log, then count: a count that is visible implies its log line is.
 	case errors.As(err, &auth):
+		log.Warn("cluster transport: connection refused", "side", side, "remote", remote, "reason", err.Error())
 		t.stats.authFailures.Add(1)
-		t.log.Warn("cluster transport: connection refused", "side", side, "peer", peerID, "remote", remote, "reason", err.Error())
 	case errors.Is(err, io.EOF) && side == "accept":
 		// A connect-and-close (a port probe): nothing worth a warning.
+		log.Debug("cluster transport: connection closed before its handshake", "remote", remote)
 		t.stats.handshakeFailures.Add(1)
-		t.log.Debug("cluster transport: connection closed before its handshake", "remote", remote)
 	default:
+		log.Warn("cluster transport: handshake failed", "side", side, "remote", remote, "reason", err.Error())
 		t.stats.handshakeFailures.Add(1)
-		t.log.Warn("cluster transport: handshake failed", "side", side, "peer", peerID, "remote", remote, "reason", err.Error())
 	}
 }
 
@@ -451,8 +456,8 @@ func (t *Transport) receiveStream(p *peer, conn net.Conn, sess *session, log *sl
 func (t *Transport) connectionEnded(err error, log *slog.Logger, what string) {
 	switch {
 	case errors.Is(err, ErrFrame):
-		t.stats.protocolErrors.Add(1)
 		log.Warn("cluster transport: bad frame; connection closed", "reason", err.Error())
+		t.stats.protocolErrors.Add(1)
 	case t.closing.Load() || errors.Is(err, net.ErrClosed):
 		log.Debug("cluster transport: "+what, "reason", err.Error())
 	default:
