@@ -100,9 +100,11 @@ func benchTransport(b *testing.B, n int) {
 	}
 	f.waitFor(b, int64(b.N)*int64(n))
 	b.StopTimer()
-	if d := a.Stats().MessagesDropped; d != 0 {
-		b.Fatalf("%d messages dropped", d)
+	s := a.Stats()
+	if s.MessagesDropped != 0 {
+		b.Fatalf("%d messages dropped", s.MessagesDropped)
 	}
+	b.ReportMetric(float64(s.MessagesSent)/float64(max(s.FramesSent, 1)), "msgs/frame")
 }
 
 func benchNetConn(b *testing.B, n int) {

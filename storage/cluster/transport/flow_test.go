@@ -102,3 +102,30 @@ func TestQueueFullReportsOncePerSend(t *testing.T) {
 	require.Eventually(t, func() bool { return a.rec.unreachableCount(2) == 2 }, waitFor, tick)
 	assert.Equal(t, uint64(1), a.Stats().HandshakeFailures)
 }
+
+// An authenticated peer that goes silent is cut off after IdleTimeout; the
+// acceptor's heartbeats reach it meanwhile.
+func TestIdleConnectionClosed(t *testing.T) {
+	b := startNode(t, 2, func(o *Options) {
+		o.HeartbeatInterval = 20 * time.Millisecond
+		o.IdleTimeout = 300 * time.Millisecond
+	})
+	b.AddPeer(1, "127.0.0.1:1")
+	c, err := dialRaw(t, b.Addr(), rawIdentity(1), kindStream, 2)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return b.Connected(1) }, waitFor, tick)
+	r := newFrameReader(c.conn, c.sess.recvKey[:], minFrameBytes)
+	heartbeats := 0
+	for {
+		typ, _, err := r.next()
+		if err != nil {
+			break // closed by b
+		}
+		assert.Equal(t, frameHeartbeat, typ)
+		heartbeats++
+	}
+	assert.Positive(t, heartbeats)
+	require.Eventually(t, func() bool { return !b.Connected(1) }, waitFor, tick)
+	assert.Contains(t, b.logs.String(), "i/o timeout")
+	assert.Zero(t, b.Stats().ProtocolErrors, "silence is not a protocol error")
+}

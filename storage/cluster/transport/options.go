@@ -14,8 +14,11 @@ const (
 	// batch. A single message larger than this cannot be sent.
 	DefaultMaxFrameBytes = 64<<20 + 1<<20
 	// DefaultBatchBytes is the size at which a sender closes the frame it is
-	// filling; the next queued message starts a new frame.
-	DefaultBatchBytes         = 1 << 20
+	// filling; the next queued message starts a new frame. A frame is
+	// delivered only once it is whole and verified, so smaller frames let
+	// the receiver start sooner; 64 KiB measured no worse than 256 KiB or
+	// 1 MiB in BenchmarkTransportSend and better at batch=1.
+	DefaultBatchBytes         = 64 << 10
 	DefaultSnapshotChunkBytes = 1 << 20
 	DefaultDialTimeout        = 2 * time.Second
 	DefaultWriteTimeout       = 5 * time.Second
@@ -77,7 +80,7 @@ type Options struct {
 	// value: a frame over the receiver's bound closes the connection.
 	MaxFrameBytes int
 	// BatchBytes is the body size at which a sender stops adding messages
-	// to a frame (default 1 MiB).
+	// to a frame (default 64 KiB). A larger message gets a frame of its own.
 	BatchBytes int
 	// SnapshotChunkBytes is the body size of one snapshot chunk frame
 	// (default 1 MiB); it bounds the memory of a transfer on both sides.
