@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -136,11 +137,18 @@ func parseHelloFixed(b *[helloFixedSize]byte) (h hello, urlLen, addrLen int, err
 	return h, urlLen, addrLen, nil
 }
 
+// errNoHello is a connection that ended before the first byte of its hello
+// (a port probe, or a peer that gave up).
+var errNoHello = errors.New("connection closed before its hello")
+
 // readHello reads one hello from r and returns it with its raw bytes (for
 // the transcript). It reads at most helloFixedSize+2*MaxAnnounceBytes bytes.
 func readHello(r io.Reader) (hello, []byte, error) {
 	var fixed [helloFixedSize]byte
 	if _, err := io.ReadFull(r, fixed[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errNoHello
+		}
 		return hello{}, nil, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
 	}
 	h, urlLen, addrLen, err := parseHelloFixed(&fixed)

@@ -16,8 +16,9 @@ import (
 )
 
 // Handler receives what the transport reads from peers and its reports about
-// what it sends. Its methods are called on the transport's goroutines and
-// must not call RemovePeer or Close (those wait for the goroutines).
+// what it sends. Its methods are called on the transport's goroutines, which
+// RemovePeer and Close wait for: a Handler method must not call RemovePeer
+// or Close, nor wait for the goroutine that calls them.
 //
 // Receive is never called concurrently for one peer; it is called
 // concurrently for different peers, and concurrently with ReceiveSnapshot
@@ -382,7 +383,7 @@ func (t *Transport) handshakeFailed(err error, remote string, peerID uint64, sid
 	case errors.As(err, &auth):
 		log.Warn("cluster transport: connection refused", "side", side, "remote", remote, "reason", err.Error())
 		t.stats.authFailures.Add(1)
-	case errors.Is(err, io.EOF) && side == "accept":
+	case errors.Is(err, errNoHello) && side == "accept":
 		// A connect-and-close (a port probe): nothing worth a warning.
 		log.Debug("cluster transport: connection closed before its handshake", "remote", remote)
 		t.stats.handshakeFailures.Add(1)
