@@ -249,11 +249,12 @@ func cmpID(a, b uint64) int {
 }
 
 // clusterIDOf derives the cluster id from the bootstrap membership, so
-// that every initial member computes the same one.
+// that every initial member computes the same one. It keeps 53 bits, so
+// that it survives JSON in JavaScript clients intact.
 func clusterIDOf(peers map[uint64]string) uint64 {
 	h := fnv.New64a()
 	_, _ = io.WriteString(h, "badbatch-cluster\x00"+formatPeers(peers))
-	return h.Sum64() | 1
+	return h.Sum64()&(1<<53-1) | 1
 }
 
 // startRaft creates the RawNode; a bootstrapping node appends the initial
