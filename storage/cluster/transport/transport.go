@@ -91,7 +91,7 @@ type Transport struct {
 	}
 }
 
-// New validates opts, clones them, fills in the defaults and starts
+// New clones opts, fills in the defaults, validates them and starts
 // listening on ListenAddr. The caller then adds peers and sends.
 func New(opts *Options) (*Transport, error) {
 	o, err := opts.withDefaults()
