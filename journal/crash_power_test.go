@@ -1,7 +1,6 @@
 package journal_test
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -22,9 +21,9 @@ type powerImage struct {
 	img    *crashfs.FS
 	report crashfs.CrashReport
 	where  string
-	// model[i] is entry i+1 as written; the image may hold any prefix of
-	// it from some first index on.
-	model [][]byte
+	// model[i] is entry i+1 as written (kind, term, payload); the image
+	// may hold any prefix of it from some first index on.
+	model []modelEntry
 	// mustHave: entries up to this index were acknowledged (Append or Sync
 	// returned nil) and not since truncated by TruncateBack.
 	mustHave int
@@ -45,7 +44,8 @@ type powerRun struct {
 	retain   int64
 	maxValue int
 
-	model   [][]byte
+	model   []modelEntry
+	term    uint64 // the term of the entries written now; grows at "elections"
 	acked   int
 	pending []powerImage
 	op      string
@@ -120,7 +120,7 @@ func (r *powerRun) verify(p powerImage, from uint64) {
 	if j.RepairReport().Truncated {
 		r.repaired++
 	}
-	first, got, err := readAll(j)
+	first, got, err := readEntries(j)
 	require.NoError(t, err, "%s: reading back", ctx)
 	last := j.LastIndex()
 	require.Equal(t, int(last), int(first)+len(got)-1, "%s: FirstIndex %d, LastIndex %d, %d entries read", ctx, first, last, len(got))
@@ -129,10 +129,11 @@ func (r *powerRun) verify(p powerImage, from uint64) {
 	if int(from) <= p.mustHave {
 		require.LessOrEqual(t, first, from, "%s: FirstIndex %d above %d: acknowledged retained entries lost", ctx, first, from)
 	}
-	for i, payload := range got {
+	for i, e := range got {
 		idx := int(first) + i
-		if !bytes.Equal(p.model[idx-1], payload) {
-			require.Failf(t, "entry differs", "%s: entry %d: %d bytes, want %d bytes", ctx, idx, len(payload), len(p.model[idx-1]))
+		if want := p.model[idx-1]; !sameEntry(want, e) {
+			require.Failf(t, "entry differs", "%s: entry %d: %v term %d, %d bytes; want %v term %d, %d bytes",
+				ctx, idx, e.kind, e.term, len(e.payload), want.kind, want.term, len(want.payload))
 		}
 	}
 	r.maxEntries = max(r.maxEntries, len(got))
@@ -152,26 +153,43 @@ func (r *powerRun) verify(p powerImage, from uint64) {
 	}
 }
 
+// write writes one entry: half the time Write's groups (term 0, the
+// standalone journal), half the time a raft entry of any kind (empty,
+// conf change, groups) with WriteEntry at the current term.
+func (r *powerRun) write() {
+	t := r.t
+	if r.rng.IntN(2) == 0 {
+		groups, payload := multiGroups(r.rng, r.maxValue)
+		r.model = append(r.model, modelEntry{kind: journal.KindGroups, payload: payload})
+		info, err := r.j.Write(groups)
+		require.NoError(t, err)
+		require.Equal(t, uint64(len(r.model)), info.Index)
+		return
+	}
+	e := raftEntry(r.rng, r.term, r.maxValue)
+	r.model = append(r.model, e)
+	info, err := writeModelEntry(r.j, e)
+	require.NoError(t, err)
+	require.Equal(t, uint64(len(r.model)), info.Index)
+}
+
 // step runs one random operation and takes images around it.
 func (r *powerRun) step() {
 	t := r.t
+	if r.rng.IntN(8) == 0 {
+		r.term++ // an election
+	}
 	switch p := r.rng.IntN(100); {
 	case p < 60: // Append = Write + Sync
-		groups, payload := multiGroups(r.rng, r.maxValue)
-		r.model = append(r.model, payload)
-		r.op = fmt.Sprintf("append of entry %d", len(r.model))
-		info, err := r.j.Append(groups)
-		require.NoError(t, err)
-		require.Equal(t, uint64(len(r.model)), info.Index)
+		r.op = fmt.Sprintf("append of entry %d", len(r.model)+1)
+		r.write()
+		require.NoError(t, r.j.Sync())
 		r.acked = len(r.model)
 	case p < 85: // a group commit: several Writes, one Sync
 		n := 1 + r.rng.IntN(4)
 		r.op = fmt.Sprintf("group commit of entries %d-%d", len(r.model)+1, len(r.model)+n)
 		for range n {
-			groups, payload := multiGroups(r.rng, r.maxValue)
-			r.model = append(r.model, payload)
-			_, err := r.j.Write(groups)
-			require.NoError(t, err)
+			r.write()
 		}
 		require.NoError(t, r.j.Sync())
 		r.acked = len(r.model)
@@ -187,6 +205,7 @@ func (r *powerRun) step() {
 		r.acked = min(r.acked, k)
 		require.NoError(t, r.j.TruncateBack(uint64(k)))
 		r.model = slices.Clone(r.model[:k])
+		r.term++ // a new leader's entries replace the suffix
 	default: // retention (a no-op in cycles without RetentionBytes)
 		r.op = "EnforceRetention"
 		_, err := r.j.EnforceRetention(time.Now())
@@ -249,11 +268,14 @@ func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repair
 // Writes and one Sync, TruncateBack, retention, segment rolls with segments
 // of 256 B to 16 KiB) on crashfs, and takes crash images at random
 // mutations (during appends, rolls, truncations, removals) and between
-// operations. An image keeps what was synced, a random share of unsynced
+// operations. Half the entries are raft's (WriteEntry): empty entries,
+// conf changes and groups, with a term that grows at random elections and
+// after every TruncateBack; the other half are Write's (term 0). An image keeps what was synced, a random share of unsynced
 // blocks and directory entries, optionally a byte-granular prefix of the
 // unsynced bytes, and optionally zeros, garbage or a plausible frame header
 // after the tail. Every image must open; every acknowledged entry must be
-// there and intact; what follows is an intact prefix of what was written.
+// there and intact, with its kind and term; what follows is an intact
+// prefix of what was written (Read, Term and Info agree on every entry).
 // A quarter of the recoveries are themselves crashed at a random mutation
 // and that image is checked the same way. 50 images per cycle (15 under
 // -short); BADBATCH_CRASH_CYCLES (CI: 200, so 10,000+ images) gives the

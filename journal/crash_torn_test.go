@@ -21,13 +21,15 @@ import (
 // The on-disk layout these tests rely on (docs/format.md, journal/doc.go):
 // a segment file is a 32-byte segment header followed by frames; a frame is
 // a 64-byte header followed by the payload. Frame header fields used here:
-// magic "BBJE" at 0, version 1 at 4, index at 8, length at 56, CRC at 60.
+// magic "BBJE" at 0, version 2 at 4 (the segment's), kind at 5, index at 8,
+// term at 16, length at 56, CRC at 60.
 // tornLayout checks them on a real file, so a layout change fails loudly
 // here instead of making the offsets below meaningless.
 const (
 	segmentHeaderSize = 32
 	frameHeaderSize   = 64
 	frameMagic        = "BBJE"
+	frameVersion      = 2
 )
 
 const tornDir = "/j"
@@ -39,22 +41,57 @@ type tornFixture struct {
 	seg       string // full path of the segment file
 	segName   string
 	full      []byte // the segment's bytes
-	model     [][]byte
+	model     []modelEntry
 	lastStart int
 }
 
-// newTornFixture appends entries with the given value sizes, each with
-// Append (so every frame records its predecessor as synced), and closes.
+// tornEntry describes a fixture entry: its kind, its term, and the size
+// of its value (KindGroups: one group of one record; 0 is an empty entry,
+// no group at all) or of its opaque payload (KindConfChange).
+type tornEntry struct {
+	kind journal.EntryKind
+	term uint64
+	size int
+}
+
+// groupsOf returns KindGroups entries of the given value sizes, term 0, as
+// Write makes them.
+func groupsOf(sizes ...int) []tornEntry {
+	out := make([]tornEntry, len(sizes))
+	for i, n := range sizes {
+		out[i] = tornEntry{kind: journal.KindGroups, size: n}
+	}
+	return out
+}
+
+// newTornFixture appends KindGroups entries with the given value sizes.
 func newTornFixture(t testing.TB, rng *rand.Rand, valueSizes ...int) *tornFixture {
+	t.Helper()
+	return newTornFixtureOf(t, rng, groupsOf(valueSizes...)...)
+}
+
+// newTornFixtureOf writes the entries with WriteEntry, each followed by
+// Sync (so every frame records its predecessor as synced), and closes.
+func newTornFixtureOf(t testing.TB, rng *rand.Rand, entries ...tornEntry) *tornFixture {
 	t.Helper()
 	fx := &tornFixture{fs: crashfs.New()}
 	j, err := openOn(fx.fs, tornDir, 0)
 	require.NoError(t, err)
-	for _, n := range valueSizes {
-		groups, payload := payloadGroups(rng, n)
-		_, err := j.Append(groups)
+	for _, te := range entries {
+		e := modelEntry{kind: te.kind, term: te.term}
+		switch {
+		case te.kind == journal.KindConfChange:
+			e.payload = make([]byte, te.size)
+			for i := range e.payload {
+				e.payload[i] = byte(rng.Uint32())
+			}
+		case te.size > 0:
+			_, e.payload = payloadGroups(rng, te.size)
+		}
+		_, err := writeModelEntry(j, e)
 		require.NoError(t, err)
-		fx.model = append(fx.model, payload)
+		require.NoError(t, j.Sync())
+		fx.model = append(fx.model, e)
 	}
 	require.NoError(t, j.Close())
 	segs := segmentFiles(t, fx.fs, tornDir)
@@ -63,7 +100,7 @@ func newTornFixture(t testing.TB, rng *rand.Rand, valueSizes ...int) *tornFixtur
 	fx.seg = fx.fs.PathJoin(tornDir, segs[0])
 	fx.full, err = fx.fs.ReadFile(fx.seg)
 	require.NoError(t, err)
-	fx.lastStart = len(fx.full) - frameHeaderSize - len(fx.model[len(fx.model)-1])
+	fx.lastStart = len(fx.full) - frameHeaderSize - len(fx.model[len(fx.model)-1].payload)
 	fx.checkLayout(t)
 	return fx
 }
@@ -72,7 +109,7 @@ func newTornFixture(t testing.TB, rng *rand.Rand, valueSizes ...int) *tornFixtur
 func (fx *tornFixture) frameStart(i int) int {
 	off := segmentHeaderSize
 	for k := 0; k < i-1; k++ {
-		off += frameHeaderSize + len(fx.model[k])
+		off += frameHeaderSize + len(fx.model[k].payload)
 	}
 	return off
 }
@@ -80,12 +117,16 @@ func (fx *tornFixture) frameStart(i int) int {
 func (fx *tornFixture) checkLayout(t testing.TB) {
 	t.Helper()
 	total := segmentHeaderSize
-	for i, p := range fx.model {
+	for i, e := range fx.model {
+		p := e.payload
 		start := fx.frameStart(i + 1)
 		require.Equal(t, frameMagic, string(fx.full[start:start+4]), "frame %d magic", i+1)
+		require.Equal(t, byte(frameVersion), fx.full[start+4], "frame %d version", i+1)
+		require.Equal(t, byte(e.kind), fx.full[start+5], "frame %d kind", i+1)
 		require.Equal(t, uint64(i+1), binary.LittleEndian.Uint64(fx.full[start+8:]), "frame %d index", i+1)
+		require.Equal(t, e.term, binary.LittleEndian.Uint64(fx.full[start+16:]), "frame %d term", i+1)
 		require.Equal(t, uint32(len(p)), binary.LittleEndian.Uint32(fx.full[start+56:]), "frame %d length", i+1)
-		require.Equal(t, p, fx.full[start+frameHeaderSize:start+frameHeaderSize+len(p)], "frame %d payload", i+1)
+		require.True(t, bytes.Equal(p, fx.full[start+frameHeaderSize:start+frameHeaderSize+len(p)]), "frame %d payload", i+1)
 		total += frameHeaderSize + len(p)
 	}
 	require.Equal(t, len(fx.full), total, "segment = header + frames, nothing else")
@@ -139,19 +180,23 @@ func (fx *tornFixture) expectRepair(t testing.TB, image []byte, keep, at, dropBy
 	info, err := j.Append([][]byte{journal.AppendGroup(nil, &journal.Group{Stream: []byte("after")}, []journal.Record{{Value: []byte("x")}})})
 	require.NoError(t, err, what)
 	require.Equal(t, uint64(keep+1), info.Index, "%s: index after repair", what)
+	info, err = j.WriteEntry(uint64(keep+2), 1000, journal.KindConfChange, []byte("after"))
+	require.NoError(t, err, what)
+	require.Equal(t, uint64(keep+2), info.Index, "%s: index after repair", what)
 	require.NoError(t, j.Close())
 }
 
-// requireExactly checks that the journal holds exactly want from index 1.
-func requireExactly(t testing.TB, j *journal.Journal, want [][]byte, what string) {
+// requireExactly checks that the journal holds exactly want from index 1,
+// each entry with its kind and term.
+func requireExactly(t testing.TB, j *journal.Journal, want []modelEntry, what string) {
 	t.Helper()
-	_, got, err := readAll(j)
+	_, got, err := readEntries(j)
 	require.NoError(t, err, what)
 	require.Equal(t, uint64(len(want)), j.LastIndex(), "%s: LastIndex", what)
 	require.Len(t, got, len(want), what)
 	for i := range want {
-		if !bytes.Equal(want[i], got[i]) {
-			require.Failf(t, "payload differs", "%s: entry %d", what, i+1)
+		if !sameEntry(want[i], got[i]) {
+			require.Failf(t, "entry differs", "%s: entry %d: %v term %d, want %v term %d", what, i+1, got[i].kind, got[i].term, want[i].kind, want[i].term)
 		}
 	}
 }
@@ -182,24 +227,34 @@ func tornOffsets(frameLen int, all bool, edge, stride int) []int {
 // frame take about 66 s; BADBATCH_TORN_ALL=1 runs them. Open must keep
 // exactly the entries before the torn one, report the cut, and leave a
 // journal that a second Open finds clean and that appends at the next
-// index.
+// index. Raft's entries tear the same way: a conf change, an empty entry
+// (a 64-byte frame) and an empty conf change, each at a new term after
+// entries of other kinds and terms, are cut at every offset too, and the
+// kept entries keep their kinds and terms.
 func TestTornTailEveryOffset(t *testing.T) {
+	conf := func(term uint64, size int) tornEntry {
+		return tornEntry{kind: journal.KindConfChange, term: term, size: size}
+	}
+	empty := func(term uint64) tornEntry { return tornEntry{kind: journal.KindGroups, term: term} }
 	tests := []struct {
-		name   string
-		sizes  []int // value sizes; the last is the torn entry
-		all    bool
-		stride int
+		name    string
+		entries []tornEntry // the last is the torn entry
+		all     bool
+		stride  int
 	}{
-		{name: "100B", sizes: []int{100, 100, 100}, all: true},
-		{name: "4KiB", sizes: []int{4096, 4096, 4096}, all: !testing.Short(), stride: 13},
-		{name: "64KiB", sizes: []int{4096, 65536, 65536}, all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 61},
-		{name: "1MiB", sizes: []int{100, 1000, 1 << 20}, all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 4093},
+		{name: "100B", entries: groupsOf(100, 100, 100), all: true},
+		{name: "4KiB", entries: groupsOf(4096, 4096, 4096), all: !testing.Short(), stride: 13},
+		{name: "64KiB", entries: groupsOf(4096, 65536, 65536), all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 61},
+		{name: "1MiB", entries: groupsOf(100, 1000, 1<<20), all: os.Getenv("BADBATCH_TORN_ALL") != "", stride: 4093},
+		{name: "conf-change", entries: []tornEntry{empty(1), {kind: journal.KindGroups, term: 1, size: 100}, conf(2, 150)}, all: true},
+		{name: "empty", entries: []tornEntry{conf(3, 40), {kind: journal.KindGroups, term: 3, size: 100}, empty(4)}, all: true},
+		{name: "empty-conf-change", entries: []tornEntry{{kind: journal.KindGroups, term: 5, size: 100}, empty(6), conf(7, 0)}, all: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			fx := newTornFixture(t, rand.New(rand.NewPCG(1, uint64(len(tt.name)))), tt.sizes...)
-			keep := len(tt.sizes) - 1
+			fx := newTornFixtureOf(t, rand.New(rand.NewPCG(1, uint64(len(tt.name)))), tt.entries...)
+			keep := len(tt.entries) - 1
 			frameLen := len(fx.full) - fx.lastStart
 			edge, stride := 2048, tt.stride
 			if testing.Short() && !tt.all {
@@ -212,19 +267,21 @@ func TestTornTailEveryOffset(t *testing.T) {
 				fx.expectRepair(t, fx.full[:fx.lastStart+cut], keep, fx.lastStart, cut, fmt.Sprintf("cut %d of %d", cut, frameLen))
 			}
 			// The intact file needs no repair at all.
-			fx.expectRepair(t, fx.full, len(tt.sizes), 0, 0, "intact")
+			fx.expectRepair(t, fx.full, len(tt.entries), 0, 0, "intact")
 			t.Logf("%d of %d cut offsets of a %d-byte frame checked in %v", len(offsets), frameLen, frameLen, time.Since(start))
 		})
 	}
 }
 
-// plausibleFrameHeader returns a frame header that passes the magic and
-// version checks, names the next index and a payload length that fits in
-// or just past the junk, with a random CRC.
+// plausibleFrameHeader returns a frame header that passes the magic,
+// version and kind checks, names the next index and a payload length that
+// fits in or just past the junk, with a random CRC.
 func plausibleFrameHeader(rng *rand.Rand, nextIndex uint64, junkLen int) []byte {
 	h := make([]byte, frameHeaderSize)
 	copy(h, frameMagic)
-	h[4] = 1
+	h[4] = frameVersion
+	h[5] = byte(rng.IntN(2)) // KindGroups or KindConfChange
+	binary.LittleEndian.PutUint64(h[16:], rng.Uint64N(10))
 	binary.LittleEndian.PutUint64(h[8:], nextIndex)
 	binary.LittleEndian.PutUint64(h[24:], rng.Uint64N(1000))
 	binary.LittleEndian.PutUint64(h[40:], nextIndex-1)
@@ -289,16 +346,26 @@ func TestTornTailJunk(t *testing.T) {
 }
 
 // TestBitFlipInLastEntryIsDetected flips every bit of the last entry's frame
-// (header and payload), for 100 B and 4 KiB entries. Each flip must be
+// (header and payload), for 100 B and 4 KiB entries, a conf change and an
+// empty entry (its kind byte and term included). Each flip must be
 // repaired as a torn tail: the entries before it are kept, the flipped
 // entry is never returned.
 func TestBitFlipInLastEntryIsDetected(t *testing.T) {
-	for _, size := range []int{100, 4096} {
-		t.Run(fmt.Sprintf("%dB", size), func(t *testing.T) {
-			fx := newTornFixture(t, rand.New(rand.NewPCG(3, uint64(size))), size, size, size)
+	tests := []struct {
+		name    string
+		entries []tornEntry
+	}{
+		{"100B", groupsOf(100, 100, 100)},
+		{"4096B", groupsOf(4096, 4096, 4096)},
+		{"conf-change", []tornEntry{{kind: journal.KindGroups, term: 2, size: 100}, {kind: journal.KindConfChange, term: 2, size: 30}, {kind: journal.KindConfChange, term: 3, size: 100}}},
+		{"empty", []tornEntry{{kind: journal.KindGroups, term: 2, size: 100}, {kind: journal.KindConfChange, term: 2, size: 30}, {kind: journal.KindGroups, term: 3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newTornFixtureOf(t, rand.New(rand.NewPCG(3, uint64(len(tt.name)))), tt.entries...)
 			frameLen := len(fx.full) - fx.lastStart
 			step := 1
-			if testing.Short() && size > 100 {
+			if testing.Short() && frameLen > 1000 {
 				step = 29
 			}
 			flips := 0
@@ -317,28 +384,38 @@ func TestBitFlipInLastEntryIsDetected(t *testing.T) {
 // entry 3, written after entry 2 was synced, is intact. Open must fail with
 // an error wrapping ErrCorrupt that names the segment file and the byte
 // offset of entry 2; dropping entries 2 and 3 as a torn tail would lose
-// acknowledged data silently.
+// acknowledged data silently. Entry 2 is a KindGroups entry, a conf change,
+// or an empty entry, each at a term of its own.
 func TestCorruptMiddleEntryFailsOpen(t *testing.T) {
-	fx := newTornFixture(t, rand.New(rand.NewPCG(4, 4)), 100, 100, 100)
-	start, end := fx.frameStart(2), fx.frameStart(3)
-	wantOffset := fmt.Sprintf("offset %d", start)
-	for bit := 0; bit < (end-start)*8; bit++ {
-		img := slices.Clone(fx.full)
-		img[start+bit/8] ^= 1 << (bit % 8)
-		require.NoError(t, fx.fs.WriteFile(fx.seg, img))
-		j, err := openOn(fx.fs, tornDir, 0)
-		if err == nil {
-			_, got, rerr := readAll(j)
-			_ = j.Close()
-			require.Failf(t, "corrupt middle entry not reported",
-				"bit %d of frame 2 (byte %d): Open succeeded with %d entries (read err %v)", bit, start+bit/8, len(got), rerr)
-		}
-		require.ErrorIs(t, err, journal.ErrCorrupt, "bit %d", bit)
-		require.Contains(t, err.Error(), fx.segName, "bit %d: the error names the file", bit)
-		require.Contains(t, err.Error(), wantOffset, "bit %d: the error names entry 2's offset", bit)
+	for _, middle := range []tornEntry{
+		{kind: journal.KindGroups, size: 100},
+		{kind: journal.KindConfChange, term: 4, size: 60},
+		{kind: journal.KindGroups, term: 5},
+	} {
+		t.Run(fmt.Sprintf("%v/size=%d", middle.kind, middle.size), func(t *testing.T) {
+			fx := newTornFixtureOf(t, rand.New(rand.NewPCG(4, 4)),
+				tornEntry{kind: journal.KindGroups, term: 3, size: 100}, middle, tornEntry{kind: journal.KindGroups, term: 6, size: 100})
+			start, end := fx.frameStart(2), fx.frameStart(3)
+			wantOffset := fmt.Sprintf("offset %d", start)
+			for bit := 0; bit < (end-start)*8; bit++ {
+				img := slices.Clone(fx.full)
+				img[start+bit/8] ^= 1 << (bit % 8)
+				require.NoError(t, fx.fs.WriteFile(fx.seg, img))
+				j, err := openOn(fx.fs, tornDir, 0)
+				if err == nil {
+					_, got, rerr := readAll(j)
+					_ = j.Close()
+					require.Failf(t, "corrupt middle entry not reported",
+						"bit %d of frame 2 (byte %d): Open succeeded with %d entries (read err %v)", bit, start+bit/8, len(got), rerr)
+				}
+				require.ErrorIs(t, err, journal.ErrCorrupt, "bit %d", bit)
+				require.Contains(t, err.Error(), fx.segName, "bit %d: the error names the file", bit)
+				require.Contains(t, err.Error(), wantOffset, "bit %d: the error names entry 2's offset", bit)
+			}
+			// The untouched file still opens.
+			fx.expectRepair(t, fx.full, 3, 0, 0, "intact")
+		})
 	}
-	// The untouched file still opens.
-	fx.expectRepair(t, fx.full, 3, 0, 0, "intact")
 }
 
 // TestCorruptSealedSegment damages one payload byte of an entry in a sealed

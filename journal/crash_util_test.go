@@ -67,6 +67,69 @@ func multiGroups(rng *rand.Rand, maxValue int) ([][]byte, []byte) {
 	return groups, payload
 }
 
+// modelEntry is one entry as written: what a crash image that keeps it
+// must read back.
+type modelEntry struct {
+	kind    journal.EntryKind
+	term    uint64
+	payload []byte
+}
+
+// raftEntry returns a random entry as raft's log holds them: an empty
+// KindGroups entry (a new leader's), a conf change (opaque bytes, up to
+// 300), or 1-3 groups (multiGroups) as one payload.
+func raftEntry(rng *rand.Rand, term uint64, maxValue int) modelEntry {
+	switch rng.IntN(4) {
+	case 0:
+		return modelEntry{kind: journal.KindGroups, term: term}
+	case 1:
+		b := make([]byte, rng.IntN(301))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return modelEntry{kind: journal.KindConfChange, term: term, payload: b}
+	default:
+		_, payload := multiGroups(rng, maxValue)
+		return modelEntry{kind: journal.KindGroups, term: term, payload: payload}
+	}
+}
+
+// writeModelEntry writes e at the journal's next index with WriteEntry.
+func writeModelEntry(j *journal.Journal, e modelEntry) (journal.EntryInfo, error) {
+	return j.WriteEntry(j.LastIndex()+1, e.term, e.kind, e.payload)
+}
+
+// readEntries returns copies of every entry from FirstIndex on, as the
+// iterator reads them, and checks on the way that Term and Info agree with
+// what the iterator read (kind and term).
+func readEntries(j *journal.Journal) (first uint64, entries []modelEntry, err error) {
+	first = j.FirstIndex()
+	it := j.NewIterator(first)
+	defer it.Close()
+	for it.Next() {
+		e := it.Entry()
+		entries = append(entries, modelEntry{kind: e.Kind, term: e.Term, payload: bytes.Clone(e.Payload)})
+		term, err := j.Term(e.Index)
+		if err != nil {
+			return first, entries, err
+		}
+		info, err := j.Info(e.Index)
+		if err != nil {
+			return first, entries, err
+		}
+		if term != e.Term || info != e.EntryInfo {
+			return first, entries, fmt.Errorf("entry %d: Term %d and Info %+v disagree with the entry read, %+v", e.Index, term, info, e.EntryInfo)
+		}
+	}
+	return first, entries, it.Err()
+}
+
+// sameEntry reports whether got reads back as want was written (a nil
+// and an empty payload are the same).
+func sameEntry(want, got modelEntry) bool {
+	return want.kind == got.kind && want.term == got.term && bytes.Equal(want.payload, got.payload)
+}
+
 // readAll returns copies of every entry's payload from FirstIndex on, and
 // the iterator's error.
 func readAll(j *journal.Journal) (first uint64, payloads [][]byte, err error) {

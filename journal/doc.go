@@ -9,6 +9,11 @@
 //   - Journal: Write/WriteTerm (one entry, not yet synced), Sync, Append
 //     (both), Read, NewIterator, TruncateFront, TruncateBack,
 //     EnforceRetention, Stats, Close. Open creates, scans and repairs.
+//   - Raft's log (cluster mode; docs/decisions/0010): WriteEntry (one entry
+//     at an exact index, with a term and an EntryKind: KindGroups or
+//     KindConfChange), Term (from an in-memory term index, no I/O), Info
+//     (an entry's header, not its payload), and Options.FirstIndex /
+//     FirstSeq (where a new journal starts, to install a snapshot).
 //   - AppendGroup, GroupSize, GroupReader: the encoding of one producer's
 //     atomic append ("group") and an allocation-free decoder of a payload of
 //     concatenated groups.
@@ -16,9 +21,14 @@
 //
 // # Invariants
 //
-//   - Entries are numbered densely from 1; records are numbered densely
-//     from 0 across entries (an entry's FirstSeq is the previous entry's
-//     FirstSeq plus its record count).
+//   - Entries are numbered densely from Options.FirstIndex (default 1);
+//     records are numbered densely from Options.FirstSeq (default 0)
+//     across entries (an entry's FirstSeq is the previous entry's FirstSeq
+//     plus its record count; KindConfChange entries have no records).
+//   - The journal stores the terms of its own entries only. The term of
+//     FirstIndex-1 (raft's snapshot term) is the caller's to keep: cluster
+//     mode keeps raft's first index strictly above FirstIndex and stores
+//     the snapshot's index and term in its own state file (decision 0010).
 //   - Segments are contiguous: each segment's first index and first seq
 //     continue the previous segment's last entry. Open checks this.
 //   - A segment file under its final name always starts with a durable,
@@ -37,12 +47,16 @@
 //     every later mutation returns the same error, wrapping ErrFailed and
 //     the cause. The in-memory state never includes a frame whose write
 //     failed, and an fsync is never retried. Close and Open to continue.
-//   - The in-memory index is one uint32 byte offset per entry per segment.
-//     Sealing a segment writes it to an index file beside the segment
-//     (%020d.idx, segindex.go); Open takes a sealed segment from a valid
-//     index file (checked against the segment's header, size and last
-//     frame) without reading its frames, and scans it otherwise (or with
-//     Options.ScanSealed). The last segment is always scanned.
+//   - The in-memory index is one uint32 byte offset per entry per segment,
+//     and the segment's term runs (terms.go: the first index and term of
+//     each stretch of entries with one term), so that Term reads no frame.
+//     Sealing a segment writes both to an index file beside the segment
+//     (%020d.idx, segindex.go, version 2); Open takes a sealed segment from
+//     a valid index file (checked against the segment's header, size and
+//     last frame) without reading its frames, and scans it otherwise (or
+//     with Options.ScanSealed). The last segment is always scanned. A
+//     version-1 index file (no runs) is still accepted; that segment's runs
+//     are filled from its frame headers the first time Term needs them.
 //   - Reads: a sealed segment is read through a reference-counted read-only
 //     mmap (on vfs.Default; other file systems use ReadAt), the active
 //     segment through ReadAt on its own read-only handle. Every read checks
@@ -57,9 +71,13 @@
 //
 // # On-disk layout
 //
-// (NEVER CHANGE a constant of this format: add a version. docs/format.md
-// has the same layout with the rationale.) All integers are little-endian.
-// Segment files are named %020d.seg with the index of their first entry:
+// (NEVER CHANGE a constant of this format: add a version. The magics, the
+// header sizes, the field offsets, the meaning of each version number and
+// the EntryKind values never change; only currentSegmentVersion, the
+// version new segments get, moves when a version is added. docs/format.md
+// has the same layout with the rationale.) This is format version 2. All
+// integers are little-endian. Segment files are named %020d.seg with the
+// index of their first entry:
 //
 //	00000000000000000001.seg  00000000000000004097.seg  ...  LOCK
 //
@@ -67,16 +85,16 @@
 //
 //	 0      4      5      8              16             24      28      32
 //	+------+------+------+--------------+--------------+-------+-------+
-//	|magic |ver=1 | 0 0 0| first index  | first seq    | flags | crc32c|
-//	|"BBJS"|      |      | (u64)        | (u64)        | =0    | [0,28)|
+//	|magic |ver   | 0 0 0| first index  | first seq    | flags | crc32c|
+//	|"BBJS"|=2 (1)|      | (u64)        | (u64)        | =0    | [0,28)|
 //	+------+------+------+--------------+--------------+-------+-------+
 //
 // A frame (one entry) is a 64-byte header and the payload:
 //
 //	 0      4    5    6      8        16       24         32          40
 //	+------+----+----+------+--------+--------+----------+-----------+
-//	|magic |ver |flg | rsv  | index  | term   | first seq| timestamp |
-//	|"BBJE"| =1 | =0 | =0   | u64    | u64    | u64      | i64 ns    |
+//	|magic |ver |kind| rsv  | index  | term   | first seq| timestamp |
+//	|"BBJE"|=seg|    | =0   | u64    | u64    | u64      | i64 ns    |
 //	+------+----+----+------+--------+--------+----------+-----------+
 //	 40          48        52       56         60        64
 //	+-----------+---------+--------+----------+---------+---------------+
@@ -86,8 +104,25 @@
 //
 // crc32c is CRC-32C (Castagnoli) over header bytes [0,60) followed by the
 // payload. synced is the highest index the writer knew to be durable when
-// it wrote this frame (under SyncNone: index-1). The payload is a sequence
-// of groups:
+// it wrote this frame (under SyncNone: index-1). A frame's version byte is
+// its segment's. The segment version says what the byte at offset 5 (the
+// frame's flags byte) may hold:
+//
+//   - version 1 (the first format): 0. Every entry is KindGroups.
+//   - version 2 (segments created since the journal became raft's log): the
+//     entry's EntryKind, 0 (KindGroups) or 1 (KindConfChange).
+//
+// A binary that knows only version 1 refuses a version-2 segment at its
+// header (ErrCorrupt, "unknown segment version"), before it reads any
+// frame, so it never takes a frame of a new kind for a torn tail. This
+// code reads both versions, creates version 2, and keeps version-1
+// segments readable by the first format: it appends KindGroups frames to a
+// version-1 active segment as version-1 frames, and moves to a new
+// version-2 segment (a roll, or, if the version-1 segment is empty, a
+// replacement by an empty version-2 one) before the first entry of
+// another kind. A KindConfChange payload is opaque bytes (raft's
+// marshaled ConfChange or ConfChangeV2; records = groups = 0). A
+// KindGroups payload is a sequence of groups, possibly none:
 //
 //	 0        4         8       9           17          25 (if flagged)
 //	+--------+---------+-------+-----------+-----------+------------------+
@@ -108,10 +143,15 @@
 // Open reads the last segment (and every sealed segment without a valid
 // index file, or all of them under Options.ScanSealed) from its header,
 // frame by frame. A frame is
-// valid if all of these hold: at least 64 bytes remain; the magic, version,
-// flags and reserved bytes match; length <= 1 GiB and the payload fits in
-// the file; the CRC matches; index and first seq continue the previous
-// frame. The first invalid frame at offset X ends the valid prefix. Then:
+// valid if all of these hold: at least 64 bytes remain; the magic matches,
+// the version is the segment's, the kind byte is one the segment's
+// version allows (an unknown kind is invalid like any other bad field),
+// and the reserved bytes are 0; length <= 1 GiB and the payload fits in the
+// file; the CRC matches; index and first seq continue the previous frame.
+// The first invalid frame at offset X ends the valid prefix. These rules
+// do not depend on the kind: a conf change or an empty entry (a 64-byte
+// frame) is torn, repaired and vouched for (rule 2) like any other.
+// Then:
 //
 //  1. In a sealed segment: interior corruption. Open fails with ErrCorrupt
 //     naming the file and X. (A sealed segment taken from its index is not
@@ -149,8 +189,15 @@
 //
 // # Concurrency
 //
-// Journal is safe for concurrent use by one writer and many readers.
-// Iterator, GroupReader, GroupView, RecordView and Handler are not safe for
-// concurrent use. Under SyncInterval the journal owns one goroutine, which
-// Close stops and joins.
+// Journal is safe for concurrent use by one writer and many readers. The
+// writer's methods serialize on the writer lock (w); readers (Read, Term,
+// Info, iterators, the getters) take only mu's read lock, which the writer
+// holds (mu.Lock) just to publish a frame it has written or to swap a
+// segment, so a reader never waits for a write or an fsync. (The one
+// reader that takes mu.Lock is the Term that fills a sealed segment's term
+// runs from a version-1 index, once per segment, after its reads.) Lock
+// order: w before mu. Term and Info on the active segment see exactly the
+// entries published so far. Iterator, GroupReader, GroupView, RecordView and
+// Handler are not safe for concurrent use. Under SyncInterval the journal
+// owns one goroutine, which Close stops and joins.
 package journal

@@ -57,7 +57,8 @@ type Stats struct {
 	// How Open read the sealed segments: OpenIndexed from their index
 	// files (frames not read), OpenScanned frame by frame (no valid index,
 	// or Options.ScanSealed); OpenIndexesWritten is how many index files
-	// Open wrote for scanned segments that had none.
+	// Open wrote for scanned segments that had none (or a version-1 one,
+	// without term runs).
 	OpenIndexed, OpenScanned, OpenIndexesWritten int
 }
 

@@ -78,17 +78,26 @@ func entryRecords(groups [][]byte) int {
 type testModel struct {
 	payloads [][]byte // payloads[i] is entry first+i
 	seqs     []uint64
+	terms    []uint64
+	kinds    []EntryKind
 	first    uint64
 }
 
 func (m *testModel) add(info EntryInfo, groups [][]byte) {
-	m.payloads = append(m.payloads, bytes.Join(groups, nil))
+	m.addEntry(info, bytes.Join(groups, nil))
+}
+
+// addEntry adds an entry of any kind, with its payload as written.
+func (m *testModel) addEntry(info EntryInfo, payload []byte) {
+	m.payloads = append(m.payloads, payload)
 	m.seqs = append(m.seqs, info.FirstSeq)
+	m.terms = append(m.terms, info.Term)
+	m.kinds = append(m.kinds, info.Kind)
 }
 
 func (m *testModel) last() uint64 { return m.first + uint64(len(m.payloads)) - 1 }
 
-// requireMatches checks Read and an iterator against the model.
+// requireMatches checks Read, Term, Info and an iterator against the model.
 func requireMatches(t *testing.T, j *Journal, m *testModel) {
 	t.Helper()
 	require.Equal(t, m.last(), j.LastIndex())
@@ -97,10 +106,18 @@ func requireMatches(t *testing.T, j *Journal, m *testModel) {
 		err := j.Read(idx, func(e *Entry) error {
 			assert.Equal(t, idx, e.Index)
 			assert.Equal(t, m.seqs[i], e.FirstSeq)
+			assert.Equal(t, m.terms[i], e.Term, "entry %d term", idx)
+			assert.Equal(t, m.kinds[i], e.Kind, "entry %d kind", idx)
 			assert.True(t, bytes.Equal(want, e.Payload), "entry %d payload", idx)
+			info, err := j.Info(idx)
+			require.NoError(t, err, "Info(%d)", idx)
+			assert.Equal(t, e.EntryInfo, info, "Info(%d) is the header Read decoded", idx)
 			return nil
 		})
 		require.NoError(t, err, "Read(%d)", idx)
+		term, err := j.Term(idx)
+		require.NoError(t, err, "Term(%d)", idx)
+		require.Equal(t, m.terms[i], term, "Term(%d)", idx)
 	}
 	it := j.NewIterator(m.first)
 	defer it.Close()
@@ -108,6 +125,8 @@ func requireMatches(t *testing.T, j *Journal, m *testModel) {
 	for it.Next() {
 		e := it.Entry()
 		require.Equal(t, m.first+uint64(n), e.Index)
+		require.Equal(t, m.kinds[n], e.Kind, "iterated entry %d kind", e.Index)
+		require.Equal(t, m.terms[n], e.Term, "iterated entry %d term", e.Index)
 		require.True(t, bytes.Equal(m.payloads[n], e.Payload), "iterated entry %d", e.Index)
 		n++
 	}

@@ -11,9 +11,13 @@ import (
 )
 
 // TestModel runs random operations against the journal and a naive model
-// (a slice of payloads with a first index) and checks that they agree
-// after every step: Write, Sync, Append, TruncateFront, TruncateBack,
-// EnforceRetention, iterators from random points, and Close + Open.
+// (a slice of payloads, terms and kinds with a first index) and checks that
+// they agree after every step: Write, WriteEntry of every kind (empty
+// KindGroups entries and conf changes included) with terms that grow as
+// raft's do (an election after a TruncateBack), Sync, Append,
+// TruncateFront, TruncateBack, EnforceRetention, iterators from random
+// points, and Close + Open. After every step Term agrees with the model at
+// every index.
 func TestModel(t *testing.T) {
 	seeds := 8
 	steps := 400
@@ -29,10 +33,10 @@ func TestModel(t *testing.T) {
 			j := mustOpen(t, "/j", o)
 			defer func() { _ = j.Close() }()
 			m := &testModel{first: 1}
-			var nextSeq uint64
+			var nextSeq, term uint64
 			for step := range steps {
 				switch op := rng.IntN(100); {
-				case op < 55:
+				case op < 30:
 					g := entryGroups(rng.IntN(1000), 8+rng.IntN(1500))
 					info, err := j.Write(g)
 					require.NoError(t, err)
@@ -40,6 +44,19 @@ func TestModel(t *testing.T) {
 					require.Equal(t, nextSeq, info.FirstSeq)
 					nextSeq += uint64(info.Records)
 					m.add(info, g)
+				case op < 55:
+					if rng.IntN(5) == 0 {
+						term++ // an election
+					}
+					kind, payload := randomEntry(rng, 1500)
+					info, err := j.WriteEntry(m.last()+1, term, kind, payload)
+					require.NoError(t, err, "step %d", step)
+					require.Equal(t, m.last()+1, info.Index, "step %d", step)
+					require.Equal(t, nextSeq, info.FirstSeq)
+					require.Equal(t, term, info.Term)
+					require.Equal(t, kind, info.Kind)
+					nextSeq += uint64(info.Records)
+					m.addEntry(info, payload)
 				case op < 65:
 					require.NoError(t, j.Sync())
 				case op < 72 && len(m.payloads) > 0:
@@ -47,6 +64,7 @@ func TestModel(t *testing.T) {
 					require.NoError(t, j.TruncateBack(to))
 					if to < m.last() {
 						nextSeq = m.seqs[to+1-m.first]
+						term++ // a new leader replaces the suffix
 					}
 					m.dropBack(to)
 				case op < 78:
@@ -80,8 +98,31 @@ func TestModel(t *testing.T) {
 				require.Equal(t, m.first, j.FirstIndex(), "step %d", step)
 				require.Equal(t, m.last(), j.LastIndex(), "step %d", step)
 				require.Equal(t, nextSeq, j.NextSeq(), "step %d", step)
+				for k, want := range m.terms {
+					got, err := j.Term(m.first + uint64(k))
+					require.NoError(t, err, "step %d", step)
+					require.Equal(t, want, got, "step %d: Term(%d)", step, m.first+uint64(k))
+				}
 			}
 			requireMatches(t, j, m)
 		})
+	}
+}
+
+// randomEntry returns a random WriteEntry kind and payload: an empty
+// KindGroups entry (raft's empty entry), a conf change (opaque bytes,
+// sometimes none), or one to three groups of test records.
+func randomEntry(rng *rand.Rand, maxValue int) (EntryKind, []byte) {
+	switch rng.IntN(4) {
+	case 0:
+		return KindGroups, nil
+	case 1:
+		b := make([]byte, rng.IntN(200))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return KindConfChange, b
+	default:
+		return KindGroups, bytes.Join(entryGroups(rng.IntN(1000), 8+rng.IntN(maxValue)), nil)
 	}
 }

@@ -159,12 +159,15 @@ func (j *Journal) recover() error {
 	}
 
 	if len(indexes) == 0 {
-		seg, f, err := j.createSegment(1, 0)
+		// A new journal starts where the options say (a raft snapshot
+		// installed into a fresh directory); an existing one where its
+		// segments say.
+		seg, f, err := j.createSegment(j.opts.FirstIndex, j.opts.FirstSeq)
 		if err != nil {
 			return fmt.Errorf("journal: create first segment: %w", err)
 		}
 		j.mu.segments = []*segment{seg}
-		j.mu.lastIndex, j.mu.nextSeq = 0, 0
+		j.mu.lastIndex, j.mu.nextSeq = seg.lastIndex(), seg.nextSeq
 		j.w.file, j.w.seg = f, seg
 		j.w.prealloc = allocatedTo(f)
 		if err := j.dirFile.Sync(); err != nil {
@@ -364,9 +367,9 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 	}
 	s := j.newSegment(h)
 	s.offsets, s.size, s.nextSeq, s.lastTS, s.lastCRC = x.offsets, x.size, x.nextSeq, x.lastTS, x.lastCRC
-	// The index file has no term runs: the first Term in this segment
+	// A version-1 index has no term runs: the first Term in this segment
 	// fills them from its frame headers (terms.go).
-	s.terms, s.termsKnown = nil, false
+	s.terms, s.termsKnown = x.terms, x.version >= segIndexVersion2
 	if j.useMmap {
 		// Mapped, not read: no page is touched until a reader needs it.
 		data, mapped, err := loadFile(j.fs, path, size, true)
@@ -384,13 +387,14 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 }
 
 // writeMissingIndex writes the index file of a sealed segment Open had to
-// scan, unless a valid one exists (Options.ScanSealed scans regardless).
-// A failure is logged, not returned: the index only saves the next Open a
-// scan.
+// scan, unless a valid one of the current version exists (Options.ScanSealed
+// scans regardless). A valid version-1 index is rewritten as version 2:
+// the scan has the term runs it lacks. A failure is logged, not returned:
+// the index only saves the next Open a scan.
 func (j *Journal) writeMissingIndex(s *segment, why string) {
 	if why == "" {
 		h := segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq}
-		if _, why = loadSegIndex(j.fs, s.path, s.size, h); why == "" {
+		if x, problem := loadSegIndex(j.fs, s.path, s.size, h); problem == "" && x.version == segIndexVersion2 {
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -122,6 +123,18 @@ type Options struct {
 	// a later read faults them back without I/O. Default 256 MiB (at least
 	// two segments are always kept); -1 never drops.
 	MaxResidentBytes int64
+	// FirstIndex and FirstSeq are where a new journal starts: the index of
+	// its first entry (0 means the default, 1) and that entry's first seq
+	// (default 0). They are used only when the directory holds no segment
+	// yet (Open then creates the first segment with them, and the segment
+	// header keeps them across a reopen); for an existing journal they are
+	// ignored and its segments say where it is. Cluster mode sets them to
+	// install a raft snapshot into a fresh directory, so that the journal
+	// continues from the snapshot's index (docs/decisions/0010 says how,
+	// and why the term of the entry before FirstIndex is the caller's to
+	// keep). FirstIndex is at most 2^63-1.
+	FirstIndex uint64
+	FirstSeq   uint64
 	// Logger receives repairs, slow fsyncs and retention removals; nil
 	// discards.
 	Logger *slog.Logger
@@ -149,6 +162,7 @@ func DefaultOptions() *Options {
 		SegmentSize:      DefaultSegmentSize,
 		MaxEntrySize:     DefaultMaxEntrySize,
 		MaxResidentBytes: DefaultMaxResidentBytes,
+		FirstIndex:       1,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -179,6 +193,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.MaxResidentBytes == 0 {
 		c.MaxResidentBytes = d.MaxResidentBytes
 	}
+	if c.FirstIndex == 0 {
+		c.FirstIndex = d.FirstIndex
+	}
 	switch {
 	case c.SyncPolicy > SyncNone:
 		return c, fmt.Errorf("journal: invalid options: unknown sync policy %d", c.SyncPolicy)
@@ -194,6 +211,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("journal: invalid options: MaxResidentBytes %d < -1", c.MaxResidentBytes)
 	case c.RetentionAge < 0:
 		return c, fmt.Errorf("journal: invalid options: RetentionAge %v < 0", c.RetentionAge)
+	case c.FirstIndex > math.MaxUint64/2:
+		return c, fmt.Errorf("journal: invalid options: FirstIndex %d > %d", c.FirstIndex, uint64(math.MaxUint64/2))
 	}
 	return c, nil
 }

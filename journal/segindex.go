@@ -30,37 +30,51 @@ import (
 // checked on every read (ErrCorrupt with file and offset), and
 // Options.ScanSealed (used by `badbatch verify`) restores the full scan.
 //
-// Layout (little-endian), NEVER CHANGE: add a version.
+// Layout (little-endian), NEVER CHANGE: add a version. Version 2 (written
+// since the journal became raft's log) adds the segment's term runs
+// (terms.go) after the offsets, and their count in the first half of what
+// version 1 reserves:
 //
 //	 0      4     5      8            16          24         32
 //	+------+-----+------+------------+-----------+----------+
-//	|magic |ver=1| 0 0 0| first index| first seq | size     |
-//	|"BBJI"|     |      | u64        | u64       | u64      |
+//	|magic |ver  | 0 0 0| first index| first seq | size     |
+//	|"BBJI"|=1,2 |      | u64        | u64       | u64      |
 //	+------+-----+------+------------+-----------+----------+
-//	 32          40          48        52          56        64
-//	+-----------+-----------+---------+-----------+---------+
-//	| next seq  | last ts   | entries | last crc  | reserved|
-//	| u64       | i64 ns    | u32 = n | u32       | u64 = 0 |
-//	+-----------+-----------+---------+-----------+---------+
-//	 64                       64+4n
-//	+------------------------+--------------------------+
-//	| n u32 entry offsets    | crc32c of bytes [0,64+4n)|
-//	+------------------------+--------------------------+
+//	 32          40          48        52          56          60        64
+//	+-----------+-----------+---------+-----------+-----------+---------+
+//	| next seq  | last ts   | entries | last crc  | v1: 0     | 0       |
+//	| u64       | i64 ns    | u32 = n | u32       | v2: runs r| u32     |
+//	+-----------+-----------+---------+-----------+-----------+---------+
+//	 64                 64+4n (v2 only)                  64+4n+12r (r=0 in v1)
+//	+------------------+-------------------------------+------------------------+
+//	| n u32 entry      | r runs: u32 ordinal of the    | crc32c of the bytes    |
+//	| offsets          | run's first entry, u64 term   | before it              |
+//	+------------------+-------------------------------+------------------------+
 //
 // size is the segment file's size; last crc is the CRC field of the last
-// frame. Open accepts the index only if: the file is exactly 68+4n bytes
-// with a matching CRC, magic, version and zero reserved bytes; first index
-// and first seq equal the segment header's; size equals the segment file's
-// size; n >= 1, the first offset is 32 and each offset is at least 64 bytes
-// past the previous one; and the segment's last frame header, read at the
-// last offset, has a valid magic and version, index first+n-1, the CRC
-// field last crc, first seq + records = next seq, timestamp last ts, and
-// ends exactly at size.
+// frame. A run's ordinal is its first entry's position in the segment (0
+// for the first entry). Open accepts the index only if: the file is exactly
+// 68+4n+12r bytes with a matching CRC, magic, a known version and zero
+// reserved bytes; first index and first seq equal the segment header's;
+// size equals the segment file's size; n >= 1, the first offset is 32 and
+// each offset is at least 64 bytes past the previous one; in version 2,
+// 1 <= r <= n, the first run's ordinal is 0, ordinals increase and stay
+// below n, and consecutive runs' terms differ; and the segment's last frame
+// header, read at the last offset, has a valid magic, version (the
+// segment's) and kind, index first+n-1, the CRC field last crc, first seq +
+// records = next seq, timestamp last ts, ends exactly at size, and (version
+// 2) has the last run's term. A version-1 index is still accepted; the
+// segment's term runs are then filled on first use.
 const (
 	segIndexMagic      uint32 = 0x494a4242 // "BBJI" little-endian
 	segIndexSuffix            = ".idx"
 	segIndexHeaderSize        = 64
-	segIndexVersion           = 1
+	segIndexRunSize           = 12 // u32 ordinal + u64 term
+
+	// segIndexVersion1: offsets only. Still read; no longer written.
+	segIndexVersion1 = 1
+	// segIndexVersion2: offsets and term runs.
+	segIndexVersion2 = 2
 
 	sixOffMagic      = 0
 	sixOffVersion    = 4
@@ -71,7 +85,9 @@ const (
 	sixOffLastTS     = 40
 	sixOffEntries    = 48
 	sixOffLastCRC    = 52
-	sixOffReserved   = 56
+	sixOffReserved   = 56 // version 1: u64 = 0
+	sixOffRuns       = 56 // version 2: u32 run count
+	sixOffReserved2  = 60 // version 2: u32 = 0
 )
 
 // segIndexPath is the index file beside segment path.
@@ -87,13 +103,20 @@ func parseSegIndexName(name string) (uint64, bool) {
 	return parseSegmentName(name[:segmentNameDigits] + segmentSuffix)
 }
 
-// encodeSegIndex returns the index file's bytes for a sealed segment.
-// REQUIRES: the segment is sealed or w held, and it has an entry.
-func encodeSegIndex(s *segment) []byte {
+// encodeSegIndex returns the index file's bytes for a sealed segment, in
+// the given version (segIndexVersion2, except in tests that make an old
+// index). REQUIRES: the segment is sealed or w held; it has an entry; its
+// terms are known (version 2).
+func encodeSegIndex(s *segment, version uint8) []byte {
 	n := len(s.offsets)
-	b := make([]byte, segIndexHeaderSize+4*n+4)
+	var runs []termRun
+	if version >= segIndexVersion2 {
+		runs = s.terms
+	}
+	end := segIndexHeaderSize + 4*n + segIndexRunSize*len(runs)
+	b := make([]byte, end+4)
 	binary.LittleEndian.PutUint32(b[sixOffMagic:], segIndexMagic)
-	b[sixOffVersion] = segIndexVersion
+	b[sixOffVersion] = version
 	binary.LittleEndian.PutUint64(b[sixOffFirstIndex:], s.firstIndex)
 	binary.LittleEndian.PutUint64(b[sixOffFirstSeq:], s.firstSeq)
 	binary.LittleEndian.PutUint64(b[sixOffSize:], uint64(s.size))
@@ -101,10 +124,18 @@ func encodeSegIndex(s *segment) []byte {
 	binary.LittleEndian.PutUint64(b[sixOffLastTS:], uint64(s.lastTS))
 	binary.LittleEndian.PutUint32(b[sixOffEntries:], uint32(n))
 	binary.LittleEndian.PutUint32(b[sixOffLastCRC:], s.lastCRC)
+	if version >= segIndexVersion2 {
+		binary.LittleEndian.PutUint32(b[sixOffRuns:], uint32(len(runs)))
+	}
 	for i, off := range s.offsets {
 		binary.LittleEndian.PutUint32(b[segIndexHeaderSize+4*i:], off)
 	}
-	end := segIndexHeaderSize + 4*n
+	at := segIndexHeaderSize + 4*n
+	for _, r := range runs {
+		binary.LittleEndian.PutUint32(b[at:], uint32(r.first-s.firstIndex))
+		binary.LittleEndian.PutUint64(b[at+4:], r.term)
+		at += segIndexRunSize
+	}
 	binary.LittleEndian.PutUint32(b[end:], crc32.Checksum(b[:end], castagnoli))
 	return b
 }
@@ -116,7 +147,7 @@ func encodeSegIndex(s *segment) []byte {
 // fdatasync and a rename on the writer's path. The directory entry is
 // synced with the roll's (or Open's) directory fsync.
 func writeSegIndex(fs vfs.FS, s *segment) error {
-	b := encodeSegIndex(s)
+	b := encodeSegIndex(s, segIndexVersion2)
 	path := segIndexPath(s.path)
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -143,36 +174,50 @@ func removeSegIndex(fs vfs.FS, s *segment) error {
 
 // segIndex is a decoded index file.
 type segIndex struct {
+	version              uint8
 	firstIndex, firstSeq uint64
 	size                 int64
 	nextSeq              uint64
 	lastTS               int64
 	lastCRC              uint32
 	offsets              []uint32
+	terms                []termRun // version 2; nil in version 1
 }
 
 // decodeSegIndex checks an index file's own consistency (length, CRC,
-// magic, version, reserved bytes, offsets). The string says what is wrong;
-// empty means it is self-consistent.
+// magic, version, reserved bytes, offsets, term runs). The string says what
+// is wrong; empty means it is self-consistent.
 func decodeSegIndex(b []byte) (segIndex, string) {
 	var x segIndex
 	if len(b) < segIndexHeaderSize+4 {
 		return x, fmt.Sprintf("%d bytes, shorter than an index", len(b))
 	}
+	x.version = b[sixOffVersion]
 	n := int(binary.LittleEndian.Uint32(b[sixOffEntries:]))
-	end := segIndexHeaderSize + 4*n
+	r := 0
+	if x.version == segIndexVersion2 {
+		r = int(binary.LittleEndian.Uint32(b[sixOffRuns:]))
+	}
+	// n and r are below 2^32: the sum cannot overflow an int64.
+	end := int64(segIndexHeaderSize) + 4*int64(n) + segIndexRunSize*int64(r)
 	switch {
 	case n < 1:
 		return x, "no entries"
-	case len(b) != end+4:
-		return x, fmt.Sprintf("%d bytes, want %d for %d entries", len(b), end+4, n)
+	case int64(len(b)) != end+4:
+		return x, fmt.Sprintf("%d bytes, want %d for %d entries and %d term runs", len(b), end+4, n, r)
 	case crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]):
 		return x, "checksum mismatch"
 	case binary.LittleEndian.Uint32(b[sixOffMagic:]) != segIndexMagic:
 		return x, "bad magic"
-	case b[sixOffVersion] != segIndexVersion || b[5] != 0 || b[6] != 0 || b[7] != 0 ||
-		binary.LittleEndian.Uint64(b[sixOffReserved:]) != 0:
-		return x, "unknown version or reserved bits set"
+	case b[5] != 0 || b[6] != 0 || b[7] != 0:
+		return x, "reserved bits set"
+	case x.version == segIndexVersion1 && binary.LittleEndian.Uint64(b[sixOffReserved:]) != 0,
+		x.version == segIndexVersion2 && binary.LittleEndian.Uint32(b[sixOffReserved2:]) != 0:
+		return x, "reserved bits set"
+	case x.version != segIndexVersion1 && x.version != segIndexVersion2:
+		return x, fmt.Sprintf("unknown version %d", x.version)
+	case x.version == segIndexVersion2 && (r < 1 || r > n):
+		return x, fmt.Sprintf("%d term runs for %d entries", r, n)
 	}
 	x.firstIndex = binary.LittleEndian.Uint64(b[sixOffFirstIndex:])
 	x.firstSeq = binary.LittleEndian.Uint64(b[sixOffFirstSeq:])
@@ -193,6 +238,24 @@ func decodeSegIndex(b []byte) (segIndex, string) {
 	if x.size > maxSegmentSizeLimit+maxFramePayload+frameHeaderSize || prev+frameHeaderSize > x.size {
 		return x, fmt.Sprintf("last entry at %d does not fit in %d bytes", prev, x.size)
 	}
+	if r > 0 {
+		x.terms = make([]termRun, r)
+	}
+	at := segIndexHeaderSize + 4*n
+	for i := range x.terms {
+		ordinal := binary.LittleEndian.Uint32(b[at:])
+		term := binary.LittleEndian.Uint64(b[at+4:])
+		at += segIndexRunSize
+		switch {
+		case i == 0 && ordinal != 0:
+			return x, fmt.Sprintf("the first term run starts at entry %d", ordinal)
+		case i > 0 && (uint64(ordinal) <= x.terms[i-1].first-x.firstIndex || int(ordinal) >= n):
+			return x, fmt.Sprintf("term run %d at entry %d out of order", i, ordinal)
+		case i > 0 && term == x.terms[i-1].term:
+			return x, fmt.Sprintf("term runs %d and %d have the same term", i-1, i)
+		}
+		x.terms[i] = termRun{first: x.firstIndex + uint64(ordinal), term: term}
+	}
 	return x, ""
 }
 
@@ -208,9 +271,10 @@ func loadSegIndex(fs vfs.FS, path string, size int64, h segmentHeader) (segIndex
 		}
 		return segIndex{}, err.Error()
 	}
-	// Bound the read before trusting the length: 4 bytes per entry, and an
-	// entry takes at least a 64-byte frame header.
-	if st.Size() > segIndexHeaderSize+4+4*(size/frameHeaderSize+1) {
+	// Bound the read before trusting the length: 4 bytes per entry, at
+	// most 12 per term run (one per entry), and an entry takes at least a
+	// 64-byte frame header.
+	if st.Size() > segIndexHeaderSize+4+(4+segIndexRunSize)*(size/frameHeaderSize+1) {
 		return segIndex{}, fmt.Sprintf("index of %d bytes is too large for a %d-byte segment", st.Size(), size)
 	}
 	b := make([]byte, st.Size())
@@ -239,7 +303,8 @@ func loadSegIndex(fs vfs.FS, path string, size int64, h segmentHeader) (segIndex
 		fh.crc != x.lastCRC,
 		fh.firstSeq+uint64(fh.records) != x.nextSeq,
 		fh.timestamp != x.lastTS,
-		lastAt+frameHeaderSize+int64(fh.length) != size:
+		lastAt+frameHeaderSize+int64(fh.length) != size,
+		x.terms != nil && fh.term != x.terms[len(x.terms)-1].term:
 		return x, "the last frame does not match the index"
 	}
 	return x, ""

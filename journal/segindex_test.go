@@ -143,9 +143,11 @@ func TestSegmentIndexDamage(t *testing.T) {
 	require.NotZero(t, last, "the damaged entry fails its read")
 	writeTestFile(t, fs, segs[1], seg)
 
-	// Frame header fields the index cross-checks: each change alone makes
-	// Open distrust the index (and then the scan reports the damage).
-	for _, field := range []int{frameOffIndex, frameOffFirstSeq, frameOffTimestamp, frameOffRecords, frameOffLength, frameOffCRC} {
+	// Frame header fields the index cross-checks (the term against the last
+	// term run): each change alone makes Open distrust the index (and then
+	// the scan reports the damage). The kind is not cross-checked: like a
+	// payload byte, a kind changed to another valid one fails the read.
+	for _, field := range []int{frameOffIndex, frameOffTerm, frameOffFirstSeq, frameOffTimestamp, frameOffRecords, frameOffLength, frameOffCRC} {
 		d := bytes.Clone(seg)
 		d[offs[len(offs)-1]+field] ^= 1
 		writeTestFile(t, fs, segs[1], d)
@@ -317,15 +319,18 @@ func TestResidentBound(t *testing.T) {
 }
 
 // FuzzSegIndex: decodeSegIndex never panics on any bytes, and whatever it
-// accepts is exactly what encodeSegIndex writes for the segment it
-// describes (so no two byte strings decode to the same index, and nothing
-// it accepts has a field it did not check).
+// accepts, of either version, is exactly what encodeSegIndex writes in
+// that version for the segment it describes (so no two byte strings decode
+// to the same index, and nothing it accepts has a field it did not check:
+// the term runs of version 2 included).
 func FuzzSegIndex(f *testing.F) {
 	seg := &segment{firstIndex: 7, firstSeq: 100, size: 32 + 64 + 10 + 64 + 20, nextSeq: 103, lastTS: 12345, lastCRC: 0xabcdef01,
-		offsets: []uint32{32, 32 + 64 + 10}}
-	f.Add(encodeSegIndex(seg))
-	one := &segment{firstIndex: 1, firstSeq: 0, size: 32 + 64, nextSeq: 1, offsets: []uint32{32}}
-	f.Add(encodeSegIndex(one))
+		offsets: []uint32{32, 32 + 64 + 10}, terms: []termRun{{first: 7, term: 3}, {first: 8, term: 5}}, termsKnown: true}
+	one := &segment{firstIndex: 1, firstSeq: 0, size: 32 + 64, nextSeq: 1, offsets: []uint32{32}, terms: []termRun{{first: 1}}, termsKnown: true}
+	for _, version := range []uint8{segIndexVersion1, segIndexVersion2} {
+		f.Add(encodeSegIndex(seg, version))
+		f.Add(encodeSegIndex(one, version))
+	}
 	f.Add([]byte{})
 	f.Add(make([]byte, segIndexHeaderSize+8))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -334,9 +339,25 @@ func FuzzSegIndex(f *testing.F) {
 			return
 		}
 		s := &segment{firstIndex: x.firstIndex, firstSeq: x.firstSeq, size: x.size, nextSeq: x.nextSeq,
-			lastTS: x.lastTS, lastCRC: x.lastCRC, offsets: x.offsets}
-		if !bytes.Equal(encodeSegIndex(s), b) {
+			lastTS: x.lastTS, lastCRC: x.lastCRC, offsets: x.offsets, terms: x.terms, termsKnown: x.terms != nil}
+		if !bytes.Equal(encodeSegIndex(s, x.version), b) {
 			t.Fatalf("accepted bytes that do not re-encode to themselves: %x", b)
+		}
+		if x.version == segIndexVersion2 {
+			// The runs start at the segment's first entry, lie inside it,
+			// and each run's first entry has the run's term.
+			last := x.firstIndex + uint64(len(x.offsets)) - 1
+			if x.terms[0].first != x.firstIndex {
+				t.Fatalf("the first run starts at %d, the segment at %d", x.terms[0].first, x.firstIndex)
+			}
+			for _, r := range x.terms {
+				if r.first-x.firstIndex > last-x.firstIndex {
+					t.Fatalf("run at %d outside the segment [%d, %d]", r.first, x.firstIndex, last)
+				}
+				if got := termAt(x.terms, r.first); got != r.term {
+					t.Fatalf("entry %d: term %d, its run says %d", r.first, got, r.term)
+				}
+			}
 		}
 	})
 }

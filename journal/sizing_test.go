@@ -158,7 +158,7 @@ func TestSizedSegmentTornAtEveryOffset(t *testing.T) {
 		if cut == lastAt+lastLen {
 			keep++ // nothing torn
 		}
-		want := &testModel{first: 1, payloads: m.payloads[:keep], seqs: m.seqs[:keep]}
+		want := &testModel{first: 1, payloads: m.payloads[:keep], seqs: m.seqs[:keep], terms: m.terms[:keep], kinds: m.kinds[:keep]}
 		requireMatches(t, j, want)
 		rep := j.RepairReport()
 		assert.Equal(t, cut > lastAt && cut < lastAt+lastLen, rep.Truncated, "%s: %+v", what, rep)

@@ -31,12 +31,12 @@ func filled(t *testing.T, n int, mod func(o *Options)) (vfs.FS, *Options, *Journ
 // dropFront drops the model's entries below first.
 func (m *testModel) dropFront(first uint64) {
 	k := int(first - m.first)
-	m.payloads, m.seqs, m.first = m.payloads[k:], m.seqs[k:], first
+	m.payloads, m.seqs, m.terms, m.kinds, m.first = m.payloads[k:], m.seqs[k:], m.terms[k:], m.kinds[k:], first
 }
 
 func (m *testModel) dropBack(last uint64) {
 	k := int(last + 1 - m.first)
-	m.payloads, m.seqs = m.payloads[:k], m.seqs[:k]
+	m.payloads, m.seqs, m.terms, m.kinds = m.payloads[:k], m.seqs[:k], m.terms[:k], m.kinds[:k]
 }
 
 func TestTruncateFront(t *testing.T) {
