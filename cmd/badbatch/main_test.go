@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"fmt"
 	"github.com/badbatch/badbatch/httpapi"
+	"github.com/badbatch/badbatch/storage"
+	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -217,4 +220,36 @@ func TestBench(t *testing.T) {
 	t.Chdir(t.TempDir())
 	_, err := run(t, context.Background(), "", "bench", "--quick")
 	require.ErrorContains(t, err, "runs from a BadBatch source checkout")
+}
+
+// TestVerifyClusterNode: verify checks a stopped cluster node's directory
+// (raft configuration entries in the journal, the store applied up to the
+// stored commit index), and a standalone serve refuses it.
+func TestVerifyClusterNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	co := cluster.DefaultOptions()
+	co.NodeID, co.ClusterAddr, co.Peers = 1, addr, map[uint64]string{1: addr}
+	co.Secret = []byte("verify-cluster-node-secret")
+	co.TickInterval = 5 * time.Millisecond
+	n, err := cluster.Open(dir, co)
+	require.NoError(t, err)
+	require.Eventually(t, n.IsLeader, 10*time.Second, 5*time.Millisecond)
+	for i := range 5 {
+		_, err := n.Store().Append(context.Background(), "v", storage.Record{Value: []byte(fmt.Sprint(i))})
+		require.NoError(t, err)
+	}
+	require.NoError(t, n.Close())
+
+	out, err := run(t, context.Background(), "", "verify", "--data-dir", dir)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "cluster node 1")
+	assert.Contains(t, out, "1 streams, 5 records")
+	assert.Contains(t, out, "is consistent")
+
+	_, err = run(t, context.Background(), "", "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	require.ErrorIs(t, err, storage.ErrWrongMode)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
+	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/spf13/cobra"
 )
 
@@ -168,6 +169,17 @@ func verifyIndex(ctx context.Context, r *report, dir string, policy journal.Sync
 	so := storage.DefaultOptions()
 	so.SyncPolicy = policy
 	so.Logger = quiet()
+	node, commit, clustered, err := cluster.StoredState(so.FS, dir)
+	if err != nil {
+		r.problem("cluster state: %v", err)
+		return
+	}
+	if clustered {
+		// A stopped cluster node: apply its journal up to the commit index
+		// it stored; verify appends nothing, so nothing is ever proposed.
+		so.Replication = &storage.Replication{Commit: commit, Proposer: noProposals{}}
+		r.ok("cluster node %d, commit index %d", node, commit)
+	}
 	store, err := storage.Open(dir, so)
 	if err != nil && repair {
 		aside := filepath.Join(dir, "index.broken-"+time.Now().UTC().Format("20060102T150405"))
@@ -256,6 +268,12 @@ func verifyIndex(ctx context.Context, r *report, dir string, policy journal.Sync
 		}
 	}
 }
+
+// noProposals is the Proposer of a store opened by verify, which never
+// appends.
+type noProposals struct{}
+
+func (noProposals) Propose(*storage.Proposal) {}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

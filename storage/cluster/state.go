@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/badbatch/badbatch/storage"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -251,4 +252,20 @@ func decodeSlot(b []byte) (p persistent, seq uint64, ok bool) {
 		return p, 0, false
 	}
 	return p, binary.LittleEndian.Uint64(b[8:]), true
+}
+
+// StoredState reads the cluster state of the data directory dir without
+// opening the node: ok is false for a standalone directory. Tools such as
+// `badbatch verify` use it to open a stopped node's store up to its commit
+// index.
+func StoredState(fs vfs.FS, dir string) (nodeID, commit uint64, ok bool, err error) {
+	sf, p, err := openState(fs, fs.PathJoin(dir, storage.ClusterDir, stateFileName))
+	if errors.Is(err, errNoState) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	_ = sf.close()
+	return p.NodeID, p.Commit, true, nil
 }
