@@ -58,12 +58,24 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// The append goroutine (ready.go): raft's storage writes, in order.
+	appendc    chan *pb.Message
+	appendDone chan struct{}
+	// local carries the responses the append goroutine steps back into
+	// raft, in order (never dropped, never blocking the appender).
+	local localQueue
+	// persMu guards pers and the state file: the raft goroutine writes
+	// the configuration and compaction point, the append goroutine the
+	// HardState and snapshots.
+	persMu sync.Mutex
+
 	// Raft goroutine state.
 	soft raft.SoftState
-	// persisted is the last log index this process fsynced (0 after
-	// Open: what the journal held then may not be durable).
-	persisted uint64
-	ticks     int64
+	term uint64 // raft's current term (from the last Ready's HardState)
+	// handed is the last index handed to the append goroutine (raft's
+	// last index, in flight to the journal).
+	handed uint64
+	ticks  int64
 	// fresh is set for a node that bootstrapped an empty directory: it
 	// grants no vote until it has heard from a leader or waited two
 	// election timeouts (it may have voted before its disk was lost).
@@ -158,7 +170,12 @@ func Open(dir string, opts *Options) (*Node, error) {
 		}
 	}
 	st.SetRetentionFloor(n.pers.SnapIndex)
+	n.term = n.pers.Term
 	n.publishStatus()
+	n.appendc = make(chan *pb.Message, 256)
+	n.appendDone = make(chan struct{})
+	n.local.notify = make(chan struct{}, 1)
+	go n.appendLoop()
 	go n.run()
 	return n, nil
 }
@@ -277,7 +294,11 @@ func (n *Node) startRaft(applied uint64) error {
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		DisableProposalForwarding: true, // the store matches its proposals by term (see storage.Store.Proposed)
 		StepDownOnRemoval:         true,
-		Logger:                    raftLogger{n.log},
+		// The journaling lane is its own goroutine (ready.go): the raft
+		// goroutine goes on stepping acknowledgements and proposals while
+		// an fsync runs.
+		AsyncStorageWrites: true,
+		Logger:             raftLogger{n.log},
 	}
 	rn, err := raft.NewRawNode(cfg)
 	if err != nil {
@@ -338,6 +359,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		<-n.done
+		<-n.appendDone
 		var errs []error
 		if err := n.tr.Close(); err != nil {
 			errs = append(errs, err)
@@ -447,6 +469,10 @@ func (n *Node) run() {
 			}
 		case fn := <-n.reqc:
 			fn()
+		case <-n.local.notify:
+			n.stepLocal()
+		case <-n.appendDone:
+			// The append goroutine stopped on an error (n.Err says which).
 		}
 		if err := n.drainReady(); err != nil {
 			n.failNode(err)
@@ -477,7 +503,7 @@ func (n *Node) propose(p *storage.Proposal) {
 		n.store.Refuse(p, fmt.Errorf("%w: %w", storage.ErrNotLeader, err))
 		return
 	}
-	n.store.Proposed(p, n.pers.Term)
+	n.store.Proposed(p, n.term)
 }
 
 // notLeader is the error for a request that needs the leader.
@@ -496,7 +522,7 @@ func (n *Node) step(m *pb.Message) {
 		}
 	case pb.MessageType_MsgHeartbeat:
 		n.heard = true
-		if last, _ := n.rl.LastIndex(); m.GetCommit() > last {
+		if last, _ := n.rl.LastIndex(); m.GetCommit() > max(last, n.handed) {
 			n.failNode(fmt.Errorf("%w: node %d's log ends at entry %d, but leader %d knows it acknowledged entry %d; %s",
 				ErrDataLost, n.opts.NodeID, last, m.GetFrom(), m.GetCommit(), replaceProcedure))
 			return
@@ -507,112 +533,6 @@ func (n *Node) step(m *pb.Message) {
 	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		n.log.Debug("cluster: step", "type", m.GetType(), "from", m.GetFrom(), "err", err)
 	}
-}
-
-// drainReady handles every pending Ready.
-func (n *Node) drainReady() error {
-	for n.rn.HasReady() {
-		if err := n.handleReady(n.rn.Ready()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deferred reports whether a message may leave only after the Ready's
-// entries and HardState are durable: raft's responses (an acknowledgement
-// or a vote). Everything else, the leader's MsgApp included, is sent
-// before the fsync, in parallel with it (raft thesis 10.2.1).
-func deferred(t pb.MessageType) bool {
-	return t == pb.MessageType_MsgAppResp || t == pb.MessageType_MsgVoteResp || t == pb.MessageType_MsgPreVoteResp
-}
-
-func (n *Node) handleReady(rd raft.Ready) error {
-	if rd.SoftState != nil {
-		if rd.SoftState.Lead != n.soft.Lead {
-			n.log.Info("cluster: leader", "leader", rd.SoftState.Lead, "state", rd.SoftState.RaftState.String())
-		}
-		n.soft = *rd.SoftState
-	}
-	var later []*pb.Message
-	now := rd.Messages[:0:0]
-	for _, m := range rd.Messages {
-		if deferred(m.GetType()) {
-			later = append(later, m)
-		} else {
-			now = append(now, m)
-		}
-	}
-	if len(now) > 0 {
-		n.tr.Send(now)
-	}
-	// Committed entries already durable here (up to the last index
-	// persisted before this Ready) are applied at once, in parallel with
-	// this Ready's fsync; only the rest waits for it.
-	durable := n.persisted
-	if len(rd.Entries) > 0 {
-		// This Ready may replace a suffix: nothing from its first entry on
-		// is durable until its fsync.
-		durable = min(durable, rd.Entries[0].GetIndex()-1)
-	}
-	var last uint64
-	for _, e := range rd.CommittedEntries {
-		if e.GetIndex() > durable {
-			break
-		}
-		last = e.GetIndex()
-	}
-	if last > 0 && raft.IsEmptySnap(rd.Snapshot) {
-		n.store.Commit(last)
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := n.installSnapshot(rd.Snapshot); err != nil {
-			return err
-		}
-	}
-	if err := n.rl.append(rd.Entries); err != nil {
-		return err
-	}
-	if len(rd.Entries) > 0 {
-		if err := n.store.Journal().Sync(); err != nil {
-			return fmt.Errorf("cluster: sync the log: %w", err)
-		}
-		n.persisted = rd.Entries[len(rd.Entries)-1].GetIndex()
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		n.persisted = max(n.persisted, rd.Snapshot.GetMetadata().GetIndex())
-	}
-	if hs := rd.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
-		durable := hs.GetTerm() != n.pers.Term || hs.GetVote() != n.pers.Vote
-		n.pers.Term, n.pers.Vote, n.pers.Commit = hs.GetTerm(), hs.GetVote(), hs.GetCommit()
-		if err := n.sf.save(n.pers, durable); err != nil {
-			return err
-		}
-		n.rl.setHardState(hs)
-	}
-	if len(later) > 0 {
-		n.tr.Send(later)
-	}
-	for _, e := range rd.CommittedEntries {
-		if t := e.GetType(); t == pb.EntryType_EntryConfChange || t == pb.EntryType_EntryConfChangeV2 {
-			if err := n.applyConf(e); err != nil {
-				return err
-			}
-		}
-		last = e.GetIndex()
-	}
-	if last > 0 {
-		n.store.Commit(last)
-	}
-	for _, rs := range rd.ReadStates {
-		n.reads.resolve(rs)
-	}
-	n.rn.Advance(rd)
-	if rd.SoftState != nil || last > 0 {
-		n.maybeCompact()
-		n.publishStatus()
-	}
-	return nil
 }
 
 // applyConf applies a committed configuration change to raft, the
@@ -638,6 +558,8 @@ func (n *Node) applyConf(e *pb.Entry) error {
 		_ = json.Unmarshal(v2.GetContext(), &ctx)
 	}
 	cs := n.rn.ApplyConfChange(cc)
+	n.persMu.Lock()
+	defer n.persMu.Unlock()
 	p := &n.pers
 	p.Voters, p.Learners = cs.GetVoters(), cs.GetLearners()
 	p.VotersOutgoing, p.LearnersNext, p.AutoLeave = cs.GetVotersOutgoing(), cs.GetLearnersNext(), cs.GetAutoLeave()
@@ -696,7 +618,7 @@ func (n *Node) applyConf(e *pb.Entry) error {
 func (n *Node) maybeCompact() {
 	applied := n.store.AppliedIndex()
 	keep := n.opts.SnapshotEntries
-	if applied <= n.pers.SnapIndex+2*keep {
+	if applied <= n.rl.compactionPoint()+2*keep {
 		return
 	}
 	idx := applied - keep
@@ -705,6 +627,8 @@ func (n *Node) maybeCompact() {
 		return
 	}
 	n.rl.compact(idx, term)
+	n.persMu.Lock()
+	defer n.persMu.Unlock()
 	n.pers.SnapIndex, n.pers.SnapTerm = idx, term
 	if err := n.sf.save(n.pers, false); err != nil {
 		n.log.Warn("cluster: save the compaction point", "err", err)
@@ -719,11 +643,14 @@ func (n *Node) maybePromote() {
 	if n.promoting != 0 && n.ticks%int64(4*n.opts.ElectionTicks) != 0 {
 		return
 	}
-	if len(n.pers.Learners) == 0 {
+	n.persMu.Lock()
+	learners := append([]uint64(nil), n.pers.Learners...)
+	n.persMu.Unlock()
+	if len(learners) == 0 {
 		return
 	}
 	st := n.rn.Status()
-	for _, id := range n.pers.Learners {
+	for _, id := range learners {
 		pr, ok := st.Progress[id]
 		if !ok || pr.State != tracker.StateReplicate || pr.Match+64 < st.HardState.GetCommit() {
 			continue

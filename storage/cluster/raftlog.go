@@ -319,6 +319,13 @@ func (l *raftLog) setConfState(index uint64, cs *pb.ConfState, clusterID uint64,
 	l.mu.confs = append(l.mu.confs, confAt{index: index, cs: l.mu.cs})
 }
 
+// compactionPoint returns raft's compaction point.
+func (l *raftLog) compactionPoint() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.snapIndex
+}
+
 // compact moves raft's compaction point to index (whose term is term) and
 // forgets the configuration history it no longer needs.
 func (l *raftLog) compact(index, term uint64) {
@@ -337,18 +344,25 @@ func (l *raftLog) compact(index, term uint64) {
 	l.mu.confs = l.mu.confs[keep:]
 }
 
-// reset points the log at a new journal after a snapshot was installed:
-// the compaction point is the snapshot's.
-func (l *raftLog) reset(j *journal.Journal, snap *pb.SnapshotMetadata, clusterID uint64, members []member) {
+// install swaps the log to the journal a snapshot installation leaves
+// behind: it holds the log locked while install runs (raft's reads wait
+// instead of meeting a closed journal), then takes the new journal, with
+// the snapshot's index as compaction point and last index.
+func (l *raftLog) install(install func() (*journal.Journal, error), snap *pb.SnapshotMetadata, clusterID uint64, members []member) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.mu.data = descriptorData(clusterID, members)
+	j, err := install()
+	if err != nil {
+		return err
+	}
 	l.mu.j = j
+	l.mu.data = descriptorData(clusterID, members)
 	l.mu.snapIndex, l.mu.snapTerm = snap.GetIndex(), snap.GetTerm()
 	l.mu.last = snap.GetIndex()
 	l.mu.cs = proto.Clone(snap.GetConfState()).(*pb.ConfState)
 	l.mu.confs = []confAt{{index: snap.GetIndex(), cs: l.mu.cs}}
 	l.cache.truncate(0)
+	return nil
 }
 
 // entryCache keeps the most recently written entries so that raft's reads

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"encoding/json"
+
 	"fmt"
+	"github.com/badbatch/badbatch/journal"
 	"io"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -69,6 +71,8 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 		return fmt.Errorf("cluster: snapshot %d: bad descriptor: %w", meta.GetIndex(), err)
 	}
 	cs := meta.GetConfState()
+	n.persMu.Lock()
+	defer n.persMu.Unlock()
 	p := &n.pers
 	p.SnapIndex, p.SnapTerm = meta.GetIndex(), meta.GetTerm()
 	p.Voters, p.Learners = cs.GetVoters(), cs.GetLearners()
@@ -81,10 +85,15 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	if err := n.sf.save(*p, true); err != nil {
 		return err
 	}
-	if err := n.store.InstallSnapshot(meta.GetIndex()); err != nil {
+	err := n.rl.install(func() (*journal.Journal, error) {
+		if err := n.store.InstallSnapshot(meta.GetIndex()); err != nil {
+			return nil, err
+		}
+		return n.store.Journal(), nil // the journal the installation opened
+	}, meta, p.ClusterID, p.Members)
+	if err != nil {
 		return fmt.Errorf("cluster: install snapshot %d: %w", meta.GetIndex(), err)
 	}
-	n.rl.reset(n.store.Journal(), meta, p.ClusterID, p.Members)
 	n.snapshotsInstalled.Add(1)
 	n.store.SetRetentionFloor(meta.GetIndex())
 	for _, m := range p.Members {

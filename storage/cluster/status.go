@@ -98,7 +98,6 @@ func (n *Node) publishStatus() {
 	bs := n.rn.BasicStatus()
 	st := &Status{
 		NodeID:      n.opts.NodeID,
-		ClusterID:   n.pers.ClusterID,
 		LeaderID:    bs.Lead,
 		Term:        bs.HardState.GetTerm(),
 		CommitIndex: bs.HardState.GetCommit(),
@@ -111,12 +110,17 @@ func (n *Node) publishStatus() {
 			progress[id] = pr.Match
 		}
 	}
-	for _, m := range n.pers.Members {
+	n.persMu.Lock()
+	members := append([]member(nil), n.pers.Members...)
+	learners := append([]uint64(nil), n.pers.Learners...)
+	st.ClusterID = n.pers.ClusterID
+	n.persMu.Unlock()
+	for _, m := range members {
 		ns := NodeStatus{ID: m.ID, URL: m.URL, ClusterAddr: m.ClusterAddr, Role: RoleFollower, MatchIndex: progress[m.ID]}
 		switch {
 		case m.ID == bs.Lead:
 			ns.Role = RoleLeader
-		case slices.Contains(n.pers.Learners, m.ID):
+		case slices.Contains(learners, m.ID):
 			ns.Role = RoleLearner
 		case m.ID == n.opts.NodeID && bs.RaftState != raft.StateFollower:
 			ns.Role = roleOf(bs.RaftState)
