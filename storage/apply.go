@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-
-	"github.com/badbatch/badbatch/journal"
 )
 
 // This file is the business logic: a deterministic function from the
@@ -180,12 +178,14 @@ func (a *applier) apply(h *groupHeader, recs recordSource) (decision, error) {
 	return d, nil
 }
 
-// endEntry moves the applied position past entry e, which has been applied
-// whole. Cluster mode only: there every entry, with groups or without
-// (raft's empty and configuration entries), counts as applied, and the
-// position's Entry is the next entry to apply (Ordinal 0).
-func (a *applier) endEntry(e *journal.Entry) {
-	a.pos = position{Entry: e.Index + 1, Seq: e.FirstSeq + uint64(e.Records), Clock: a.pos.Clock}
+// endEntry moves the applied position past entry index, which has been
+// applied whole. Cluster mode only: there every entry, with groups or
+// without (raft's empty and configuration entries), counts as applied, and
+// the position's Entry is the next entry to apply (Ordinal 0). The next
+// seq is already past the entry's records (apply advanced it group by
+// group).
+func (a *applier) endEntry(index uint64) {
+	a.pos = position{Entry: index + 1, Seq: a.pos.Seq, Clock: a.pos.Clock}
 }
 
 func (a *applier) checkPosition(h *groupHeader) error {

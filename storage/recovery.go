@@ -198,7 +198,7 @@ func (r *replayer) entry(e *journal.Entry, skip int) error {
 	if e.Kind != journal.KindGroups {
 		// A raft configuration change: the consensus module applies it.
 		if r.cluster {
-			app.endEntry(e)
+			app.endEntry(e.Index)
 		}
 		r.entries++
 		return nil
@@ -229,7 +229,7 @@ func (r *replayer) entry(e *journal.Entry, skip int) error {
 	}
 	r.entries++
 	if r.cluster {
-		app.endEntry(e)
+		app.endEntry(e.Index)
 	}
 	r.unbatched += int64(len(e.Payload))
 	// Without handlers several small entries share one Pebble batch;

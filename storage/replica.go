@@ -94,6 +94,13 @@ type replica struct {
 		closed   bool
 	}
 
+	// queue holds committed entries handed over with CommitEntries, in
+	// index order, until the apply goroutine takes them.
+	queue struct {
+		sync.Mutex
+		ents []CommittedEntry
+	}
+
 	// Apply-goroutine state.
 	bp   *businessProcessor // flush bookkeeping and the group reader
 	done []*Proposal        // matched in the current round, completed after commit
@@ -157,6 +164,62 @@ func (s *Store) Commit(index uint64) {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// CommittedEntry is one committed log entry as the consensus module hands
+// it over (raft's committed entries carry their data).
+type CommittedEntry struct {
+	Index, Term uint64
+	Kind        journal.EntryKind
+	// Payload is the entry's data. The store keeps it until the entry is
+	// applied; the caller must not modify it.
+	Payload []byte
+}
+
+// CommitEntries is Commit with the committed entries' contents, so that
+// the apply goroutine applies them without reading them back from the
+// journal. ents must be consecutive and persisted in the local journal;
+// the commit index becomes the last one's. Entries the store already
+// applied are ignored.
+func (s *Store) CommitEntries(ents []CommittedEntry) {
+	if len(ents) == 0 {
+		return
+	}
+	r := s.rep
+	r.queue.Lock()
+	if n := len(r.queue.ents); n > 0 && r.queue.ents[n-1].Index+1 != ents[0].Index {
+		clear(r.queue.ents) // not consecutive: the journal serves the gap
+		r.queue.ents = r.queue.ents[:0]
+	}
+	r.queue.ents = append(r.queue.ents, ents...)
+	r.queue.Unlock()
+	s.Commit(ents[len(ents)-1].Index)
+}
+
+// queued returns the handed-over entry at index, dropping older ones.
+func (r *replica) queued(index uint64) (CommittedEntry, bool) {
+	r.queue.Lock()
+	defer r.queue.Unlock()
+	q := r.queue.ents
+	n := 0
+	for n < len(q) && q[n].Index < index {
+		n++
+	}
+	if n > 0 {
+		clear(q[:n])
+		q = q[n:]
+		r.queue.ents = q
+	}
+	if len(q) == 0 || q[0].Index != index {
+		return CommittedEntry{}, false
+	}
+	e := q[0]
+	q[0] = CommittedEntry{}
+	r.queue.ents = q[1:]
+	if len(r.queue.ents) == 0 {
+		r.queue.ents = r.queue.ents[:0:0]
+	}
+	return e, true
 }
 
 // AppliedIndex returns the highest log index the business logic has
@@ -390,13 +453,29 @@ func (r *replica) round() error {
 	from := r.applied.Load() + 1
 	to := min(r.commit.Load(), from+applyRound-1)
 	var err error
-	it := s.j.NewIterator(from)
-	idx := from
-	for ; idx <= to && err == nil && it.Next(); idx++ {
-		err = r.entry(it.Entry())
+	var je journal.Entry
+	for idx := from; idx <= to && err == nil; idx++ {
+		if e, ok := r.queued(idx); ok {
+			// The records' seqs continue the applied position: the journal
+			// numbers them the same way (previous first seq + records).
+			je = journal.Entry{EntryInfo: journal.EntryInfo{Index: e.Index, Term: e.Term, Kind: e.Kind, FirstSeq: s.app.pos.Seq}, Payload: e.Payload}
+			err = r.entry(&je)
+			continue
+		}
+		rerr := s.j.Read(idx, func(e *journal.Entry) error {
+			err = r.entry(e)
+			return nil
+		})
+		if rerr != nil && err == nil {
+			err = fmt.Errorf("storage: apply: read entry %d (committed up to %d): %w", idx, to, rerr)
+		}
 	}
-	if ierr := errors.Join(it.Err(), it.Close()); err == nil && (ierr != nil || idx <= to) {
-		err = fmt.Errorf("storage: apply: read entry %d (committed up to %d): %w", idx, to, ierr)
+	if err == nil {
+		// The journal numbered the records too: check that it agrees with
+		// the seqs the handed-over entries were given.
+		if info, ierr := s.j.Info(to); ierr == nil && info.FirstSeq+uint64(info.Records) != s.app.pos.Seq {
+			err = fmt.Errorf("%w: entry %d ends at seq %d in the journal, %d in the index", errPositionMismatch, to, info.FirstSeq+uint64(info.Records), s.app.pos.Seq)
+		}
 	}
 	if err == nil {
 		err = s.app.finish()
@@ -436,7 +515,7 @@ func (r *replica) entry(e *journal.Entry) error {
 	}
 	r.expire(e.Term)
 	var p *Proposal
-	if e.Kind == journal.KindGroups && e.Groups > 0 {
+	if e.Kind == journal.KindGroups && len(e.Payload) > 0 {
 		p = r.match(e)
 		r.decs = r.decs[:0]
 		gr := &r.bp.gr
@@ -466,7 +545,7 @@ func (r *replica) entry(e *journal.Entry) error {
 			p.decs = append(p.decs[:0], r.decs...)
 		}
 	}
-	app.endEntry(e)
+	app.endEntry(e.Index)
 	if p != nil {
 		r.done = append(r.done, p)
 	}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/badbatch/badbatch/journal"
+	"github.com/badbatch/badbatch/storage"
+
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
@@ -135,18 +138,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 // told the new commit index, then raft hears that they are applied.
 // Raft goroutine only.
 func (n *Node) applyCommitted(m *pb.Message) error {
-	var last uint64
+	ents := make([]storage.CommittedEntry, 0, len(m.GetEntries()))
 	for _, e := range m.GetEntries() {
+		kind := journal.KindGroups
 		if t := e.GetType(); t == pb.EntryType_EntryConfChange || t == pb.EntryType_EntryConfChangeV2 {
 			if err := n.applyConf(e); err != nil {
 				return err
 			}
+			kind = journal.KindConfChange
 		}
-		last = e.GetIndex()
+		ents = append(ents, storage.CommittedEntry{Index: e.GetIndex(), Term: e.GetTerm(), Kind: kind, Payload: e.GetData()})
 	}
-	if last > 0 {
-		n.store.Commit(last)
-	}
+	n.store.CommitEntries(ents)
 	for _, r := range m.GetResponses() {
 		if err := n.rn.Step(r); err != nil {
 			n.log.Debug("cluster: step apply response", "err", err)
