@@ -13,6 +13,7 @@ import (
 	"github.com/badbatch/badbatch/storage"
 	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Cluster is what the server needs of a cluster node. *cluster.Node
@@ -218,4 +219,43 @@ func (s *Server) isJoinToken(c echo.Context) bool {
 	tok, ok := bearerToken(c.Request())
 	want := s.opts.Cluster.JoinToken()
 	return ok && want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
+}
+
+// registerClusterMetrics adds the cluster gauges to the server's registry,
+// read from the node's status at scrape time.
+func (s *Server) registerClusterMetrics() {
+	cl := s.opts.Cluster
+	gauge := func(name, help string, f func(st cluster.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "badbatch", Subsystem: "cluster", Name: name, Help: help},
+			func() float64 { return f(cl.Status()) })
+	}
+	for _, c := range []prometheus.Collector{
+		gauge("term", "The raft term this node is in.", func(st cluster.Status) float64 { return float64(st.Term) }),
+		gauge("leader_id", "The id of the leader this node knows (0: none).", func(st cluster.Status) float64 { return float64(st.LeaderID) }),
+		gauge("is_leader", "1 on the leader, else 0.", func(st cluster.Status) float64 {
+			if st.LeaderID != 0 && st.LeaderID == st.NodeID {
+				return 1
+			}
+			return 0
+		}),
+		gauge("commit_index", "The highest log index this node knows committed.", func(st cluster.Status) float64 { return float64(st.CommitIndex) }),
+		gauge("applied_index", "The highest log index this node's store applied.", func(st cluster.Status) float64 { return float64(st.AppliedIndex) }),
+		gauge("members", "Members of the configuration (voters and learners).", func(st cluster.Status) float64 { return float64(len(st.Nodes)) }),
+		gauge("healthy_members", "Members this node has a live authenticated connection to, itself included.", func(st cluster.Status) float64 {
+			n := 0
+			for _, m := range st.Nodes {
+				if m.Healthy {
+					n++
+				}
+			}
+			return float64(n)
+		}),
+	} {
+		if err := s.metrics.registry.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				s.logger.Warn("cluster metrics", "err", err)
+			}
+		}
+	}
 }

@@ -176,6 +176,12 @@ func TestClusterHTTP(t *testing.T) {
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = http.Get(ld.url + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Contains(t, string(metrics), "badbatch_cluster_is_leader 1")
+	assert.Contains(t, string(metrics), "badbatch_cluster_healthy_members 3")
 
 	// The cluster routes match the OpenAPI contract.
 	doc := loadOpenAPI(t)

@@ -98,6 +98,9 @@ func New(store Store, opts *Options) (*Server, error) {
 	if o.RateLimit > 0 {
 		s.limiter = newRateLimiter(o.RateLimit, o.RateBurst)
 	}
+	if o.Cluster != nil {
+		s.registerClusterMetrics()
+	}
 	s.stopCtx, s.stopTail = context.WithCancel(context.Background())
 	s.echo = s.routes()
 	s.http = &http.Server{
