@@ -45,27 +45,27 @@
 // With Options.Replication the journal is a replicated log that another
 // component writes (storage/cluster, over etcd raft; docs/decisions/0012):
 //
-//	producers ─► ring ─► proposing processor: ONE Proposal per ring batch ─► Replication.Proposer
-//	consensus module: WriteEntry into the journal ... Store.Proposed / Refuse
-//	                  Store.CommitEntries (or Commit) ─► apply goroutine (the business logic)
+//		producers ─► ring ─► proposing processor: ONE Proposal per ring batch ─► Replication.Proposer
+//		consensus module: WriteEntry into the journal ... Store.Proposed / Refuse
+//		                  Store.CommitEntries (or Commit) ─► apply goroutine (the business logic)
 //
-//   - The apply goroutine applies committed entries in log order, the same
-//     decisions as standalone, one Pebble batch per round, and answers this
-//     node's own proposals. It never applies past the commit index, at Open
-//     neither (Replication.Commit).
-//   - A proposal is matched to the next committed entry with groups of the
-//     term it was proposed in (the consensus module must not forward
-//     proposals); an applied entry of a higher term fails the older ones
-//     with ErrNotCommitted. A proposal whose leader is cut off waits for
-//     its caller's context: its outcome is unknown until an idempotent
-//     retry resolves it.
-//   - The applied position names the next entry to apply (every entry
-//     counts, with groups or not), so AppliedIndex is exact.
-//   - Snapshots: WriteSnapshot streams an index checkpoint and the journal,
-//     ReceiveSnapshot stages one on disk, InstallSnapshot swaps it in while
-//     readers wait; Open finishes an installation a crash interrupted.
-//   - A data directory belongs to one mode: Open refuses the other
-//     (ErrWrongMode); the cluster keeps its state in DIR/cluster.
+//	  - The apply goroutine applies committed entries in log order, the same
+//	    decisions as standalone, one Pebble batch per round, and answers this
+//	    node's own proposals. It never applies past the commit index, at Open
+//	    neither (Replication.Commit).
+//	  - A proposal is matched to the next committed entry with groups of the
+//	    term it was proposed in (the consensus module must not forward
+//	    proposals); an applied entry of a higher term fails the older ones
+//	    with ErrNotCommitted. A proposal whose leader is cut off waits for
+//	    its caller's context: its outcome is unknown until an idempotent
+//	    retry resolves it.
+//	  - The applied position names the next entry to apply (every entry
+//	    counts, with groups or not), so AppliedIndex is exact.
+//	  - Snapshots: WriteSnapshot streams an index checkpoint and the journal,
+//	    ReceiveSnapshot stages one on disk, InstallSnapshot swaps it in while
+//	    readers wait; Open finishes an installation a crash interrupted.
+//	  - A data directory belongs to one mode: Open refuses the other
+//	    (ErrWrongMode); the cluster keeps its state in DIR/cluster.
 //
 // # Journal groups written by the store
 //
