@@ -51,15 +51,13 @@ const (
 )
 
 // clusterAppendMatch selects BadBatch's own 3-node cluster in the cluster
-// comparison: BenchmarkClusterAppend in ./bench, which is not written yet.
-// Its sub-benchmark is to be named
+// comparison: BenchmarkClusterAppend in ./bench (bench/cluster_test.go),
+// whose sub-benchmark is named
 //
 //	BenchmarkClusterAppend/batch=100/producers=4/size=100B
 //
 // (batch= may stand anywhere; any further element of its name must be
-// added here, or the row will not match NATS's producers=4/size=100B). Until
-// it exists its cells read "not run (no such benchmark)" and the cluster's
-// ratios are not computed.
+// added here, or the row will not match NATS's producers=4/size=100B).
 const clusterAppendMatch = "BenchmarkClusterAppend/batch=100"
 
 // clusterNodes is the number of nodes of each cluster in the cluster
@@ -417,12 +415,19 @@ func journalSeries(at func(impl string) (match, unit string)) []Series {
 // latencySeries are BenchmarkStoreAppendLatency's contenders at one load=.
 func latencySeries(load string) []Series {
 	m := func(impl string) string { return "BenchmarkStoreAppendLatency/impl=" + impl + "/load=" + load }
-	return []Series{
+	series := []Series{
 		{Label: "BadBatch (storage.Store)", Package: pkgBench, Match: m("badbatch"), Base: true},
 		{Label: "tidwall/wal + group commit", Package: pkgBench, Match: m("tidwall")},
 		{Label: "Pebble as a log + group commit", Package: pkgBench, Match: m("pebble")},
 		{Label: "raft-wal + group commit", Package: pkgBench, Match: m("raftwal")},
 	}
+	if load == "half" {
+		series = append(series, Series{Label: "BadBatch 3-node cluster (one machine)", Package: pkgBench,
+			Match: "BenchmarkClusterAppendLatency/batch=100/load=half", Variant: true,
+			Config: "BenchmarkClusterAppendLatency: the same open-loop load at half of the 3-node cluster's own maximum, appended through the leader; " +
+				"an append is acknowledged once a majority fsynced it. The 3 nodes share this machine's cores and one disk."})
+	}
+	return series
 }
 
 // onlyFourProducers is the one matrix point the write-ahead log peers of
