@@ -364,9 +364,27 @@ func (n *Node) Close() error {
 		if err := n.tr.Close(); err != nil {
 			errs = append(errs, err)
 		}
+		// Closing the store drains its ring into Propose; with raft stopped,
+		// refuse whatever arrives (and whatever was queued) until it is
+		// closed, so that no append waits for a goroutine that is gone.
+		drained := make(chan struct{})
+		stored := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for {
+				select {
+				case p := <-n.propc:
+					n.store.Refuse(p, fmt.Errorf("%w: %w", storage.ErrClosed, ErrClosed))
+				case <-stored:
+					return
+				}
+			}
+		}()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+		close(stored)
+		<-drained
 		if err := n.sf.close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -378,11 +396,8 @@ func (n *Node) Close() error {
 // Propose implements storage.Proposer: it hands a ring batch to the raft
 // goroutine.
 func (n *Node) Propose(p *storage.Proposal) {
-	select {
-	case n.propc <- p:
-	case <-n.done:
-		n.store.Refuse(p, fmt.Errorf("%w: %w", storage.ErrClosed, ErrClosed))
-	}
+	// After the raft goroutine stopped, Close drains propc and refuses.
+	n.propc <- p
 }
 
 // Receive implements TransportHandler.
