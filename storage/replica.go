@@ -237,24 +237,7 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	if s.rep == nil {
 		return nil
 	}
-	s.waiters.Add(1)
-	defer s.waiters.Add(-1)
-	for {
-		ch := *s.notify.Load()
-		if s.closed.Load() {
-			return ErrClosed
-		}
-		if s.rep.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.closing:
-			return ErrClosed
-		}
-	}
+	return s.waitFor(ctx, func() bool { return s.rep.applied.Load() >= index })
 }
 
 // answer completes every append of p with err and releases its bytes.

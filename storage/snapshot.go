@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/badbatch/badbatch/internal/vfsutil"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -427,10 +428,4 @@ func (r *snapshotReader) file(fs vfs.FS, dir string, buf []byte) error {
 	return f.Close()
 }
 
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("storage: open dir %s: %w", dir, err)
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
+func syncDir(fs vfs.FS, dir string) error { return vfsutil.SyncDir(fs, dir) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/badbatch/badbatch/disruptor"
+	"github.com/badbatch/badbatch/internal/vfsutil"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -201,30 +202,8 @@ func (s *Store) openIndex() error {
 	return nil
 }
 
-// mkdirDurable creates dir and its missing parents, fsyncing each new
-// directory's parent so that the entry survives a power loss.
-func mkdirDurable(fs vfs.FS, dir string) error {
-	if _, err := fs.Stat(dir); err == nil {
-		return nil
-	}
-	parent := fs.PathDir(dir)
-	if parent != dir && parent != "" {
-		if err := mkdirDurable(fs, parent); err != nil {
-			return err
-		}
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if parent == "" {
-		parent = "."
-	}
-	d, err := fs.OpenDir(parent)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
+// mkdirDurable creates dir and its missing parents durably.
+func mkdirDurable(fs vfs.FS, dir string) error { return vfsutil.MkdirAll(fs, dir) }
 
 // removeIndex closes the index and deletes its directory.
 func (s *Store) removeIndex() error {
@@ -328,6 +307,12 @@ func (s *Store) Wait(ctx context.Context, stream string, offset uint64) error {
 	if err := ValidateStreamName(stream); err != nil {
 		return err
 	}
+	return s.waitFor(ctx, func() bool { return s.nextOffset(stream) > offset })
+}
+
+// waitFor blocks until done reports true (checked after every business
+// logic batch), ctx ends (ctx.Err()) or the store closes (ErrClosed).
+func (s *Store) waitFor(ctx context.Context, done func() bool) error {
 	s.waiters.Add(1)
 	defer s.waiters.Add(-1)
 	for {
@@ -335,7 +320,7 @@ func (s *Store) Wait(ctx context.Context, stream string, offset uint64) error {
 		if s.closed.Load() {
 			return ErrClosed
 		}
-		if s.nextOffset(stream) > offset {
+		if done() {
 			return nil
 		}
 		select {

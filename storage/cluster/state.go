@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/badbatch/badbatch/internal/vfsutil"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -152,38 +153,9 @@ func createState(fs vfs.FS, dir string, p persistent) (*stateFile, error) {
 	return sf2, err
 }
 
-// mkdirDurable creates dir and its missing parents, fsyncing each new
-// directory's parent so that the entry survives a power loss.
-func mkdirDurable(fs vfs.FS, dir string) error {
-	if _, err := fs.Stat(dir); err == nil {
-		return nil
-	}
-	parent := fs.PathDir(dir)
-	if parent != dir && parent != "" {
-		if err := mkdirDurable(fs, parent); err != nil {
-			return err
-		}
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if parent == "" {
-		parent = "."
-	}
-	return syncDir(fs, parent)
-}
+func mkdirDurable(fs vfs.FS, dir string) error { return vfsutil.MkdirAll(fs, dir) }
 
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("cluster: open dir %s: %w", dir, err)
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("cluster: fsync dir %s: %w", dir, err)
-	}
-	return d.Close()
-}
+func syncDir(fs vfs.FS, dir string) error { return vfsutil.SyncDir(fs, dir) }
 
 // save writes p into the older slot; durable fdatasyncs it before
 // returning.
