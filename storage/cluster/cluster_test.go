@@ -13,6 +13,7 @@ import (
 	"github.com/badbatch/badbatch/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/raft/v3/raftpb"
 )
 
 func rec(v string) storage.Record { return storage.Record{Value: []byte(v)} }
@@ -455,4 +456,84 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 	err := c.node(f.ID()).ReadIndex(ctx)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrNoLeader) || errors.Is(err, context.DeadlineExceeded), "got %v", err)
+}
+
+// TestReadIndexAnswerToEarlierIncarnation: the leader's answer to a read a
+// node made before it restarted reaches the restarted node while its own
+// first read waits. The answer names a commit index from before appends
+// the cluster acknowledged since; it must not complete the new read (which
+// would then miss them).
+func TestReadIndexAnswerToEarlierIncarnation(t *testing.T) {
+	c := newTestCluster(t, 3, 12)
+	c.openAll()
+	ld := c.leader(10 * time.Second)
+	var fid uint64
+	for id := uint64(1); id <= 3; id++ {
+		if id != ld.ID() {
+			fid = id
+			break
+		}
+	}
+	ctx := context.Background()
+	_, err := ld.Store().Append(ctx, "s", rec("a"))
+	require.NoError(t, err)
+	// (No read on the follower before the one below: that is its first.)
+	require.Eventually(t, func() bool { return c.node(fid).AppliedIndex() >= ld.AppliedIndex() }, 5*time.Second, time.Millisecond)
+
+	// The follower reads; the leader's answer is held back.
+	var mu sync.Mutex
+	var held *pb.Message
+	c.net.setIntercept(func(m *pb.Message) bool {
+		if m.GetType() != pb.MessageType_MsgReadIndexResp || m.GetTo() != fid {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if held == nil {
+			held = m
+		}
+		return true
+	})
+	rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	require.Error(t, c.node(fid).ReadIndex(rctx), "its answer was held back")
+	cancel()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return held != nil }, 5*time.Second, time.Millisecond)
+
+	// The follower restarts; meanwhile the cluster acknowledges "b".
+	c.stop(fid)
+	_, err = ld.Store().Append(ctx, "s", rec("b"))
+	require.NoError(t, err)
+	// The restarted node hears the leader's heartbeats, but neither its
+	// entries nor its answers.
+	c.net.setIntercept(func(m *pb.Message) bool {
+		if m.GetTo() != fid {
+			return false
+		}
+		switch m.GetType() {
+		case pb.MessageType_MsgApp, pb.MessageType_MsgSnap, pb.MessageType_MsgReadIndexResp:
+			return true
+		}
+		return false
+	})
+	defer c.net.setIntercept(nil)
+	n := c.open(fid)
+	require.Eventually(t, func() bool { return n.Status().LeaderID == ld.ID() }, 10*time.Second, time.Millisecond)
+
+	done := make(chan error, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		done <- n.ReadIndex(rctx)
+	}()
+	time.Sleep(30 * time.Millisecond) // the new read is in flight
+	mu.Lock()
+	n.Receive(held) // the earlier incarnation's answer arrives late
+	mu.Unlock()
+	if err := <-done; err == nil {
+		recs, err := n.Store().Read(ctx, "s", 0, 10)
+		require.NoError(t, err)
+		assert.Len(t, recs, 2, "a linearizable read after \"b\" was acknowledged must see it")
+	} else {
+		t.Logf("the new read did not complete (its own answers are held back): %v", err)
+	}
 }

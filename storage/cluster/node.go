@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,7 @@ func Open(dir string, opts *Options) (*Node, error) {
 		done:     make(chan struct{}),
 		confWait: make(map[uint64]chan error),
 	}
+	n.reads.nonce = rand.Uint64()
 	fs := o.Store.FS
 	if fs == nil {
 		fs = storage.DefaultOptions().FS
@@ -794,7 +796,15 @@ type readRequest struct {
 
 // readQueue batches ReadIndex callers: the callers queued while no request
 // is in flight share the next one. Raft goroutine only.
+//
+// A request's context (raft's RequestCtx, echoed in the ReadState) is the
+// queue's nonce and the request's sequence number, 16 bytes big-endian.
+// The nonce is drawn at Open, so that the leader's late answer to a request
+// of this node's previous incarnation, whose index may predate appends
+// acknowledged since, never completes a request of this one (sequence
+// numbers alone start over at every Open; TestReadIndexAnswerToEarlierIncarnation).
 type readQueue struct {
+	nonce     uint64
 	seq       uint64
 	inFlight  []*readRequest
 	flightCtx uint64
@@ -814,11 +824,12 @@ func (q *readQueue) issue(n *Node) {
 	q.seq++
 	q.inFlight, q.waiting = q.waiting, nil
 	q.flightCtx, q.flightAge = q.seq, 0
-	n.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, q.seq))
+	n.rn.ReadIndex(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, q.nonce), q.seq))
 }
 
 func (q *readQueue) resolve(rs raft.ReadState) {
-	if len(rs.RequestCtx) != 8 || binary.BigEndian.Uint64(rs.RequestCtx) != q.flightCtx || len(q.inFlight) == 0 {
+	c := rs.RequestCtx
+	if len(c) != 16 || binary.BigEndian.Uint64(c) != q.nonce || binary.BigEndian.Uint64(c[8:]) != q.flightCtx || len(q.inFlight) == 0 {
 		return
 	}
 	for _, r := range q.inFlight {

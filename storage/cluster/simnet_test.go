@@ -24,6 +24,9 @@ type simNet struct {
 	dropRate float64
 	maxDelay time.Duration
 	rng      *rand.Rand
+	// intercept, if set, sees every message (not snapshots) before it is
+	// routed, and drops those it returns true for (it may keep them).
+	intercept func(m *pb.Message) bool
 }
 
 func newSimNet(seed uint64) *simNet {
@@ -70,6 +73,20 @@ func (s *simNet) setCutLocked(a, b uint64, v bool) {
 		s.cut[a] = map[uint64]bool{}
 	}
 	s.cut[a][b] = v
+}
+
+// setIntercept sets (nil: clears) the intercept function.
+func (s *simNet) setIntercept(f func(m *pb.Message) bool) {
+	s.mu.Lock()
+	s.intercept = f
+	s.mu.Unlock()
+}
+
+func (s *simNet) intercepted(m *pb.Message) bool {
+	s.mu.Lock()
+	f := s.intercept
+	s.mu.Unlock()
+	return f != nil && f(m)
 }
 
 func (s *simNet) setFaults(dropRate float64, maxDelay time.Duration) {
@@ -146,6 +163,9 @@ func (t *simTransport) link(to uint64, ch chan *pb.Message) {
 		case <-t.stop:
 			return
 		case m := <-ch:
+			if t.net.intercepted(m) {
+				continue
+			}
 			dst, delay, ok := t.net.route(t.id, to)
 			if !ok {
 				continue

@@ -18,10 +18,17 @@ import (
 // the HardState, the membership with every member's addresses, the raft
 // compaction point (the snapshot index and term) and the node's identity.
 //
-// It has two slots of stateSlotSize bytes; a save overwrites the slot not
-// holding the newest valid state and then (when durable is asked for)
-// fdatasyncs, so a torn save leaves the other slot intact. Open takes the
-// valid slot with the higher sequence number. A slot is:
+// It has two slots of stateSlotSize bytes. One holds the newest durable
+// state (the last save that was fdatasynced, or what Open read and synced);
+// every save, durable or not, overwrites the other slot, and a durable save
+// then fdatasyncs and makes that slot the durable one. A save that is torn
+// by a power loss, or lost because it was never synced, therefore leaves
+// the newest durable state intact: Open takes the valid slot with the
+// higher sequence number, which is that state or a later one. (Saves that
+// simply alternated slots let two unsynced saves of the commit index
+// overwrite the only durable copy of a vote: torn, with the other slot's
+// unsynced save lost too, that brought back an older term or vote, or no
+// valid slot at all; TestStateTornSaves.) A slot is:
 //
 //	 0       4        8          16       20
 //	+-------+--------+----------+--------+-----------------------+
@@ -82,7 +89,10 @@ type stateFile struct {
 	path string
 	seq  uint64 // sequence of the newest valid slot
 	slot int    // index (0 or 1) of the newest valid slot
-	buf  []byte
+	// durable is the index of the slot holding the newest durable state
+	// (-1: none yet). No save overwrites it.
+	durable int
+	buf     []byte
 }
 
 var errNoState = errors.New("cluster: no state file")
@@ -106,7 +116,7 @@ func openState(fs vfs.FS, path string) (*stateFile, persistent, error) {
 		_ = f.Close()
 		return nil, persistent{}, errNoState
 	}
-	sf := &stateFile{f: f, path: path, slot: -1}
+	sf := &stateFile{f: f, path: path, slot: -1, durable: -1}
 	var best persistent
 	for i := range 2 {
 		b := make([]byte, stateSlotSize)
@@ -124,6 +134,14 @@ func openState(fs vfs.FS, path string) (*stateFile, persistent, error) {
 		_ = f.Close()
 		return nil, persistent{}, fmt.Errorf("cluster: state file %s has no valid slot (corrupt)", path)
 	}
+	// What was read may be an unsynced save still in the page cache (the
+	// process stopped, the machine did not): sync it, so that the slot
+	// read is durable and later saves may go to the other one.
+	if err := f.SyncData(); err != nil {
+		_ = f.Close()
+		return nil, persistent{}, fmt.Errorf("cluster: fdatasync state %s: %w", path, err)
+	}
+	sf.durable = sf.slot
 	return sf, best, nil
 }
 
@@ -135,7 +153,7 @@ func createState(fs vfs.FS, dir string, p persistent) (*stateFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: create state %s: %w", tmp, err)
 	}
-	sf := &stateFile{f: f, path: tmp, slot: 1}
+	sf := &stateFile{f: f, path: tmp, slot: -1, durable: -1}
 	if err := sf.save(p, true); err != nil {
 		_ = f.Close()
 		return nil, err
@@ -157,8 +175,8 @@ func mkdirDurable(fs vfs.FS, dir string) error { return vfsutil.MkdirAll(fs, dir
 
 func syncDir(fs vfs.FS, dir string) error { return vfsutil.SyncDir(fs, dir) }
 
-// save writes p into the older slot; durable fdatasyncs it before
-// returning.
+// save writes p into the slot that does not hold the newest durable state;
+// durable fdatasyncs it before returning, and it becomes that slot.
 func (sf *stateFile) save(p persistent, durable bool) error {
 	body, err := json.Marshal(&p)
 	if err != nil {
@@ -176,8 +194,8 @@ func (sf *stateFile) save(p persistent, durable bool) error {
 	crc := crc32.Update(crc32.Checksum(b[:16], stateCRC), stateCRC, body)
 	binary.LittleEndian.PutUint32(b[16:], crc)
 	sf.buf = b
-	slot := 1 - sf.slot
-	if sf.slot < 0 {
+	slot := 1 - sf.durable
+	if sf.durable < 0 {
 		slot = 0
 	}
 	off := int64(slot) * stateSlotSize
@@ -188,6 +206,7 @@ func (sf *stateFile) save(p persistent, durable bool) error {
 		if err := sf.f.SyncData(); err != nil {
 			return fmt.Errorf("cluster: fdatasync state %s: %w", sf.path, err)
 		}
+		sf.durable = slot
 	}
 	sf.seq, sf.slot = seq, slot
 	return nil
