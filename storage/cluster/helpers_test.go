@@ -3,13 +3,17 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +45,12 @@ type testCluster struct {
 	peers map[uint64]string
 	mu    sync.Mutex
 	fs    map[uint64]*vfs.MemFS
-	nodes map[uint64]*Node
+	// frozen[id] makes node id's journal and state-file fsyncs fail: a
+	// crash freezes the node's disk before it takes the image, so that the
+	// node cannot acknowledge (or count towards a commit) anything it made
+	// durable after its own power loss.
+	frozen map[uint64]*atomic.Bool
+	nodes  map[uint64]*Node
 	// tune adjusts every node's options before Open.
 	tune func(o *Options)
 }
@@ -49,7 +58,7 @@ type testCluster struct {
 func newTestCluster(t testing.TB, n int, seed uint64) *testCluster {
 	c := &testCluster{
 		t: t, net: newSimNet(seed), peers: map[uint64]string{},
-		fs: map[uint64]*vfs.MemFS{}, nodes: map[uint64]*Node{},
+		fs: map[uint64]*vfs.MemFS{}, nodes: map[uint64]*Node{}, frozen: map[uint64]*atomic.Bool{},
 	}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.peers[id] = fmt.Sprintf("sim-%d:7000", id)
@@ -69,7 +78,7 @@ func (c *testCluster) options(id uint64) *Options {
 	o.TickInterval = 10 * time.Millisecond
 	o.NewTransport = c.net.transport()
 	so := storage.DefaultOptions()
-	so.FS = c.fs[id]
+	so.FS = c.freezable(id)
 	so.RingSize = 256
 	so.SegmentSize = 256 << 10
 	so.IndexFlushBytes = 128 << 10
@@ -79,6 +88,31 @@ func (c *testCluster) options(id uint64) *Options {
 	}
 	return o
 }
+
+// freezable returns node id's file system behind a fresh freeze switch.
+func (c *testCluster) freezable(id uint64) vfs.FS {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fs[id] == nil {
+		c.fs[id] = vfs.NewCrashableMem()
+	}
+	f := new(atomic.Bool)
+	c.frozen[id] = f
+	return errorfs.Wrap(c.fs[id], errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !f.Load() {
+			return nil
+		}
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if strings.Contains(op.Path, "/journal/") || strings.Contains(op.Path, "/"+storage.ClusterDir+"/") {
+				return errFrozen
+			}
+		}
+		return nil
+	}))
+}
+
+var errFrozen = errors.New("test: the node's disk is frozen (power lost)")
 
 // open opens node id on its file system.
 func (c *testCluster) open(id uint64) *Node {
@@ -119,6 +153,9 @@ func (c *testCluster) stop(id uint64) {
 func (c *testCluster) crash(id uint64, rng *rand.Rand) {
 	c.mu.Lock()
 	fs := c.fs[id]
+	if f := c.frozen[id]; f != nil {
+		f.Store(true)
+	}
 	c.mu.Unlock()
 	img := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
 	c.stop(id)

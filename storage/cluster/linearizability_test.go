@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +162,22 @@ func checkLinearizable(t *testing.T, ops []porcupine.Operation, notes []porcupin
 	require.NoError(t, err)
 	path := filepath.Join(dir, "history.html")
 	require.NoError(t, porcupine.VisualizePath(streamModel, info, path))
+	// The same history as text, in call order, for a reader without a browser.
+	sorted := slices.Clone(ops)
+	slices.SortFunc(sorted, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	var text strings.Builder
+	for _, op := range sorted {
+		ret := "open"
+		if op.Return != forever {
+			ret = time.Duration(op.Return).String()
+		}
+		fmt.Fprintf(&text, "%10v %10s client %3d %s -> %s  (%v)\n", time.Duration(op.Call), ret, op.ClientId,
+			streamModel.DescribeOperation(op.Input, op.Output), "", op.Metadata)
+	}
+	for _, a := range notes {
+		fmt.Fprintf(&text, "note %v-%v %s\n", time.Duration(a.Start), time.Duration(a.End), a.Description)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "history.txt"), []byte(text.String()), 0o644))
 	t.Fatalf("porcupine: the history is %s (not linearizable, or not decided in %v); visualization kept at %s", res, linCheckTimeout, path)
 }
 
