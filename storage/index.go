@@ -24,6 +24,9 @@ type index struct {
 	// batch is the Pebble batch being built for the current ring batch.
 	// It is reused across ring batches.
 	batch *pebble.Batch
+	// closed is set by close: a store whose snapshot install failed part-way
+	// closes its index once there and again in Store.Close.
+	closed bool
 	// keyBuf and valBuf are scratch buffers for the batch writer.
 	keyBuf []byte
 	valBuf []byte
@@ -62,6 +65,10 @@ func openIndex(dir string, fs vfs.FS, log *slog.Logger) (*index, error) {
 // close flushes the memtable (the WAL is off, so unflushed index state would
 // otherwise be replayed from the journal on the next open) and closes.
 func (x *index) close(flush bool) error {
+	if x.closed {
+		return nil
+	}
+	x.closed = true
 	var ferr error
 	if flush {
 		ferr = x.db.Flush()

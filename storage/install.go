@@ -86,6 +86,9 @@ func (s *Store) InstallSnapshot(commit uint64) error {
 	defer s.retainMu.Unlock()
 	s.readMu.Lock()
 	err := s.swapIn(commit)
+	if err != nil {
+		s.detached = true
+	}
 	s.readMu.Unlock()
 	if err != nil {
 		s.fail(err)

@@ -27,6 +27,11 @@ func (s *Store) beginRead() error {
 		s.readMu.RUnlock()
 		return ErrClosed
 	}
+	if s.detached {
+		// A snapshot install failed part-way: the files are closed.
+		s.readMu.RUnlock()
+		return s.Err()
+	}
 	return nil
 }
 

@@ -48,6 +48,9 @@ type Store struct {
 	// readMu keeps the index and journal open under readers: readers hold
 	// it shared, Close exclusively while it closes them.
 	readMu sync.RWMutex
+	// detached is set, under readMu, when a snapshot install failed after
+	// closing the index and journal: reads answer Err until reopened.
+	detached bool
 	// recovered describes what Open re-applied (for tests and logs).
 	recovered recoveryStats
 	openTimes struct{ journal, index time.Duration }
@@ -291,7 +294,7 @@ func (s *Store) Close() error {
 		if err := s.x.close(healthy); err != nil {
 			errs = append(errs, fmt.Errorf("storage: close index: %w", err))
 		}
-		if err := s.j.Close(); err != nil {
+		if err := s.j.Close(); err != nil && !(s.detached && errors.Is(err, journal.ErrClosed)) {
 			errs = append(errs, fmt.Errorf("storage: close journal: %w", err))
 		}
 		s.readMu.Unlock()
