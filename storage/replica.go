@@ -49,8 +49,8 @@ type Proposal struct {
 	// payload is the entry's bytes until the log took its own copy
 	// (Proposed or Refuse), then back in the store's buffer pool.
 	payload []byte
-	size    int    // len(payload)
-	sum     uint32 // CRC-32C of payload, to check the committed entry that matches it
+	size    int             // len(payload)
+	sum     uint32          // CRC-32C of payload, to check the committed entry that matches it
 	groups  []*AppendFuture // one per group of payload, in order
 	decs    []decision      // filled by the apply goroutine
 	term    uint64          // set by Proposed
@@ -80,9 +80,9 @@ type replica struct {
 	room chan struct{}
 	// buffers are payload buffers the log has copied, for reuse.
 	buffers chan []byte
-	stop chan struct{} // closed by stopReplica: the store is closing
-	halt chan struct{} // closed by pause: the apply goroutine returns
-	wg   sync.WaitGroup
+	stop    chan struct{} // closed by stopReplica: the store is closing
+	halt    chan struct{} // closed by pause: the apply goroutine returns
+	wg      sync.WaitGroup
 
 	// mu guards pending and inFlight.
 	mu struct {

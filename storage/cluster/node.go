@@ -63,7 +63,7 @@ type Node struct {
 	// persisted is the last log index this process fsynced (0 after
 	// Open: what the journal held then may not be durable).
 	persisted uint64
-	ticks int64
+	ticks     int64
 	// fresh is set for a node that bootstrapped an empty directory: it
 	// grants no vote until it has heard from a leader or waited two
 	// election timeouts (it may have voted before its disk was lost).

@@ -161,7 +161,7 @@ func (l *raftLog) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 		if e == nil {
 			var err error
 			if e, err = readEntry(l.mu.j, i); err != nil {
-						return nil, err
+				return nil, err
 			}
 		}
 		size += uint64(len(e.GetData()))
