@@ -40,6 +40,10 @@ type Options struct {
 	// ClusterAddr is the host:port of this node's cluster port (required):
 	// it listens there and peers dial it.
 	ClusterAddr string
+	// ListenAddr, when set, is where the cluster port listens instead of
+	// ClusterAddr, for a node that peers reach through a proxy or a NAT:
+	// they still dial ClusterAddr, the address the membership names.
+	ListenAddr string
 	// HTTPURL is the URL clients reach this node's HTTP API at (for
 	// example "http://127.0.0.1:8081"). Peers learn it through the cluster
 	// itself, to redirect clients to the leader.
@@ -72,8 +76,10 @@ type Options struct {
 
 // TransportConfig is what the node hands NewTransport.
 type TransportConfig struct {
-	NodeID      uint64
-	ClusterID   uint64
+	NodeID    uint64
+	ClusterID uint64
+	// ClusterAddr is the address the transport listens on: Options.ListenAddr
+	// when set, else Options.ClusterAddr.
 	ClusterAddr string
 	HTTPURL     string
 	Secret      []byte
