@@ -98,9 +98,13 @@ type server struct {
 	dataDir string
 	addr    string
 	logPath string
-	// args are extra serve flags; wrap prefixes the command (prlimit).
+	// args are extra serve flags; wrap prefixes the command (prlimit, ip
+	// netns exec).
 	args []string
 	wrap []string
+	// readQuery is added to the query of every read of readBack
+	// ("consistency=any" for a cluster node's own applied state).
+	readQuery string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -130,6 +134,16 @@ func (s *server) url(p string) string { return "http://" + s.addr + p }
 // the time from exec to that answer.
 func (s *server) start() time.Duration {
 	s.t.Helper()
+	begin := s.launch()
+	s.waitReady(begin, 30*time.Second)
+	return time.Since(begin)
+}
+
+// launch execs the server and returns when the process has started (not
+// when it is ready: a cluster node is ready only once it knows a leader,
+// which takes a quorum).
+func (s *server) launch() time.Time {
+	s.t.Helper()
 	require.Nil(s.t, s.cmd, "server already running")
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
@@ -138,8 +152,6 @@ func (s *server) start() time.Duration {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	poll := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	defer poll.CloseIdleConnections()
 	begin := time.Now()
 	require.NoError(s.t, cmd.Start())
 	s.cmd, s.exited = cmd, make(chan struct{})
@@ -148,14 +160,23 @@ func (s *server) start() time.Duration {
 		_ = logf.Close()
 		close(exited)
 	}(s.exited)
-	deadline := begin.Add(30 * time.Second)
+	return begin
+}
+
+// waitReady polls /readyz until it answers 200, failing the test if the
+// process exits first or timeout passes since begin.
+func (s *server) waitReady(begin time.Time, timeout time.Duration) {
+	s.t.Helper()
+	poll := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer poll.CloseIdleConnections()
+	deadline := begin.Add(timeout)
 	for {
 		resp, err := poll.Get(s.url("/readyz"))
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return time.Since(begin)
+				return
 			}
 		}
 		select {
@@ -165,7 +186,7 @@ func (s *server) start() time.Duration {
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("badbatch serve not ready after 30s; log %s:\n%s", s.logPath, tail(s.logPath))
+			s.t.Fatalf("badbatch serve not ready after %v; log %s:\n%s", timeout, s.logPath, tail(s.logPath))
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -285,12 +306,24 @@ func (s *server) getJSON(p string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+// withReadQuery adds s.readQuery to the query of p.
+func (s *server) withReadQuery(p string) string {
+	switch {
+	case s.readQuery == "":
+		return p
+	case strings.Contains(p, "?"):
+		return p + "&" + s.readQuery
+	default:
+		return p + "?" + s.readQuery
+	}
+}
+
 // streams lists the streams.
 func (s *server) streams() ([]streamInfo, error) {
 	var out struct {
 		Streams []streamInfo `json:"streams"`
 	}
-	err := s.getJSON("/v1/streams", &out)
+	err := s.getJSON(s.withReadQuery("/v1/streams"), &out)
 	return out.Streams, err
 }
 
@@ -308,7 +341,7 @@ func (s *server) readBack() (map[string][]readRecord, []readRecord, error) {
 				Records    []wireRecord `json:"records"`
 				NextOffset uint64       `json:"next_offset"`
 			}
-			if err := s.getJSON(fmt.Sprintf("/v1/streams/%s/records?from=%d&limit=500", url.PathEscape(info.Stream), from), &page); err != nil {
+			if err := s.getJSON(s.withReadQuery(fmt.Sprintf("/v1/streams/%s/records?from=%d&limit=500", url.PathEscape(info.Stream), from)), &page); err != nil {
 				return nil, nil, err
 			}
 			if len(page.Records) == 0 {
@@ -334,7 +367,7 @@ func (s *server) readBack() (map[string][]readRecord, []readRecord, error) {
 			Records []wireRecord `json:"records"`
 			NextSeq uint64       `json:"next_seq"`
 		}
-		if err := s.getJSON(fmt.Sprintf("/v1/records?from_seq=%d&limit=500", from), &page); err != nil {
+		if err := s.getJSON(s.withReadQuery(fmt.Sprintf("/v1/records?from_seq=%d&limit=500", from)), &page); err != nil {
 			return nil, nil, err
 		}
 		if len(page.Records) == 0 {
