@@ -1,8 +1,12 @@
 package crashtest
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -291,4 +295,35 @@ func TestClusterMembershipUnderLoad(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestClusterOversizedAppend: with --max-request-bytes raised to 96 MiB, an
+// append of 68 MiB of records is more than one raft entry may carry (the
+// TCP transport sends a message in one frame of at most 65 MiB). It must be
+// refused with 413, and the cluster must go on acknowledging appends. It
+// used to be proposed, then dropped by the transport on every send to a
+// follower, so that it and every append after it hung for good.
+func TestClusterOversizedAppend(t *testing.T) {
+	c := newProcCluster(t, procClusterOptions{nodes: 3, extra: []string{"--max-request-bytes", strconv.Itoa(96 << 20)}})
+	c.start()
+	ld := c.leader(10 * time.Second)
+	var body bytes.Buffer
+	rec := make([]byte, 4<<20-64)
+	for i := range 17 {
+		rec[0] = byte(i)
+		line, err := json.Marshal(map[string]string{"value_base64": base64.StdEncoding.EncodeToString(rec)})
+		require.NoError(t, err)
+		body.Write(line)
+		body.WriteByte('\n')
+	}
+	status, answer, _, err := ld.post("big", "application/x-ndjson", body.Bytes(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status, "%.300s", answer)
+	assert.Contains(t, string(answer), "too_large")
+
+	l := startLoad(t, 2, baseSeed(t), c.memberNodes())
+	require.Eventually(t, func() bool { return l.h.ackedBetween(time.Now().Add(-time.Minute), time.Now()) >= 50 }, 30*time.Second, 10*time.Millisecond,
+		"the cluster acknowledges appends after the oversized one")
+	l.finish(30 * time.Second)
+	checkCluster(t, c, l)
 }

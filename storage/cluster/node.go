@@ -114,7 +114,7 @@ func Open(dir string, opts *Options) (*Node, error) {
 		return nil, err
 	}
 	so := *o.Store
-	so.Replication = &storage.Replication{Commit: n.pers.Commit, Proposer: n}
+	so.Replication = &storage.Replication{Commit: n.pers.Commit, Proposer: n, MaxEntryBytes: o.MaxEntryBytes}
 	if so.Logger == nil {
 		so.Logger = o.Logger
 	}
