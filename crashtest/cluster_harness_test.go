@@ -50,6 +50,10 @@ type procCluster struct {
 	t      *testing.T
 	root   string
 	secret string
+	// token is the admin token of the nodes' tokens file: every request
+	// of the test carries it.
+	token  string
+	tokens string
 	net    clusterNet
 	// extra are serve flags every node gets.
 	extra []string
@@ -84,6 +88,9 @@ func newProcCluster(t *testing.T, o procClusterOptions) *procCluster {
 	_, _ = rand.Read(secret[:])
 	c.secret = filepath.Join(c.root, "cluster.secret")
 	require.NoError(t, os.WriteFile(c.secret, []byte(hex.EncodeToString(secret[:])+"\n"), 0o600))
+	c.token = "test-admin-" + hex.EncodeToString(secret[:8])
+	c.tokens = filepath.Join(c.root, "tokens")
+	require.NoError(t, os.WriteFile(c.tokens, []byte(c.token+" admin\n"), 0o600))
 	var peers []string
 	for id := uint64(1); id <= uint64(o.nodes); id++ {
 		n := c.newNode(id)
@@ -113,14 +120,12 @@ func (c *procCluster) newNode(id uint64) *clusterNode {
 	c.t.Helper()
 	a := c.net.addrs(c.t, id)
 	s := newServer(c.t, filepath.Join(c.root, fmt.Sprintf("node-%d", id)), filepath.Join(c.root, fmt.Sprintf("node-%d.log", id)))
-	s.addr, s.wrap, s.readQuery = a.http, a.wrap, "consistency=any"
+	s.addr, s.wrap, s.readQuery, s.token = a.http, a.wrap, "consistency=any", c.token
 	n := &clusterNode{server: s, id: id, clusterAddr: a.cluster, listenAddr: a.listen}
-	n.nodeArgs = []string{"--node-id", strconv.FormatUint(id, 10), "--cluster-addr", a.cluster, "--cluster-secret-file", c.secret}
+	n.nodeArgs = []string{"--node-id", strconv.FormatUint(id, 10), "--cluster-addr", a.cluster,
+		"--cluster-secret-file", c.secret, "--tokens-file", c.tokens}
 	if a.listen != "" {
 		n.nodeArgs = append(n.nodeArgs, "--cluster-listen-addr", a.listen)
-	}
-	if a.insecure {
-		n.nodeArgs = append(n.nodeArgs, "--insecure-no-auth")
 	}
 	c.nodes[id] = n
 	return n
@@ -202,7 +207,12 @@ func (c *procCluster) wipe(id uint64) {
 // status asks node n for GET /v1/cluster.
 func (c *procCluster) status(n *clusterNode) (client.ClusterStatus, error) {
 	var st client.ClusterStatus
-	resp, err := c.statusc.Get(n.url("/v1/cluster"))
+	req, err := http.NewRequest(http.MethodGet, n.url("/v1/cluster"), nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.statusc.Do(req)
 	if err != nil {
 		return st, err
 	}
@@ -394,12 +404,13 @@ func describeStatuses(sts map[uint64]client.ClusterStatus) string {
 	return b.String()
 }
 
-// cli runs `badbatch ARGS...` and returns its combined output.
+// cli runs `badbatch ARGS... --token TOKEN` and returns its combined
+// output.
 func (c *procCluster) cli(args ...string) (string, error) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, badbatchBinary(c.t), args...)
+	cmd := exec.CommandContext(ctx, badbatchBinary(c.t), append(args, "--token", c.token)...)
 	cmd.Env = childEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err

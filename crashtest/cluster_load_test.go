@@ -164,6 +164,7 @@ type clusterLoad struct {
 	h       *clusterHistory
 	httpc   *http.Client
 	timeout time.Duration // of one request
+	token   string
 	targets atomic.Pointer[[]*client.Client]
 	rr      atomic.Uint64
 	stop    chan struct{} // closed: no new appends
@@ -177,7 +178,7 @@ type clusterLoad struct {
 func startLoad(t *testing.T, producers int, seed uint64, nodes []*clusterNode) *clusterLoad {
 	t.Helper()
 	l := &clusterLoad{
-		t: t, h: &clusterHistory{}, timeout: 3 * time.Second,
+		t: t, h: &clusterHistory{}, timeout: 3 * time.Second, token: nodes[0].token,
 		httpc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}},
 		stop:  make(chan struct{}), giveUp: make(chan struct{}),
 	}
@@ -196,7 +197,7 @@ func (l *clusterLoad) setTargets(nodes []*clusterNode) {
 	cs := make([]*client.Client, 0, len(nodes))
 	for _, n := range nodes {
 		o := client.DefaultOptions()
-		o.HTTPClient, o.MaxRetries = l.httpc, 0
+		o.HTTPClient, o.MaxRetries, o.Token = l.httpc, 0, l.token
 		c, err := client.New(n.baseURL(), o)
 		require.NoError(l.t, err)
 		cs = append(cs, c)

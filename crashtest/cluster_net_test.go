@@ -43,18 +43,22 @@ type nodeAddrs struct {
 	listen  string // where the cluster port listens, when not cluster
 	// wrap prefixes the command (ip netns exec NS).
 	wrap []string
-	// insecure adds --insecure-no-auth (a non-loopback HTTP address).
-	insecure bool
 }
 
-// loopbackNet is the default: free ports on 127.0.0.1.
+// loopbackNet is the default: node N listens on 127.0.0.(10+N), free
+// ports found at run time. A loopback address of its own makes each node
+// another host to an HTTP client, as on a real network: net/http, for one,
+// drops the Authorization header on a redirect to another host.
 type loopbackNet struct{}
 
-func (loopbackNet) addrs(t *testing.T, _ uint64) nodeAddrs {
-	return nodeAddrs{http: freeAddr(t), cluster: freeAddr(t)}
+func (loopbackNet) addrs(t *testing.T, id uint64) nodeAddrs {
+	t.Helper()
+	require.Less(t, id, uint64(200), "node ids up to 199")
+	ip := fmt.Sprintf("127.0.0.%d", 10+id)
+	return nodeAddrs{http: freeAddrOn(t, ip), cluster: freeAddrOn(t, ip)}
 }
 
-func (loopbackNet) name() string { return "loopback" }
+func (loopbackNet) name() string { return "loopback (127.0.0.(10+N) for node N)" }
 
 // newPartitionNet returns the network namespaces when they can be used (as
 // root, with `ip netns`), else the TCP proxies on loopback.
@@ -192,10 +196,9 @@ func (n *netnsNet) addrs(t *testing.T, id uint64) nodeAddrs {
 		require.NoError(t, ipCmd(args...))
 	}
 	return nodeAddrs{
-		http:     fmt.Sprintf("%s:%d", clientIP, netnsHTTPPort),
-		cluster:  fmt.Sprintf("%s:%d", clusterIP, netnsClusterPt),
-		wrap:     []string{"ip", "netns", "exec", ns},
-		insecure: true,
+		http:    fmt.Sprintf("%s:%d", clientIP, netnsHTTPPort),
+		cluster: fmt.Sprintf("%s:%d", clusterIP, netnsClusterPt),
+		wrap:    []string{"ip", "netns", "exec", ns},
 	}
 }
 
@@ -292,14 +295,15 @@ type proxy struct {
 
 func (n *proxyNet) addrs(t *testing.T, id uint64) nodeAddrs {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ip := fmt.Sprintf("127.0.0.%d", 10+id)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	require.NoError(t, err)
-	p := &proxy{to: id, ln: ln, backend: freeAddr(t), conns: map[net.Conn]uint64{}}
+	p := &proxy{to: id, ln: ln, backend: freeAddrOn(t, ip), conns: map[net.Conn]uint64{}}
 	n.mu.Lock()
 	n.proxies[id] = p
 	n.mu.Unlock()
 	n.wg.Go(func() { n.accept(p) })
-	return nodeAddrs{http: freeAddr(t), cluster: ln.Addr().String(), listen: p.backend}
+	return nodeAddrs{http: freeAddrOn(t, ip), cluster: ln.Addr().String(), listen: p.backend}
 }
 
 func (n *proxyNet) accept(p *proxy) {

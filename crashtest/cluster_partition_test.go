@@ -73,6 +73,7 @@ func (p *minorityProbe) send(op *clusterOp) string {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("Idempotency-Key", op.key)
+	req.Header.Set("Authorization", "Bearer "+p.node.token)
 	resp, err := p.httpc.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {

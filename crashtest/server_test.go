@@ -72,7 +72,13 @@ func badbatchBinary(t *testing.T) string {
 // ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns ip with a port that was free on it a moment ago.
+func freeAddrOn(t *testing.T, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
@@ -105,6 +111,8 @@ type server struct {
 	// readQuery is added to the query of every read of readBack
 	// ("consistency=any" for a cluster node's own applied state).
 	readQuery string
+	// token, when set, is sent as the bearer token of getJSON and post.
+	token string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -291,7 +299,14 @@ type streamInfo struct {
 
 // getJSON GETs p and decodes a 200 answer into v.
 func (s *server) getJSON(p string, v any) error {
-	resp, err := s.client.Get(s.url(p))
+	req, err := http.NewRequest(http.MethodGet, s.url(p), nil)
+	if err != nil {
+		return err
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -397,6 +412,9 @@ func (s *server) post(stream, contentType string, body []byte, hdr map[string]st
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
