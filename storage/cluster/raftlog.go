@@ -398,11 +398,3 @@ func (c *entryCache) truncate(index uint64) {
 	}
 }
 
-// trimFront drops the cached entries below index.
-func (c *entryCache) trimFront(index uint64) {
-	for len(c.ents) > 0 && c.ents[0].GetIndex() < index {
-		c.bytes -= len(c.ents[0].GetData())
-		c.ents[0] = nil
-		c.ents = c.ents[1:]
-	}
-}

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -74,15 +73,6 @@ type persistent struct {
 	Removed bool `json:"removed,omitempty"`
 }
 
-func (p *persistent) clone() persistent {
-	c := *p
-	c.Voters = slices.Clone(p.Voters)
-	c.Learners = slices.Clone(p.Learners)
-	c.VotersOutgoing = slices.Clone(p.VotersOutgoing)
-	c.LearnersNext = slices.Clone(p.LearnersNext)
-	c.Members = slices.Clone(p.Members)
-	return c
-}
 
 // stateFile is the open state file. Not safe for concurrent use: the raft
 // goroutine owns it (Open reads it before that goroutine starts).
