@@ -397,4 +397,3 @@ func (c *entryCache) truncate(index uint64) {
 		c.ents = c.ents[:n-1]
 	}
 }
-

@@ -72,6 +72,10 @@ func (s *simNet) setCutLocked(a, b uint64, v bool) {
 	s.cut[a][b] = v
 }
 
+// setFaults drops a share of the messages and delays the others by up to
+// maxDelay.
+//
+//lint:ignore U1000 the fault-injection tests use it (linearizability_test.go on main)
 func (s *simNet) setFaults(dropRate float64, maxDelay time.Duration) {
 	s.mu.Lock()
 	s.dropRate, s.maxDelay = dropRate, maxDelay

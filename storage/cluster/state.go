@@ -73,7 +73,6 @@ type persistent struct {
 	Removed bool `json:"removed,omitempty"`
 }
 
-
 // stateFile is the open state file. Not safe for concurrent use: the raft
 // goroutine owns it (Open reads it before that goroutine starts).
 type stateFile struct {
