@@ -13,6 +13,9 @@
 //	bench/replay_test.go         replay against Pebble iteration and raft-wal; first record; fan-out
 //	bench/scaling_test.go        how cost grows: record size, stream count, open time and RSS
 //	                             against log size
+//	bench/cluster_failover_test.go  a 3-node cluster of real badbatch processes: the time from
+//	                             kill -9 of the leader to the next acknowledged append
+//	                             (BADBATCH_CLUSTER_FAILOVERS kills, 20 by default)
 //	bench/tidwall_facts_test.go  tests that demonstrate tidwall/wal's defects (decision 0002)
 //	bench/peers/                 a separate Go module for the heavy peers (nats-server, etcd's
 //	                             wal), so that library users never download them: NATS JetStream

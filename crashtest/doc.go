@@ -29,13 +29,33 @@
 //   - badinput_test.go, fuzz_test.go: hostile HTTP against the real server
 //     changes nothing stored; FuzzStreamName checks ValidateStreamName
 //     against the regular expression of the data model.
+//   - cluster_test.go, cluster_partition_test.go: clusters of real
+//     `badbatch serve` processes (cluster_harness_test.go), each node on a
+//     loopback address of its own (127.0.0.(10+N), so that a follower's
+//     redirect to the leader crosses hosts) with a tokens file. Producers
+//     (cluster_load_test.go) send each append, under an Idempotency-Key of
+//     its own, to the next node in turn through the Go client and retry it
+//     until it is acknowledged; at the end every node's own copy of the log
+//     is read with consistency=any, checked with the queue checker, and
+//     compared with the others'. The tests kill -9 the leader
+//     (TestClusterKillLeader) and a follower (TestClusterFollowerRestart),
+//     replace a node that lost its disk (TestClusterReplaceWipedNode), add
+//     and remove members under load (TestClusterMembershipUnderLoad), refuse
+//     an append too large for one raft entry (TestClusterOversizedAppend),
+//     and cut the leader off with a real partition (TestClusterPartition:
+//     network namespaces as root, else TCP proxies on loopback,
+//     cluster_net_test.go).
 //
 // # Scale
 //
 // BADBATCH_CRASH_CYCLES (CI exports 200) scales every loop: kill -9 cycles
 // = min(BADBATCH_CRASH_CYCLES, 100) unless it is above 200, then all of it;
-// power-loss images = 50 per cycle. -short uses 10 cycles. Every test logs
-// the counts it used.
+// power-loss images = 50 per cycle. -short uses 10 cycles. The cluster tests
+// have counts of their own: BADBATCH_CLUSTER_KILLS (leader kills, default 5,
+// CI 20), BADBATCH_CLUSTER_RESTARTS (follower restarts, default 3, CI 5) and
+// BADBATCH_CLUSTER_PARTITIONS (partitions, default 2, CI 3); -short caps them
+// at 2, 1 and 1. BADBATCH_CLUSTER_NET=netns or proxy chooses the partition
+// test's network. Every test logs the counts it used.
 //
 // # Reproducing a failure
 //

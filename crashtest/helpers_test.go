@@ -118,3 +118,35 @@ func durationStats(ds []time.Duration) string {
 	return fmt.Sprintf("n=%d min=%v p50=%v p90=%v p99=%v max=%v", len(s), s[0].Round(time.Microsecond),
 		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), s[len(s)-1].Round(time.Microsecond))
 }
+
+// envCount is the loop count in the environment variable name: def, or
+// short under -short; a set variable replaces either (capped at short under
+// -short, so that a -short run stays short). A malformed or non-positive
+// value fails the test. The caller logs the count with its variable.
+func envCount(t *testing.T, name string, def, short int) int {
+	t.Helper()
+	n := def
+	if testing.Short() {
+		n = short
+	}
+	if v := os.Getenv(name); v != "" {
+		c, err := strconv.Atoi(v)
+		require.NoError(t, err, "%s=%q", name, v)
+		require.Positive(t, c, "%s=%q", name, v)
+		n = c
+		if testing.Short() {
+			n = min(n, short)
+		}
+	}
+	return n
+}
+
+// readFile returns a file's contents ("" if it cannot be read).
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("read %s: %v", path, err)
+	}
+	return string(b)
+}

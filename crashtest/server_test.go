@@ -72,7 +72,13 @@ func badbatchBinary(t *testing.T) string {
 // ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns ip with a port that was free on it a moment ago.
+func freeAddrOn(t *testing.T, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
@@ -98,9 +104,15 @@ type server struct {
 	dataDir string
 	addr    string
 	logPath string
-	// args are extra serve flags; wrap prefixes the command (prlimit).
+	// args are extra serve flags; wrap prefixes the command (prlimit, ip
+	// netns exec).
 	args []string
 	wrap []string
+	// readQuery is added to the query of every read of readBack
+	// ("consistency=any" for a cluster node's own applied state).
+	readQuery string
+	// token, when set, is sent as the bearer token of getJSON and post.
+	token string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -130,6 +142,16 @@ func (s *server) url(p string) string { return "http://" + s.addr + p }
 // the time from exec to that answer.
 func (s *server) start() time.Duration {
 	s.t.Helper()
+	begin := s.launch()
+	s.waitReady(begin, 30*time.Second)
+	return time.Since(begin)
+}
+
+// launch execs the server and returns when the process has started (not
+// when it is ready: a cluster node is ready only once it knows a leader,
+// which takes a quorum).
+func (s *server) launch() time.Time {
+	s.t.Helper()
 	require.Nil(s.t, s.cmd, "server already running")
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
@@ -138,8 +160,6 @@ func (s *server) start() time.Duration {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	poll := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	defer poll.CloseIdleConnections()
 	begin := time.Now()
 	require.NoError(s.t, cmd.Start())
 	s.cmd, s.exited = cmd, make(chan struct{})
@@ -148,14 +168,23 @@ func (s *server) start() time.Duration {
 		_ = logf.Close()
 		close(exited)
 	}(s.exited)
-	deadline := begin.Add(30 * time.Second)
+	return begin
+}
+
+// waitReady polls /readyz until it answers 200, failing the test if the
+// process exits first or timeout passes since begin.
+func (s *server) waitReady(begin time.Time, timeout time.Duration) {
+	s.t.Helper()
+	poll := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer poll.CloseIdleConnections()
+	deadline := begin.Add(timeout)
 	for {
 		resp, err := poll.Get(s.url("/readyz"))
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return time.Since(begin)
+				return
 			}
 		}
 		select {
@@ -165,7 +194,7 @@ func (s *server) start() time.Duration {
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("badbatch serve not ready after 30s; log %s:\n%s", s.logPath, tail(s.logPath))
+			s.t.Fatalf("badbatch serve not ready after %v; log %s:\n%s", timeout, s.logPath, tail(s.logPath))
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -270,7 +299,14 @@ type streamInfo struct {
 
 // getJSON GETs p and decodes a 200 answer into v.
 func (s *server) getJSON(p string, v any) error {
-	resp, err := s.client.Get(s.url(p))
+	req, err := http.NewRequest(http.MethodGet, s.url(p), nil)
+	if err != nil {
+		return err
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -285,12 +321,24 @@ func (s *server) getJSON(p string, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+// withReadQuery adds s.readQuery to the query of p.
+func (s *server) withReadQuery(p string) string {
+	switch {
+	case s.readQuery == "":
+		return p
+	case strings.Contains(p, "?"):
+		return p + "&" + s.readQuery
+	default:
+		return p + "?" + s.readQuery
+	}
+}
+
 // streams lists the streams.
 func (s *server) streams() ([]streamInfo, error) {
 	var out struct {
 		Streams []streamInfo `json:"streams"`
 	}
-	err := s.getJSON("/v1/streams", &out)
+	err := s.getJSON(s.withReadQuery("/v1/streams"), &out)
 	return out.Streams, err
 }
 
@@ -308,7 +356,7 @@ func (s *server) readBack() (map[string][]readRecord, []readRecord, error) {
 				Records    []wireRecord `json:"records"`
 				NextOffset uint64       `json:"next_offset"`
 			}
-			if err := s.getJSON(fmt.Sprintf("/v1/streams/%s/records?from=%d&limit=500", url.PathEscape(info.Stream), from), &page); err != nil {
+			if err := s.getJSON(s.withReadQuery(fmt.Sprintf("/v1/streams/%s/records?from=%d&limit=500", url.PathEscape(info.Stream), from)), &page); err != nil {
 				return nil, nil, err
 			}
 			if len(page.Records) == 0 {
@@ -334,7 +382,7 @@ func (s *server) readBack() (map[string][]readRecord, []readRecord, error) {
 			Records []wireRecord `json:"records"`
 			NextSeq uint64       `json:"next_seq"`
 		}
-		if err := s.getJSON(fmt.Sprintf("/v1/records?from_seq=%d&limit=500", from), &page); err != nil {
+		if err := s.getJSON(s.withReadQuery(fmt.Sprintf("/v1/records?from_seq=%d&limit=500", from)), &page); err != nil {
 			return nil, nil, err
 		}
 		if len(page.Records) == 0 {
@@ -364,6 +412,9 @@ func (s *server) post(stream, contentType string, body []byte, hdr map[string]st
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

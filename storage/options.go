@@ -179,6 +179,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: options: Replication.Proposer is nil", ErrInvalidArgument)
 	case c.Replication != nil && c.Replication.MaxInFlightBytes < 0:
 		return c, fmt.Errorf("%w: options: Replication.MaxInFlightBytes < 0", ErrInvalidArgument)
+	case c.Replication != nil && c.Replication.MaxEntryBytes < 0:
+		return c, fmt.Errorf("%w: options: Replication.MaxEntryBytes < 0", ErrInvalidArgument)
 	}
 	if c.Replication != nil {
 		r := *c.Replication

@@ -32,6 +32,12 @@ type Replication struct {
 	// applied; the proposing processor waits (and the ring fills, and
 	// producers block) beyond it. 0 means 64 MiB.
 	MaxInFlightBytes int64
+	// MaxEntryBytes bounds one proposal's payload: the largest entry the
+	// replicated log can carry to the other nodes. The proposing processor
+	// packs a ring batch into proposals up to it and fails a single group
+	// larger than it with ErrBatchTooLarge. 0 means the journal's
+	// MaxEntrySize; a larger value is lowered to it.
+	MaxEntryBytes int64
 }
 
 // Proposer is the consensus module's intake. Propose is called on the
@@ -357,7 +363,11 @@ func (s *Store) startReplica() error {
 	}
 	s.d = d
 	r := s.rep
-	d.HandleEventsWith(&proposingProcessor{s: s, max: s.journalOptions().MaxEntrySize})
+	max := s.journalOptions().MaxEntrySize
+	if m := s.opts.Replication.MaxEntryBytes; m > 0 && m < max {
+		max = m
+	}
+	d.HandleEventsWith(&proposingProcessor{s: s, max: max})
 	if err := d.Start(); err != nil {
 		return fmt.Errorf("storage: start pipeline: %w", err)
 	}

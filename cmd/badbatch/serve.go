@@ -14,6 +14,7 @@ import (
 	"github.com/badbatch/badbatch/storage"
 	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // clusterOptions turns the cluster flags into cluster.Options.
@@ -36,6 +37,10 @@ func clusterOptions(f *serveFlags, so *storage.Options, logger *slog.Logger) (*c
 	co := cluster.DefaultOptions()
 	co.NodeID, co.ClusterAddr, co.Join, co.Secret = f.nodeID, f.clusterAddr, f.join, secret
 	co.Store, co.Logger = so, logger
+	co.ListenAddr = f.clusterListenAddr
+	if f.snapshotEntries > 0 {
+		co.SnapshotEntries = f.snapshotEntries
+	}
 	co.HTTPURL = f.advertiseURL
 	if co.HTTPURL == "" {
 		co.HTTPURL = "http://" + f.addr
@@ -73,12 +78,13 @@ type serveFlags struct {
 	join              string
 	clusterSecretFile string
 	advertiseURL      string
+	// Hidden tuning and test knobs (docs/cluster.md, "Tuning").
+	clusterListenAddr string
+	snapshotEntries   uint64
 }
 
 func newServeCmd() *cobra.Command {
 	f := serveFlags{}
-	d := httpapi.DefaultOptions()
-	sd := storage.DefaultOptions()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API over a store in --data-dir",
@@ -91,7 +97,15 @@ the appends in flight, ends the tails and closes the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd, &f) },
 	}
-	fs := cmd.Flags()
+	f.register(cmd.Flags())
+	withEnvHelp(cmd.Flags())
+	return cmd
+}
+
+// register defines serve's flags on fs, bound to f.
+func (f *serveFlags) register(fs *pflag.FlagSet) {
+	d := httpapi.DefaultOptions()
+	sd := storage.DefaultOptions()
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "data directory (journal and index)")
 	fs.StringVar(&f.addr, "addr", d.Addr, "listen address")
 	fs.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens file, one `TOKEN PERMISSIONS [PREFIXES]` per line (no file: no auth)")
@@ -115,8 +129,10 @@ the appends in flight, ends the tails and closes the store.`,
 	fs.StringVar(&f.join, "join", "", "cluster mode: the HTTP URL of any member; this new node is added as a learner, then promoted")
 	fs.StringVar(&f.clusterSecretFile, "cluster-secret-file", "", "cluster mode: file holding the secret that authenticates nodes (at least 16 bytes)")
 	fs.StringVar(&f.advertiseURL, "advertise-url", "", "cluster mode: the URL clients reach this node at (default: http://ADDR)")
-	withEnvHelp(fs)
-	return cmd
+	fs.StringVar(&f.clusterListenAddr, "cluster-listen-addr", "", "cluster mode: listen here instead of on --cluster-addr, which peers still dial (a proxy or NAT in between)")
+	fs.Uint64Var(&f.snapshotEntries, "snapshot-entries", cluster.DefaultSnapshotEntries, "cluster mode: applied entries raft keeps for slow followers; one further behind is sent a snapshot")
+	_ = fs.MarkHidden("cluster-listen-addr")
+	_ = fs.MarkHidden("snapshot-entries")
 }
 
 func newLogger(cmd *cobra.Command, level, format string) (*slog.Logger, error) {

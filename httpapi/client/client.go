@@ -22,7 +22,9 @@ import (
 // mutation.
 type Options struct {
 	// HTTPClient sends the requests. Nil means a client of its own whose
-	// transport keeps up to 64 idle connections per host.
+	// transport keeps up to 64 idle connections per host. New uses a copy
+	// of it whose redirect policy also keeps the bearer token on a cluster
+	// follower's redirect to its leader (see followLeader).
 	HTTPClient *http.Client
 	// Token is the bearer token ("" sends none).
 	Token string
@@ -74,14 +76,54 @@ func New(baseURL string, opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("%w: retries %d, backoff %v..%v, tail idle %v", ErrInvalidOptions,
 			o.MaxRetries, o.RetryBackoff, o.MaxBackoff, o.TailIdleTimeout)
 	}
-	hc := o.HTTPClient
-	if hc == nil {
+	var hc *http.Client
+	if o.HTTPClient != nil {
+		c := *o.HTTPClient
+		hc = &c
+	} else {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 256
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Transport: tr}
 	}
+	hc.CheckRedirect = followLeader(hc.CheckRedirect)
 	return &Client{base: u, http: hc, opts: o}, nil
+}
+
+// headerLeaderID is set by a cluster follower on its redirect to the
+// leader (307, Location: the same path on the leader).
+const headerLeaderID = "Leader-Id"
+
+// maxRedirects is net/http's default limit, kept by followLeader.
+const maxRedirects = 10
+
+// followLeader wraps a redirect policy (nil: net/http's default, at most 10
+// redirects) so that a follower's redirect to its leader keeps the
+// request's Authorization header. net/http drops that header on a redirect
+// to another host, and a cluster's nodes are other hosts: without it every
+// append sent to a follower would end in 401 on the leader. The header is
+// kept only on an answer that names the leader (Leader-Id), and never from
+// https to plain http.
+func followLeader(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if next != nil {
+			if err := next(req, via); err != nil {
+				return err
+			}
+		} else if len(via) >= maxRedirects {
+			return fmt.Errorf("client: stopped after %d redirects", maxRedirects)
+		}
+		prev := via[len(via)-1]
+		auth := prev.Header.Get("Authorization")
+		switch {
+		case auth == "" || req.Header.Get("Authorization") != "":
+		case req.Response == nil || req.Response.Header.Get(headerLeaderID) == "":
+		case prev.URL.Scheme == "https" && req.URL.Scheme != "https":
+		default:
+			req.Header.Set("Authorization", auth)
+		}
+		return nil
+	}
 }
 
 // Close releases idle connections.

@@ -537,3 +537,28 @@ func TestReadIndexAnswerToEarlierIncarnation(t *testing.T) {
 		t.Logf("the new read did not complete (its own answers are held back): %v", err)
 	}
 }
+
+// TestListenAddr: the transport listens on ListenAddr when it is set, and
+// on ClusterAddr otherwise; the membership names ClusterAddr either way.
+func TestListenAddr(t *testing.T) {
+	for _, tc := range []struct{ name, listen, want string }{
+		{"default", "", "sim-1:7000"},
+		{"behind a proxy", "127.0.0.1:9999", "127.0.0.1:9999"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t, 1, 10)
+			var got string
+			sim := c.net.transport()
+			c.tune = func(o *Options) {
+				o.ListenAddr = tc.listen
+				o.NewTransport = func(tc *TransportConfig) (Transport, error) {
+					got = tc.ClusterAddr
+					return sim(tc)
+				}
+			}
+			n := c.open(1)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, "sim-1:7000", n.Status().Nodes[0].ClusterAddr)
+		})
+	}
+}

@@ -33,7 +33,7 @@ func requestJoin(o *Options) (JoinInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	defer cancel()
 	target := strings.TrimRight(o.Join, "/") + "/v1/cluster/nodes"
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: keepJoinToken(JoinToken(o.Secret))}
 	var last error
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -67,6 +67,28 @@ func requestJoin(o *Options) (JoinInfo, error) {
 		}
 	}
 	return JoinInfo{}, fmt.Errorf("cluster: join %s: gave up after %v: %w", o.Join, joinTimeout, last)
+}
+
+// maxJoinRedirects bounds the redirects of one join request (net/http's
+// default).
+const maxJoinRedirects = 10
+
+// keepJoinToken is the join request's redirect policy: a member that is not
+// the leader answers 307 to the leader, with Leader-Id, and the leader is
+// another host, on which net/http drops the Authorization header. It puts
+// the join token back on such a redirect (never from https to http).
+func keepJoinToken(token string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxJoinRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxJoinRedirects)
+		}
+		prev := via[len(via)-1]
+		if req.Response != nil && req.Response.Header.Get("Leader-Id") != "" &&
+			(prev.URL.Scheme != "https" || req.URL.Scheme == "https") {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return nil
+	}
 }
 
 // journalHasEntries reports whether the journal directory dir holds a

@@ -128,7 +128,7 @@ func Open(dir string, opts *Options) (*Node, error) {
 		return nil, err
 	}
 	so := *o.Store
-	so.Replication = &storage.Replication{Commit: n.pers.Commit, Proposer: n}
+	so.Replication = &storage.Replication{Commit: n.pers.Commit, Proposer: n, MaxEntryBytes: o.MaxEntryBytes}
 	if so.Logger == nil {
 		so.Logger = o.Logger
 	}
@@ -151,8 +151,12 @@ func Open(dir string, opts *Options) (*Node, error) {
 		_ = n.sf.close()
 		return nil, err
 	}
+	listen := o.ClusterAddr
+	if o.ListenAddr != "" {
+		listen = o.ListenAddr
+	}
 	tc := &TransportConfig{
-		NodeID: o.NodeID, ClusterID: n.pers.ClusterID, ClusterAddr: o.ClusterAddr, HTTPURL: o.HTTPURL,
+		NodeID: o.NodeID, ClusterID: n.pers.ClusterID, ClusterAddr: listen, HTTPURL: o.HTTPURL,
 		Secret: o.Secret, Logger: n.log, Handler: n, Snapshots: n,
 	}
 	newTransport := o.NewTransport
@@ -163,7 +167,7 @@ func Open(dir string, opts *Options) (*Node, error) {
 	if err != nil {
 		_ = st.Close()
 		_ = n.sf.close()
-		return nil, fmt.Errorf("cluster: start transport on %s: %w", o.ClusterAddr, err)
+		return nil, fmt.Errorf("cluster: start transport on %s: %w", listen, err)
 	}
 	n.tr = tr
 	for _, m := range n.pers.Members {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/badbatch/badbatch/storage"
+	"github.com/badbatch/badbatch/storage/cluster/transport"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -26,6 +27,13 @@ const (
 	// in raft's view of the log for slow followers; one further behind (or
 	// a new, empty node) is sent a snapshot.
 	DefaultSnapshotEntries = 10_000
+	// DefaultMaxEntryBytes bounds one raft entry's payload. The TCP
+	// transport carries each raft message in one frame of at most
+	// transport.DefaultMaxFrameBytes and drops a larger message, and raft
+	// sends an entry in one MsgApp whatever its size: an entry that does
+	// not fit would be resent forever and stall the log behind it. This
+	// leaves 1 MiB of the frame for the message's other fields.
+	DefaultMaxEntryBytes = transport.DefaultMaxFrameBytes - 1<<20
 	// minSecretBytes is the shortest cluster secret accepted.
 	minSecretBytes = 16
 )
@@ -40,6 +48,10 @@ type Options struct {
 	// ClusterAddr is the host:port of this node's cluster port (required):
 	// it listens there and peers dial it.
 	ClusterAddr string
+	// ListenAddr, when set, is where the cluster port listens instead of
+	// ClusterAddr, for a node that peers reach through a proxy or a NAT:
+	// they still dial ClusterAddr, the address the membership names.
+	ListenAddr string
 	// HTTPURL is the URL clients reach this node's HTTP API at (for
 	// example "http://127.0.0.1:8081"). Peers learn it through the cluster
 	// itself, to redirect clients to the leader.
@@ -64,6 +76,12 @@ type Options struct {
 	HeartbeatTicks int
 	// SnapshotEntries: see DefaultSnapshotEntries.
 	SnapshotEntries uint64
+	// MaxEntryBytes bounds one raft entry's payload (see
+	// DefaultMaxEntryBytes): the store packs its ring batches into entries
+	// up to it, and refuses a single append larger with
+	// storage.ErrBatchTooLarge. With the TCP transport it may not exceed
+	// DefaultMaxEntryBytes.
+	MaxEntryBytes int64
 	// NewTransport builds the transport; nil means the TCP transport of
 	// package storage/cluster/transport (tests plug in a simulated
 	// network).
@@ -72,8 +90,10 @@ type Options struct {
 
 // TransportConfig is what the node hands NewTransport.
 type TransportConfig struct {
-	NodeID      uint64
-	ClusterID   uint64
+	NodeID    uint64
+	ClusterID uint64
+	// ClusterAddr is the address the transport listens on: Options.ListenAddr
+	// when set, else Options.ClusterAddr.
 	ClusterAddr string
 	HTTPURL     string
 	Secret      []byte
@@ -117,6 +137,7 @@ func DefaultOptions() *Options {
 		ElectionTicks:   DefaultElectionTicks,
 		HeartbeatTicks:  DefaultHeartbeatTicks,
 		SnapshotEntries: DefaultSnapshotEntries,
+		MaxEntryBytes:   DefaultMaxEntryBytes,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -145,6 +166,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = d.SnapshotEntries
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = d.MaxEntryBytes
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
@@ -179,6 +203,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: peers and join are exclusive: peers bootstraps a new cluster, join enters an existing one", ErrBadConfig)
 	case c.TickInterval < 0 || c.ElectionTicks < 0 || c.HeartbeatTicks < 0:
 		return c, fmt.Errorf("%w: negative raft timer", ErrBadConfig)
+	case c.MaxEntryBytes < 0 || c.NewTransport == nil && c.MaxEntryBytes > DefaultMaxEntryBytes:
+		return c, fmt.Errorf("%w: the largest entry (%d bytes) must be positive and fit the transport's frame (at most %d bytes)", ErrBadConfig, c.MaxEntryBytes, DefaultMaxEntryBytes)
 	case c.ElectionTicks <= c.HeartbeatTicks:
 		return c, fmt.Errorf("%w: election ticks (%d) must exceed heartbeat ticks (%d)", ErrBadConfig, c.ElectionTicks, c.HeartbeatTicks)
 	}

@@ -89,6 +89,8 @@ func (s *simNet) intercepted(m *pb.Message) bool {
 	return f != nil && f(m)
 }
 
+// setFaults drops a share of the messages and delays the others by up to
+// maxDelay.
 func (s *simNet) setFaults(dropRate float64, maxDelay time.Duration) {
 	s.mu.Lock()
 	s.dropRate, s.maxDelay = dropRate, maxDelay

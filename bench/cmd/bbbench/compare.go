@@ -31,6 +31,10 @@ type Group struct {
 	// table and the headline that they share its cores and its disk.
 	Nodes int
 	Limit *Limit
+	// Goal, when set, is the target BadBatch's figure is held to: the
+	// report says, beside the table and in the headline, whether the
+	// median meets it.
+	Goal *Goal
 	// Notes are stated under the table: how to read it and what is not
 	// comparable.
 	Notes []string
@@ -103,6 +107,37 @@ type Limit struct {
 	Per string
 	// Percent shows the ratio as a percentage (for a share of a bandwidth).
 	Percent bool
+}
+
+// Goal is a target for the base's figure, in the group's unit: Bound must
+// be met and Aim is what the design aims for (for a cost, at most; for a
+// rate, at least).
+// A Goal is a plain value, read-only once built.
+type Goal struct {
+	Text  string // as the report says it, e.g. "p99 under 2 s, aim 1 s"
+	Bound float64
+	Aim   float64
+}
+
+// verdict says how a median compares with the goal: "meets the aim",
+// "meets the goal, not the aim", or "MISSES the goal".
+func (g *Goal) verdict(unit string, st Stat) string {
+	within := func(v, target float64) bool {
+		if HigherIsBetter(unit) {
+			return v >= target
+		}
+		return v <= target
+	}
+	switch {
+	case math.IsNaN(st.Median):
+		return "not measured"
+	case within(st.Median, g.Aim):
+		return "meets the aim"
+	case within(st.Median, g.Bound):
+		return "meets the goal, not the aim"
+	default:
+		return "MISSES the goal"
+	}
 }
 
 // PackageStatus is what the runner learnt about one package.

@@ -55,10 +55,26 @@ func trimNumber(v float64) string {
 // formatFigure prints a figure in its unit's terms: a time per op or a
 // latency as a duration, anything else as formatValue does.
 func formatFigure(unit string, v float64) string {
-	if unit == "ns/op" || strings.HasSuffix(unit, "-ns") {
+	if unit == "ns/op" {
 		return formatDuration(v)
 	}
+	if _, scale, ok := timeUnit(unit); ok {
+		return formatDuration(v * scale)
+	}
 	return formatValue(v)
+}
+
+// timeUnit reads a unit that is a time: "p99-ns" is the p99 in
+// nanoseconds, "p99-ms" in milliseconds. It returns what is measured
+// ("p99"), the factor to nanoseconds, and whether the unit is one.
+func timeUnit(unit string) (what string, scale float64, ok bool) {
+	switch {
+	case strings.HasSuffix(unit, "-ns"):
+		return strings.TrimSuffix(unit, "-ns"), 1, true
+	case strings.HasSuffix(unit, "-ms"):
+		return strings.TrimSuffix(unit, "-ms"), 1e6, true
+	}
+	return "", 0, false
 }
 
 // formatDuration prints nanoseconds as a readable duration: 148479 -> "148µs".

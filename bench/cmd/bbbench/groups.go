@@ -60,6 +60,17 @@ const (
 // added here, or the row will not match NATS's producers=4/size=100B).
 const clusterAppendMatch = "BenchmarkClusterAppend/batch=100"
 
+// clusterFailoverMatch is BadBatch's failover benchmark in ./bench
+// (bench/cluster_failover_test.go); its row is nodes=3.
+const clusterFailoverMatch = "BenchmarkClusterFailover"
+
+// clusterFailoverConfig states how BenchmarkClusterFailover runs.
+const clusterFailoverConfig = "Three `badbatch serve` processes built from this tree, each with its own data directory on " +
+	"this machine's disk, on loopback, with raft's default timers (50 ms ticks, election timeout 10-20 ticks, PreVote, " +
+	"CheckQuorum). The leader is killed with SIGKILL; a prober sends one small append at a time to the survivors in turn " +
+	"(following a follower's redirect to the leader) and the figure is the time from the kill to the 201 of the first " +
+	"append sent after it. The killed node is restarted and the cluster let heal before the next kill."
+
 // clusterNodes is the number of nodes of each cluster in the cluster
 // comparison: BadBatch's and NATS's (natsClusterNodes in bench/peers).
 const clusterNodes = 3
@@ -168,6 +179,22 @@ func Groups() []*Group {
 				"Each cluster's 3 nodes run in one process on this machine: they share its cores and its one disk, and replicate over loopback. The figures are what replication costs here, not what 3 machines would do (3 times the cores and disks, and a network slower than loopback).",
 				"BadBatch's advantage over NATS is the cluster's records/s over NATS R3's. The single node's row is BadBatch's own storage.Store at the same point (4 producers, 100-byte records, 100 records per append), from the durable-append table; beside it is the cluster's records/s over the single node's: what 3 nodes cost against 1. It is BadBatch, so it is never a loss.",
 				"NATS ran in bench/peers's test binary and BadBatch in ./bench's, as in the durable-append table.",
+			},
+		},
+		{
+			ID:       "cluster-failover",
+			Title:    "Cluster failover, 3 nodes on one machine",
+			Question: "How long after its leader is killed with SIGKILL does a 3-node cluster acknowledge an append again?",
+			Unit:     "p99-ms",
+			Nodes:    clusterNodes,
+			Goal:     &Goal{Text: "p99 under 2 s, aim 1 s", Bound: 2000, Aim: 1000},
+			Series: []Series{
+				{Label: "BadBatch 3-node cluster, p99", Package: pkgBench, Match: clusterFailoverMatch, Base: true, Config: clusterFailoverConfig},
+				{Label: "BadBatch 3-node cluster, p50", Package: pkgBench, Match: clusterFailoverMatch, Unit: "p50-ms", Variant: true},
+			},
+			Notes: []string{
+				"Lower is better. One figure per round: the percentile over that round's kills (BADBATCH_CLUSTER_FAILOVERS, 20 by default; kills in the full table), nearest rank, so with 20 kills the p99 is the round's slowest kill (max-ms in the full table). The median and range are over the rounds.",
+				"The failover time is raft's election timeout (10-20 ticks of 50 ms, randomized: 0.5-1 s after the last heartbeat), then a PreVote and a vote round, then the new leader's first commit; it does not depend on the load. No peer is measured here.",
 			},
 		},
 		{

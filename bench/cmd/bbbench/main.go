@@ -47,7 +47,9 @@ type profile struct {
 var bigEnv = []string{"BADBATCH_BENCH_BIG=1", "BADBATCH_BENCH_REPLAY_10M=1"}
 
 var (
-	// quick takes about five minutes on a 2-core machine (5m16s measured).
+	// quick takes about five minutes on a 2-core machine (5m16s measured),
+	// plus about 30 s per round for BenchmarkClusterFailover's 20 kills
+	// (29-32 s measured alone).
 	profileQuick = profile{name: "quick", benchtime: "200ms", rounds: 3, timeout: 8 * time.Minute}
 	// full is what a published docs/benchmarks.md should come from, on an
 	// idle machine: it takes hours on 2 cores (the first 58 of a round's

@@ -253,6 +253,9 @@ func (r *Report) writeHeadline(m *md) {
 		if !math.IsNaN(float64(b.ToLimit)) {
 			m.f("; %s", limitWords(g.Limit, b.ToLimit))
 		}
+		if g.Goal != nil {
+			m.f("; goal %s: %s", g.Goal.Text, g.Goal.verdict(g.Unit, b.Stat))
+		}
 		m.f(".%s\n", beside)
 	}
 	if !anyRan {
@@ -263,26 +266,24 @@ func (r *Report) writeHeadline(m *md) {
 
 // unitHeader names a unit in a table header: "p99-ns" is "p99 latency".
 func unitHeader(unit string) string {
-	switch {
-	case unit == "ns/op":
+	if unit == "ns/op" {
 		return "time per op"
-	case strings.HasSuffix(unit, "-ns"):
-		return strings.TrimSuffix(unit, "-ns") + " latency"
-	default:
-		return unit
 	}
+	if what, _, ok := timeUnit(unit); ok {
+		return what + " latency"
+	}
+	return unit
 }
 
 // unitWords prints a figure with its unit: "5836 records/s", "1.03ms p99".
 func unitWords(unit string, v float64) string {
-	switch {
-	case unit == "ns/op":
+	if unit == "ns/op" {
 		return formatDuration(v) + " per op"
-	case strings.HasSuffix(unit, "-ns"):
-		return formatDuration(v) + " " + strings.TrimSuffix(unit, "-ns")
-	default:
-		return formatValue(v) + " " + unit
 	}
+	if what, scale, ok := timeUnit(unit); ok {
+		return formatDuration(v*scale) + " " + what
+	}
+	return formatValue(v) + " " + unit
 }
 
 // baseStatus is the status of BadBatch's first cell (for a group with no
@@ -377,8 +378,8 @@ func (r *Report) writeLimits(m *md) {
 
 // metricWords prints one figure with its unit, durations made readable.
 func metricWords(unit string, v float64) string {
-	if strings.HasSuffix(unit, "-ns") {
-		return strings.TrimSuffix(unit, "-ns") + " " + formatDuration(v)
+	if what, scale, ok := timeUnit(unit); ok {
+		return what + " " + formatDuration(v*scale)
 	}
 	if unit == "ns/op" {
 		return formatDuration(v) + "/op"
@@ -493,6 +494,9 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 		}
 	}
 	m.f("\n")
+	if g.Goal != nil {
+		r.writeGoal(m, c)
+	}
 	switch {
 	case g.Limit == nil:
 	case g.Limit.Match != "" && c.LimitStatus == "":
@@ -523,6 +527,32 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 	if configs {
 		m.f("\n")
 	}
+}
+
+// writeGoal states a group's goal and, per row, whether the base's median
+// meets it.
+func (r *Report) writeGoal(m *md, c Comparison) {
+	g := c.Group
+	base := slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
+	m.f("**Goal: %s.**", g.Goal.Text)
+	for _, row := range c.Rows {
+		if base < 0 || row.Cells[base].Status != CellOK {
+			m.f(" %s: not measured in this run.", orDash(row.Key))
+			continue
+		}
+		st := row.Cells[base].Stat
+		m.f(" %s: %s (median of the rounds; worst round %s): %s.", orDash(row.Key), formatFigure(g.Unit, st.Median), formatFigure(g.Unit, worst(g.Unit, st)), g.Goal.verdict(g.Unit, st))
+	}
+	m.f("\n\n")
+}
+
+// worst is a Stat's worst round in unit: the lowest rate or the highest
+// cost.
+func worst(unit string, st Stat) float64 {
+	if HigherIsBetter(unit) {
+		return st.Min
+	}
+	return st.Max
 }
 
 func (r *Report) writeLosses(m *md) {
