@@ -239,7 +239,9 @@ func readAll(t testing.TB, n *Node, stream string) []storage.StoredRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, n.ReadIndex(ctx))
+	if err := n.ReadIndex(ctx); err != nil {
+		require.NoError(t, err, "node %d: %v", n.ID(), n.Err())
+	}
 	var out []storage.StoredRecord
 	for {
 		page, err := n.Store().Read(ctx, stream, uint64(len(out)), 1000)
