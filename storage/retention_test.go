@@ -112,3 +112,28 @@ func TestRetentionAge(t *testing.T) {
 	assert.Greater(t, info.FirstOffset, uint64(0))
 	assert.Less(t, s.j.FirstIndex(), s.durableEntry.Load()+1)
 }
+
+// TestRetentionAtOpen: a store opened with limits its data exceeds
+// enforces them before Open returns, not a retention tick later.
+func TestRetentionAtOpen(t *testing.T) {
+	fs := vfs.NewMem()
+	o := memOptions(fs)
+	o.SegmentSize = 4 << 10
+	s := mustOpen(t, "db", o)
+	ctx := context.Background()
+	value := make([]byte, 1000)
+	for range 40 {
+		_, err := s.Append(ctx, "big", Record{Value: value})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+
+	o.RetentionBytes = 8 << 10
+	s = mustOpen(t, "db", o)
+	defer func() { require.NoError(t, s.Close()) }()
+	info, err := s.StreamInfo(ctx, "big")
+	require.NoError(t, err)
+	assert.Greater(t, info.FirstOffset, uint64(0), "nothing removed at open")
+	_, err = s.Read(ctx, "big", 0, 1)
+	assert.ErrorIs(t, err, ErrGone)
+}
