@@ -298,7 +298,7 @@ func TestCursors(t *testing.T) {
 		{"bad json", "application/json", `{"offset":`, path, 400, "bad_request"},
 		{"no offset", "application/json", `{}`, path, 400, "bad_request"},
 		{"negative", "application/json", `{"offset":-1}`, path, 400, "bad_request"},
-		{"bad name", "application/json", `{"offset":1}`, "/v1/streams/cur/cursors/_x", 400, "bad_request"},
+		{"bad name", "application/json", `{"offset":1}`, "/v1/streams/cur/cursors/_x", 400, "invalid_stream"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
