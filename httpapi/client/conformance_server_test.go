@@ -21,8 +21,14 @@ import (
 // The server side of the conformance runner (clients/conformance/README.md,
 // The server): the binary, one `badbatch serve` per profile, restarts.
 
-// conformanceDir is clients/conformance, from this package's directory.
-const conformanceDir = "../../clients/conformance"
+// conformanceDir is clients/conformance, from this package's directory,
+// or BADBATCH_CONFORMANCE_DIR (to run other cases against this client).
+var conformanceDir = func() string {
+	if dir := os.Getenv("BADBATCH_CONFORMANCE_DIR"); dir != "" {
+		return dir
+	}
+	return "../../clients/conformance"
+}()
 
 // profile is one entry of servers.json.
 type profile struct {
