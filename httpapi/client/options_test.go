@@ -3,8 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,4 +149,37 @@ func TestTimeouts(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	var apiErr *client.Error
 	assert.False(t, errors.As(err, &apiErr))
+}
+
+// limitedOnce answers the first request 429 with Retry-After: 1, then
+// forwards.
+type limitedOnce struct {
+	next  http.RoundTripper
+	calls atomic.Int32
+}
+
+func (l *limitedOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+	if l.calls.Add(1) == 1 {
+		return &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
+			Body: io.NopCloser(stringsReader(`{"error":{"code":"rate_limited","message":"injected"}}`)), Request: req}, nil
+	}
+	return l.next.RoundTrip(req)
+}
+
+// TestRateLimitedWaitsForRetryAfter: a 429 stores nothing, so even an
+// append without a key is retried, after the server's Retry-After (not
+// the shorter backoff).
+func TestRateLimitedWaitsForRetryAfter(t *testing.T) {
+	s := startServer(t, nil)
+	lt := &limitedOnce{next: http.DefaultTransport.(*http.Transport).Clone()}
+	defer lt.next.(*http.Transport).CloseIdleConnections()
+	c := newClient(t, s.URL(), func(o *client.Options) {
+		o.HTTPClient, o.GenerateIdempotencyKeys = &http.Client{Transport: lt}, new(false)
+	})
+	start := time.Now()
+	res, err := c.Append(context.Background(), "limited", client.Record{Value: []byte("x")}, nil)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "Retry-After: 1 was not waited for")
+	assert.Equal(t, int32(2), lt.calls.Load())
+	assert.Equal(t, uint64(0), res.FirstOffset)
 }
