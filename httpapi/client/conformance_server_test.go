@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,12 +46,8 @@ func serverBinary(t *testing.T, dir string) string {
 	if bin := os.Getenv("BADBATCH_BIN"); bin != "" {
 		return bin
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
 	bin := filepath.Join(dir, "badbatch")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/badbatch")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/badbatch")
 	cmd.Dir = "../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the server: %v\n%s", err, out)
