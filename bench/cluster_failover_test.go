@@ -281,9 +281,7 @@ func (c *failoverCluster) firstAck(b *testing.B, killed time.Time, dead *failove
 		if n == dead {
 			continue
 		}
-		o := client.DefaultOptions()
-		o.HTTPClient, o.MaxRetries = c.httpc, 0
-		cl, err := client.New(n.url, o)
+		cl, err := client.New(n.url, &client.Options{HTTPClient: c.httpc, MaxRetries: new(0)})
 		if err != nil {
 			b.Fatal(err)
 		}

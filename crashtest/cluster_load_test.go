@@ -95,12 +95,14 @@ func (h *clusterHistory) failed(op *clusterOp, err error) bool {
 func classify(err error) (string, bool) {
 	var apiErr *client.Error
 	switch {
+	case errors.Is(err, client.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout", true
+	case errors.Is(err, client.ErrConnection):
+		return "no answer", true
 	case errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable:
 		return "503 " + apiErr.Code, true
 	case errors.As(err, &apiErr):
 		return fmt.Sprintf("%d %s", apiErr.Status, apiErr.Code), false
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout", true
 	default:
 		return "no answer", true
 	}
@@ -196,9 +198,7 @@ func (l *clusterLoad) setTargets(nodes []*clusterNode) {
 	l.t.Helper()
 	cs := make([]*client.Client, 0, len(nodes))
 	for _, n := range nodes {
-		o := client.DefaultOptions()
-		o.HTTPClient, o.MaxRetries, o.Token = l.httpc, 0, l.token
-		c, err := client.New(n.baseURL(), o)
+		c, err := client.New(n.baseURL(), &client.Options{HTTPClient: l.httpc, MaxRetries: new(0), Token: l.token})
 		require.NoError(l.t, err)
 		cs = append(cs, c)
 	}

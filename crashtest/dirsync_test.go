@@ -131,7 +131,7 @@ func TestDirectoryFsyncAudit(t *testing.T) {
 			require.NoError(t, err)
 			checkAck(fmt.Sprintf("round %d: Append %d", round, i), notIndex)
 			if i%50 == 49 {
-				require.NoError(t, s.SetCursor(stream, "c", uint64(i/3)))
+				require.NoError(t, s.SetCursor(context.Background(), stream, "c", uint64(i/3)))
 				checkAck(fmt.Sprintf("round %d: SetCursor after append %d", round, i), notIndex)
 			}
 		}

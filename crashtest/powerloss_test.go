@@ -356,7 +356,7 @@ func reopenAndCheck(t *testing.T, fs vfs.FS, ops []appendOp, stats *powerStats) 
 func readBackStore(t *testing.T, s *storage.Store) (map[string][]readRecord, []readRecord) {
 	t.Helper()
 	ctx := context.Background()
-	list, err := s.Streams()
+	list, err := s.Streams(context.Background())
 	require.NoError(t, err)
 	streams := map[string][]readRecord{}
 	for _, info := range list {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/badbatch/badbatch/journal"
@@ -62,6 +63,49 @@ func TestAppendAllocs(t *testing.T) {
 	require.Equal(t, next-1, got.LastOffset)
 	require.Equal(t, 1, got.Count)
 	require.LessOrEqual(t, allocs, float64(maxAppendAllocs))
+}
+
+// TestConditionalAppendAllocs: an Expected-Last-Offset costs no
+// allocation (the store's AppendOptions points into the pooled request
+// scratch), so a conditional append has TestAppendAllocs' bound.
+func TestConditionalAppendAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	a := newAppendLoop(t, serverConfig{}, "cond")
+	const runs = 20 + 200 + 1 // warm-up, AllocsPerRun's own warm-up run, measured runs
+	expected := make([][]string, runs)
+	for i := range expected {
+		expected[i] = []string{strconv.Itoa(i - 1)}
+	}
+	next := 0
+	run := func() {
+		a.req.Header["Expected-Last-Offset"] = expected[next]
+		a.once(t)
+		next++
+	}
+	for range 20 {
+		run()
+	}
+	allocs := testing.AllocsPerRun(200, run)
+	require.Equal(t, runs, next)
+
+	plainLoop := newAppendLoop(t, serverConfig{}, "plain")
+	plainRun := func() { plainLoop.once(t) }
+	for range 20 {
+		plainRun()
+	}
+	plain := testing.AllocsPerRun(200, plainRun)
+	t.Logf("%.1f allocs per conditional append, %.1f per unconditional one", allocs, plain)
+	require.LessOrEqual(t, allocs, plain, "the condition allocates")
+
+	// A stale condition is refused: the header really is applied.
+	a.req.Header["Expected-Last-Offset"] = []string{"0"}
+	a.body.Reset(a.payload)
+	clear(a.w.h)
+	a.w.body.Reset()
+	a.h.ServeHTTP(a.w, a.req)
+	require.Equal(t, http.StatusConflict, a.w.code, a.w.body.String())
 }
 
 // maxAppendAllocs is TestAppendAllocs' bound.

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -200,7 +201,7 @@ func TestIdempotencyKey(t *testing.T) {
 	again.Replayed = false
 	assert.Equal(t, first, again)
 
-	info, err := ts.Store.StreamInfo("idem")
+	info, err := ts.Store.StreamInfo(context.Background(), "idem")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), info.NextOffset, "the repeat appended nothing")
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -51,8 +52,8 @@ func TestAuthMatrix(t *testing.T) {
 		resp, body := ts.postJSON(s, `{"value":1}`, "Authorization", "Bearer "+tokAdmin)
 		require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", body)
 	}
-	require.NoError(t, ts.Store.SetCursor("open", "c", 0))
-	require.NoError(t, ts.Store.SetCursor("team-a.x", "c", 0))
+	require.NoError(t, ts.Store.SetCursor(context.Background(), "open", "c", 0))
+	require.NoError(t, ts.Store.SetCursor(context.Background(), "team-a.x", "c", 0))
 
 	type req struct {
 		method, path, body string

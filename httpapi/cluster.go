@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/badbatch/badbatch/storage/cluster"
 	"github.com/labstack/echo/v4"
@@ -40,9 +41,9 @@ var _ Cluster = (*cluster.Node)(nil)
 const (
 	// CodeNoLeader (503, with Retry-After): no leader is known, or the
 	// leader changed before the append was replicated (nothing stored).
-	CodeNoLeader = "no_leader"
+	CodeNoLeader = badbatch.CodeNoLeader
 	// CodeNotCluster (404): the cluster routes on a standalone server.
-	CodeNotCluster = "not_cluster"
+	CodeNotCluster = badbatch.CodeNotCluster
 	// headerAppliedIndex tells, on every read in cluster mode, how far the
 	// answering node had applied the log.
 	headerAppliedIndex = "Applied-Index"
@@ -71,7 +72,7 @@ func (s *Server) toLeader(c echo.Context) error {
 	h.Set(echo.HeaderLocation, strings.TrimRight(st.LeaderURL, "/")+c.Request().URL.RequestURI())
 	h.Set(headerLeaderID, strconv.FormatUint(st.LeaderID, 10))
 	return c.JSON(http.StatusTemporaryRedirect, errorBody{Error: &apiError{
-		Code: "not_leader", Message: "node " + strconv.FormatUint(st.NodeID, 10) + " is a follower; the leader is node " + strconv.FormatUint(st.LeaderID, 10),
+		Code: CodeNotLeader, Message: "node " + strconv.FormatUint(st.NodeID, 10) + " is a follower; the leader is node " + strconv.FormatUint(st.LeaderID, 10),
 	}})
 }
 
@@ -207,7 +208,7 @@ func (s *Server) membershipError(c echo.Context, err error) error {
 	case errors.Is(err, storage.ErrNotLeader):
 		return s.toLeader(c)
 	case errors.Is(err, cluster.ErrBadConfig):
-		return newError(http.StatusConflict, "membership_conflict", "%s", err.Error())
+		return newError(http.StatusConflict, CodeMembershipConflict, "%s", err.Error())
 	default:
 		return storeError(err)
 	}

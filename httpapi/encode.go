@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/storage"
 )
 
@@ -64,24 +65,13 @@ func toOutRecords(recs []storage.StoredRecord, withStream bool) []outRecord {
 	return out
 }
 
-// appendResponse is the 201 body of an append.
-type appendResponse struct {
-	Stream      string `json:"stream"`
-	FirstOffset uint64 `json:"first_offset"`
-	LastOffset  uint64 `json:"last_offset"`
-	Count       int    `json:"count"`
-	FirstSeq    uint64 `json:"first_seq"`
-	LastSeq     uint64 `json:"last_seq"`
-	Durability  string `json:"durability"`
-	Replayed    bool   `json:"replayed"`
-}
-
-// appendJSON appends the JSON encoding/json gives a (then the newline of
-// json.Encoder.Encode) to dst without reflection. ok is false when a string
-// field holds a byte that encoding/json would escape (never the case for a
-// valid stream name and the store's durability values); the caller then
-// falls back to encoding/json.
-func (a *appendResponse) appendJSON(dst []byte) (_ []byte, ok bool) {
+// appendResultJSON appends the JSON encoding/json gives a (the 201 body of
+// an append, then the newline of json.Encoder.Encode) to dst without
+// reflection. ok is false when a string field holds a byte that
+// encoding/json would escape (never the case for a valid stream name and
+// the store's durability values); the caller then falls back to
+// encoding/json.
+func appendResultJSON(dst []byte, a *badbatch.AppendResult) (_ []byte, ok bool) {
 	if !plainJSONString(a.Stream) || !plainJSONString(a.Durability) {
 		return dst, false
 	}

@@ -15,7 +15,7 @@ import (
 // TestAppendResponseJSON checks the hand-written 201 body against
 // encoding/json (what echo's c.JSON writes: HTML escaping on, a newline).
 func TestAppendResponseJSON(t *testing.T) {
-	cases := []appendResponse{
+	cases := []storage.AppendResult{
 		{Stream: "bench", FirstOffset: 0, LastOffset: 0, Count: 1, FirstSeq: 1, LastSeq: 1, Durability: storage.DurabilityFsynced},
 		{Stream: "a.b_c-9", FirstOffset: 7, LastOffset: 1006, Count: 1000, FirstSeq: 12, LastSeq: 1011, Durability: storage.DurabilityWritten, Replayed: true},
 		{Stream: "Z", FirstOffset: math.MaxUint64 - 1, LastOffset: math.MaxUint64, Count: math.MaxInt, FirstSeq: math.MaxUint64, LastSeq: math.MaxUint64, Durability: storage.DurabilityNoSync},
@@ -26,7 +26,7 @@ func TestAppendResponseJSON(t *testing.T) {
 		if err := json.NewEncoder(&want).Encode(a); err != nil {
 			t.Fatal(err)
 		}
-		got, ok := a.appendJSON([]byte("prefix"))
+		got, ok := appendResultJSON([]byte("prefix"), &a)
 		if !ok {
 			t.Fatalf("%+v: not encoded", a)
 		}
@@ -36,10 +36,10 @@ func TestAppendResponseJSON(t *testing.T) {
 	}
 	// Strings encoding/json would escape are left to it.
 	for _, s := range []string{`a"b`, `a\b`, "a<b", "a>b", "a&b", "a\nb", "a\x7fb", "é", "\u2028"} {
-		if _, ok := (&appendResponse{Stream: s, Durability: "fsynced"}).appendJSON(nil); ok {
+		if _, ok := appendResultJSON(nil, &storage.AppendResult{Stream: s, Durability: "fsynced"}); ok {
 			t.Errorf("stream %q: encoded without escaping", s)
 		}
-		if _, ok := (&appendResponse{Stream: "s", Durability: s}).appendJSON(nil); ok {
+		if _, ok := appendResultJSON(nil, &storage.AppendResult{Stream: "s", Durability: s}); ok {
 			t.Errorf("durability %q: encoded without escaping", s)
 		}
 	}

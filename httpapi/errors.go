@@ -6,26 +6,30 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/labstack/echo/v4"
 )
 
-// Error codes: the "code" field of every error answer. They never change
-// meaning; clients switch on them.
+// Error codes: the "code" field of every error answer (badbatch.Code*,
+// shared with the clients). They never change meaning; clients switch on
+// them.
 const (
-	CodeBadRequest       = "bad_request"        // 400 malformed input
-	CodeInvalidStream    = "invalid_stream"     // 400 bad stream name
-	CodeUnauthorized     = "unauthorized"       // 401 no or unknown token
-	CodeForbidden        = "forbidden"          // 403 token lacks the permission or prefix
-	CodeNotFound         = "not_found"          // 404 stream or cursor never written, unknown route
-	CodeMethodNotAllowed = "method_not_allowed" // 405
-	CodeConflict         = "offset_mismatch"    // 409 Expected-Last-Offset mismatch
-	CodeGone             = "gone"               // 410 offset below retention
-	CodeTooLarge         = "too_large"          // 413 record or request too large
-	CodeUnsupportedType  = "unsupported_type"   // 415 unsupported content type
-	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
-	CodeInternal         = "internal"           // 500
-	CodeUnavailable      = "unavailable"        // 503 journal failed, closed or not ready
+	CodeBadRequest         = badbatch.CodeBadRequest         // 400 malformed input
+	CodeInvalidStream      = badbatch.CodeInvalidStream      // 400 bad stream name
+	CodeUnauthorized       = badbatch.CodeUnauthorized       // 401 no or unknown token
+	CodeForbidden          = badbatch.CodeForbidden          // 403 token lacks the permission or prefix
+	CodeNotFound           = badbatch.CodeNotFound           // 404 stream or cursor never written, unknown route
+	CodeMethodNotAllowed   = badbatch.CodeMethodNotAllowed   // 405
+	CodeOffsetMismatch     = badbatch.CodeOffsetMismatch     // 409 Expected-Last-Offset mismatch
+	CodeMembershipConflict = badbatch.CodeMembershipConflict // 409 cluster membership change refused
+	CodeGone               = badbatch.CodeGone               // 410 offset below retention
+	CodeTooLarge           = badbatch.CodeTooLarge           // 413 record or request too large
+	CodeUnsupportedType    = badbatch.CodeUnsupportedType    // 415 unsupported content type
+	CodeRateLimited        = badbatch.CodeRateLimited        // 429, with Retry-After
+	CodeInternal           = badbatch.CodeInternal           // 500
+	CodeUnavailable        = badbatch.CodeUnavailable        // 503 journal failed, closed or not ready
+	CodeNotLeader          = badbatch.CodeNotLeader          // 307 cluster mode: a follower's redirect
 )
 
 // apiError is an error answer. It implements error so handlers can return it.
@@ -63,18 +67,18 @@ func storeError(err error) *apiError {
 	var mismatch *storage.OffsetMismatchError
 	switch {
 	case errors.As(err, &mismatch):
-		e.Status, e.Code = http.StatusConflict, CodeConflict
+		e.Status, e.Code = http.StatusConflict, CodeOffsetMismatch
 		cur := mismatch.Current
 		e.CurrentLastOffset = &cur
 	case errors.Is(err, storage.ErrInvalidStream):
 		e.Status, e.Code = http.StatusBadRequest, CodeInvalidStream
-	case errors.Is(err, storage.ErrEmptyBatch), errors.Is(err, storage.ErrInvalidArgument):
+	case errors.Is(err, storage.ErrInvalidArgument):
 		e.Status, e.Code = http.StatusBadRequest, CodeBadRequest
-	case errors.Is(err, storage.ErrRecordTooLarge), errors.Is(err, storage.ErrBatchTooLarge):
+	case errors.Is(err, storage.ErrTooLarge):
 		e.Status, e.Code = http.StatusRequestEntityTooLarge, CodeTooLarge
 	case errors.Is(err, storage.ErrNotFound):
 		e.Status, e.Code = http.StatusNotFound, CodeNotFound
-	case errors.Is(err, storage.ErrTruncated):
+	case errors.Is(err, storage.ErrGone):
 		e.Status, e.Code = http.StatusGone, CodeGone
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrClosed):
 		e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable

@@ -47,6 +47,10 @@ func (s *Server) handleAppend(c echo.Context) error {
 		return err
 	}
 	req := c.Request()
+	// The scratch holds the expected offset, so that a conditional append
+	// does not allocate it.
+	sc := getAppendScratch()
+	defer putAppendScratch(sc)
 	var opts storage.AppendOptions
 	if k := headerValue(req.Header, headerIdempotencyKey); k != "" {
 		if len(k) > maxIdempotencyKey {
@@ -59,17 +63,16 @@ func (s *Server) handleAppend(c echo.Context) error {
 		if err != nil || n < -1 {
 			return badRequest("Expected-Last-Offset %q: want an integer >= -1", v)
 		}
-		opts.HasExpectedLastOffset, opts.ExpectedLastOffset = true, n
+		sc.expected = n
+		opts.ExpectedLastOffset = &sc.expected
 	}
 	kind, aerr := classifyContentType(headerValue(req.Header, echo.HeaderContentType))
 	if aerr != nil {
 		return aerr
 	}
 	// The body, the parsed records and the answer live in memory reused
-	// across requests; the records alias it until AppendWith returns (the
-	// store copies them), the answer until it is written.
-	sc := getAppendScratch()
-	defer putAppendScratch(sc)
+	// across requests (sc); the records alias it until AppendWith returns
+	// (the store copies them), the answer until it is written.
 	body, err := s.readBodyInto(c, s.opts.MaxRequestBytes, sc.body[:0])
 	sc.body = body[:0]
 	if err != nil {
@@ -113,25 +116,22 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if res.Replayed {
 		h.Set(headerIdempotentReplayed, "true")
 	}
-	ar := appendResponse{
-		Stream: res.Stream, FirstOffset: res.FirstOffset, LastOffset: res.LastOffset, Count: res.Count,
-		FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, Durability: res.Durability, Replayed: res.Replayed,
-	}
 	// c.JSON indents for ?pretty and in debug mode; leave those to it.
 	if req.URL.RawQuery == "" && !c.Echo().Debug {
-		if b, ok := ar.appendJSON(sc.out[:0]); ok {
+		if b, ok := appendResultJSON(sc.out[:0], &res); ok {
 			sc.out = b
 			return c.JSONBlob(http.StatusCreated, b)
 		}
 	}
-	return c.JSON(http.StatusCreated, ar)
+	return c.JSON(http.StatusCreated, res)
 }
 
 // appendScratch is the reusable memory of one append request.
 type appendScratch struct {
 	parseScratch
-	body []byte // the request body
-	out  []byte // the 201 answer
+	body     []byte // the request body
+	out      []byte // the 201 answer
+	expected int64  // the Expected-Last-Offset, pointed to by the store's AppendOptions
 }
 
 // maxPooledScratch bounds the buffers kept for reuse, so that one large

@@ -97,10 +97,10 @@ func (s *Server) resolveStart(c echo.Context, stream string, q readQuery) (uint6
 		}
 		fallthrough // nothing at or after the time yet: start at the live end
 	case "latest":
-		info, err := s.store.StreamInfo(stream)
+		info, err := s.store.StreamInfo(c.Request().Context(), stream)
 		return info.NextOffset, err
 	default:
-		info, err := s.store.StreamInfo(stream)
+		info, err := s.store.StreamInfo(c.Request().Context(), stream)
 		return info.FirstOffset, err
 	}
 }
@@ -280,7 +280,7 @@ func (s *Server) handleStreams(c echo.Context) error {
 	if err := s.authorize(c, PermRead, ""); err != nil {
 		return err
 	}
-	infos, err := s.store.Streams()
+	infos, err := s.store.Streams(c.Request().Context())
 	if err != nil {
 		return storeError(err)
 	}
@@ -302,7 +302,7 @@ func (s *Server) streamInfo(c echo.Context) (storage.StreamInfo, error) {
 	if err := s.authorize(c, PermRead, stream); err != nil {
 		return storage.StreamInfo{}, err
 	}
-	info, err := s.store.StreamInfo(stream)
+	info, err := s.store.StreamInfo(c.Request().Context(), stream)
 	if err != nil {
 		return info, storeError(err)
 	}
@@ -333,7 +333,9 @@ func (s *Server) cursorParams(c echo.Context, perm Permission) (string, string, 
 		return "", "", storeError(err)
 	}
 	if err := storage.ValidateStreamName(name); err != nil {
-		return "", "", badRequest("invalid cursor name %q: want [A-Za-z0-9][A-Za-z0-9._-]{0,199}", name)
+		// invalid_stream, like a bad stream name: both are names of the
+		// same syntax (docs/clients/README.md, Errors).
+		return "", "", newError(http.StatusBadRequest, CodeInvalidStream, "invalid cursor name %q: want [A-Za-z0-9][A-Za-z0-9._-]{0,199}", name)
 	}
 	return stream, name, s.authorize(c, perm, stream)
 }
@@ -343,7 +345,7 @@ func (s *Server) handleGetCursor(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	off, err := s.store.Cursor(stream, name)
+	off, err := s.store.Cursor(c.Request().Context(), stream, name)
 	if err != nil {
 		return storeError(err)
 	}
@@ -380,7 +382,7 @@ func (s *Server) handlePutCursor(c echo.Context) error {
 	if cb.Offset == nil {
 		return badRequest(`bad JSON body: want {"offset": N}`)
 	}
-	if err := s.store.SetCursor(stream, name, *cb.Offset); err != nil {
+	if err := s.store.SetCursor(c.Request().Context(), stream, name, *cb.Offset); err != nil {
 		if err, done := s.clusterAppendError(c, err); done {
 			return err
 		}

@@ -173,7 +173,7 @@ type snapshot struct {
 
 func (ts *testServer) snapshot() snapshot {
 	ts.t.Helper()
-	infos, err := ts.Store.Streams()
+	infos, err := ts.Store.Streams(context.Background())
 	require.NoError(ts.t, err)
 	recs, err := ts.Store.ReadGlobal(context.Background(), 0, 100000)
 	require.NoError(ts.t, err)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -140,7 +141,7 @@ func TestReadErrors(t *testing.T) {
 
 func TestReadBelowRetentionIsGone(t *testing.T) {
 	ts := startServer(t, serverConfig{wrap: func(s httpapi.Store) httpapi.Store {
-		return &faultStore{Store: s, readErr: fmt.Errorf("%w: injected", storage.ErrTruncated)}
+		return &faultStore{Store: s, readErr: fmt.Errorf("%w: injected", storage.ErrGone)}
 	}})
 	appendN(t, ts, "s", 0, 1)
 	for _, accept := range []string{"application/json", "application/x-ndjson", "text/event-stream"} {
@@ -297,14 +298,14 @@ func TestCursors(t *testing.T) {
 		{"bad json", "application/json", `{"offset":`, path, 400, "bad_request"},
 		{"no offset", "application/json", `{}`, path, 400, "bad_request"},
 		{"negative", "application/json", `{"offset":-1}`, path, 400, "bad_request"},
-		{"bad name", "application/json", `{"offset":1}`, "/v1/streams/cur/cursors/_x", 400, "bad_request"},
+		{"bad name", "application/json", `{"offset":1}`, "/v1/streams/cur/cursors/_x", 400, "invalid_stream"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := ts.do(http.MethodPut, tc.path, []byte(tc.body), "Content-Type", tc.contentType)
 			assert.Equal(t, tc.status, resp.StatusCode, "%s", body)
 			assert.Equal(t, tc.code, decodeErr(t, body).Error.Code)
-			off, err := ts.Store.Cursor("cur", "reader-1")
+			off, err := ts.Store.Cursor(context.Background(), "cur", "reader-1")
 			require.NoError(t, err)
 			assert.Equal(t, uint64(2), off, "the cursor changed")
 		})

@@ -29,10 +29,10 @@ type Store interface {
 	ReadFromTime(ctx context.Context, stream string, t time.Time, limit int) ([]storage.StoredRecord, error)
 	ReadGlobal(ctx context.Context, fromSeq uint64, limit int) ([]storage.StoredRecord, error)
 	Wait(ctx context.Context, stream string, offset uint64) error
-	Streams() ([]storage.StreamInfo, error)
-	StreamInfo(stream string) (storage.StreamInfo, error)
-	SetCursor(stream, name string, offset uint64) error
-	Cursor(stream, name string) (uint64, error)
+	Streams(ctx context.Context) ([]storage.StreamInfo, error)
+	StreamInfo(ctx context.Context, stream string) (storage.StreamInfo, error)
+	SetCursor(ctx context.Context, stream, name string, offset uint64) error
+	Cursor(ctx context.Context, stream, name string) (uint64, error)
 	Ready() bool
 	Err() error
 }

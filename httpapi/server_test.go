@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"compress/gzip"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -149,14 +150,16 @@ func TestSlowClientsAreCut(t *testing.T) {
 			}
 		})
 	}
-	_, err := ts.Store.StreamInfo("slow")
+	_, err := ts.Store.StreamInfo(context.Background(), "slow")
 	assert.ErrorIs(t, err, storage.ErrNotFound, "nothing was appended")
 }
 
 // panicStore panics in StreamInfo, as a bug would.
 type panicStore struct{ httpapi.Store }
 
-func (panicStore) StreamInfo(string) (storage.StreamInfo, error) { panic("injected bug") }
+func (panicStore) StreamInfo(context.Context, string) (storage.StreamInfo, error) {
+	panic("injected bug")
+}
 
 func TestInternalErrors(t *testing.T) {
 	t.Run("store error", func(t *testing.T) {

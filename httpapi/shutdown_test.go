@@ -101,7 +101,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		perStream[a.stream]++
 	}
 	for stream, n := range perStream {
-		info, err := st.StreamInfo(stream)
+		info, err := st.StreamInfo(context.Background(), stream)
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, info.NextOffset, uint64(n))
 		assert.LessOrEqual(t, info.NextOffset, uint64(n+1))

@@ -51,7 +51,7 @@ func (s *Server) startOffsetForTail(c echo.Context, stream string, q readQuery) 
 		if err != nil {
 			return 0, badRequest("Last-Event-ID %q: want an offset", v)
 		}
-		if _, err := s.store.StreamInfo(stream); err != nil {
+		if _, err := s.store.StreamInfo(c.Request().Context(), stream); err != nil {
 			return 0, storeError(err)
 		}
 		return n + 1, nil

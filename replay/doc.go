@@ -54,7 +54,7 @@
 //
 //   - an offset at or past the end: Records yields nothing; Subscribe
 //     waits for it;
-//   - an offset below retention: storage.ErrTruncated (HTTP 410);
+//   - an offset below retention: storage.ErrGone (HTTP 410);
 //   - a stream never written: storage.ErrNotFound (HTTP 404), also for
 //     Subscribe (it does not wait for the stream to be created);
 //   - the store closed: storage.ErrClosed; ctx ended: ctx.Err().

@@ -93,7 +93,7 @@ func (r *Reader[R]) BatchSize() int { return r.batch }
 // be exactly [from, from+len). A batch that is not is read once more
 // before it is reported as ErrOutOfOrder: a read that races retention can
 // see the index lose the runs it was about to read (storage today returns
-// the later runs instead of ErrTruncated in that window), and the second
+// the later runs instead of ErrGone in that window), and the second
 // read then answers the Source's truncation error.
 func (r *Reader[R]) read(ctx context.Context, stream string, from uint64, limit int) ([]R, error) {
 	var err error

@@ -16,7 +16,7 @@ import (
 // TestRetentionWhileReading: retention deletes journal segments (4 KiB
 // segments, 16 KiB kept) while readers replay from offset 0 and follow the
 // stream. Every reader either gets records, dense from where it started,
-// or storage.ErrTruncated, and then starts again from the stream's first
+// or storage.ErrGone, and then starts again from the stream's first
 // retained offset; the process never dies (SIGBUS from a deleted mapping
 // would kill it). The test asserts that retention did remove the start.
 func TestRetentionWhileReading(t *testing.T) {
@@ -48,14 +48,14 @@ func TestRetentionWhileReading(t *testing.T) {
 		return true
 	}
 	restart := func(err error) (uint64, bool) {
-		if !errors.Is(err, storage.ErrTruncated) {
+		if !errors.Is(err, storage.ErrGone) {
 			t.Errorf("replay: %v", err)
 			return 0, false
 		}
 		mu.Lock()
 		truncated++
 		mu.Unlock()
-		info, ierr := s.StreamInfo("ret")
+		info, ierr := s.StreamInfo(context.Background(), "ret")
 		if ierr != nil {
 			t.Error(ierr)
 			return 0, false
@@ -118,11 +118,11 @@ func TestRetentionWhileReading(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	info, err := s.StreamInfo("ret")
+	info, err := s.StreamInfo(context.Background(), "ret")
 	require.NoError(t, err)
-	t.Logf("first retained offset %d of %d; %d reads hit ErrTruncated; %d records replayed", info.FirstOffset, info.NextOffset, truncated, read)
+	t.Logf("first retained offset %d of %d; %d reads hit ErrGone; %d records replayed", info.FirstOffset, info.NextOffset, truncated, read)
 	assert.Greater(t, info.FirstOffset, uint64(0), "retention removed nothing")
 	recs, err := collect(r.Records(ctx, "ret", 0))
-	assert.ErrorIs(t, err, storage.ErrTruncated)
+	assert.ErrorIs(t, err, storage.ErrGone)
 	assert.Empty(t, recs)
 }

@@ -59,7 +59,7 @@ func TestSubscribeSwitchOver(t *testing.T) {
 				// Wait until the stream exists, then pick an offset around
 				// its current end: behind it, at it or ahead of it.
 				require.NoError(t, s.Wait(ctx, "sw", 0))
-				info, err := s.StreamInfo("sw")
+				info, err := s.StreamInfo(context.Background(), "sw")
 				require.NoError(t, err)
 				from := uint64(rng.IntN(int(info.NextOffset) + 20))
 				from = min(from, total)

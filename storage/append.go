@@ -88,9 +88,9 @@ func (s *Store) AppendAsync(stream string, opts AppendOptions, recs ...Record) (
 		IdempotencyKey: stringBytes(opts.IdempotencyKey),
 		Timestamp:      now,
 	}
-	if opts.HasExpectedLastOffset {
+	if opts.ExpectedLastOffset != nil {
 		g.Flags |= journal.GroupHasExpectedOffset
-		g.ExpectedLastOffset = opts.ExpectedLastOffset
+		g.ExpectedLastOffset = *opts.ExpectedLastOffset
 	}
 	enc.fill(recs, now)
 	f := newFuture()
@@ -174,8 +174,8 @@ func (s *Store) validateAppend(stream string, opts *AppendOptions, recs []Record
 	if len(recs) > math.MaxInt32 {
 		return fmt.Errorf("%w: %d records", ErrBatchTooLarge, len(recs))
 	}
-	if opts.HasExpectedLastOffset && opts.ExpectedLastOffset < -1 {
-		return fmt.Errorf("%w: expected last offset %d < -1", ErrInvalidArgument, opts.ExpectedLastOffset)
+	if opts.ExpectedLastOffset != nil && *opts.ExpectedLastOffset < -1 {
+		return fmt.Errorf("%w: expected last offset %d < -1", ErrInvalidArgument, *opts.ExpectedLastOffset)
 	}
 	if len(opts.IdempotencyKey) > MaxIdempotencyKeyLength {
 		return fmt.Errorf("%w: idempotency key is %d bytes, at most %d", ErrInvalidArgument, len(opts.IdempotencyKey), MaxIdempotencyKeyLength)
@@ -237,8 +237,13 @@ func (s *Store) publish(g *journal.Group, recs []journal.Record, f *AppendFuture
 // cursor is journaled like an append (durable when SetCursor returns) and
 // consumes one global position. Errors: ErrInvalidStream, ErrNotFound (the
 // stream was never written), ErrInvalidArgument (a bad name, or an offset
-// beyond the stream's NextOffset), ErrClosed, ErrUnavailable.
-func (s *Store) SetCursor(stream, name string, offset uint64) error {
+// beyond the stream's NextOffset), ErrClosed, ErrUnavailable, and ctx's
+// error when ctx ends first (as for AppendWith, the cursor may still be
+// stored).
+func (s *Store) SetCursor(ctx context.Context, stream, name string, offset uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := ValidateStreamName(stream); err != nil {
 		return err
 	}
@@ -270,7 +275,7 @@ func (s *Store) SetCursor(stream, name string, offset uint64) error {
 		f.Release()
 		return err
 	}
-	_, err = f.Wait(context.Background())
+	_, err = f.Wait(ctx)
 	f.Release()
 	return err
 }
@@ -282,8 +287,12 @@ func validateCursorName(name string) error {
 	return nil
 }
 
-// Cursor returns the named cursor of stream, or ErrNotFound.
-func (s *Store) Cursor(stream, name string) (uint64, error) {
+// Cursor returns the named cursor of stream, or ErrNotFound. It reads the
+// index only; ctx is checked before the read.
+func (s *Store) Cursor(ctx context.Context, stream, name string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if err := ValidateStreamName(stream); err != nil {
 		return 0, err
 	}

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/badbatch/badbatch"
+
 	"context"
 	"strings"
 	"testing"
@@ -21,7 +23,7 @@ func TestBadInput(t *testing.T) {
 	ctx := context.Background()
 	_, err := s.Append(ctx, "good", Record{Value: []byte("v")})
 	require.NoError(t, err)
-	require.NoError(t, s.SetCursor("good", "c", 1))
+	require.NoError(t, s.SetCursor(context.Background(), "good", "c", 1))
 
 	big := make([]byte, 1<<10+1)
 	half := make([]byte, 900)
@@ -45,7 +47,7 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, ErrBatchTooLarge},
 		{"expected offset below -1", func() error {
-			_, err := s.AppendWith(ctx, "good", AppendOptions{HasExpectedLastOffset: true, ExpectedLastOffset: -2}, Record{})
+			_, err := s.AppendWith(ctx, "good", AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(-2)}, Record{})
 			return err
 		}, ErrInvalidArgument},
 		{"idempotency key too long", func() error {
@@ -67,11 +69,11 @@ func TestBadInput(t *testing.T) {
 		{"read zero limit", func() error { _, err := s.Read(ctx, "good", 0, 0); return err }, ErrInvalidArgument},
 		{"read negative limit", func() error { _, err := s.ReadGlobal(ctx, 0, -1); return err }, ErrInvalidArgument},
 		{"read from time unknown stream", func() error { _, err := s.ReadFromTime(ctx, "nope", time.Now(), 1); return err }, ErrNotFound},
-		{"stream info unknown", func() error { _, err := s.StreamInfo("nope"); return err }, ErrNotFound},
-		{"cursor on unknown stream", func() error { return s.SetCursor("nope", "c", 0) }, ErrNotFound},
-		{"cursor bad name", func() error { return s.SetCursor("good", "a/b", 0) }, ErrInvalidArgument},
-		{"cursor beyond next offset", func() error { return s.SetCursor("good", "c", 2) }, ErrInvalidArgument},
-		{"cursor never set", func() error { _, err := s.Cursor("good", "other"); return err }, ErrNotFound},
+		{"stream info unknown", func() error { _, err := s.StreamInfo(context.Background(), "nope"); return err }, ErrNotFound},
+		{"cursor on unknown stream", func() error { return s.SetCursor(context.Background(), "nope", "c", 0) }, ErrNotFound},
+		{"cursor bad name", func() error { return s.SetCursor(context.Background(), "good", "a/b", 0) }, ErrInvalidArgument},
+		{"cursor beyond next offset", func() error { return s.SetCursor(context.Background(), "good", "c", 2) }, ErrInvalidArgument},
+		{"cursor never set", func() error { _, err := s.Cursor(context.Background(), "good", "other"); return err }, ErrNotFound},
 		{"wait bad stream", func() error { return s.Wait(ctx, "", 0) }, ErrInvalidStream},
 	}
 	for _, tc := range tests {
@@ -82,7 +84,7 @@ func TestBadInput(t *testing.T) {
 			assert.ErrorIs(t, err, tc.want)
 			assert.Equal(t, before, snapshotState(t, s), "stored state changed")
 			assert.Equal(t, journalBefore, s.j.NextSeq(), "something was journaled")
-			c, err := s.Cursor("good", "c")
+			c, err := s.Cursor(context.Background(), "good", "c")
 			require.NoError(t, err)
 			assert.Equal(t, uint64(1), c)
 		})
@@ -95,10 +97,10 @@ func TestBadInput(t *testing.T) {
 		"Read":         func() error { _, err := s.Read(ctx, "good", 0, 1); return err },
 		"ReadFromTime": func() error { _, err := s.ReadFromTime(ctx, "good", time.Now(), 1); return err },
 		"ReadGlobal":   func() error { _, err := s.ReadGlobal(ctx, 0, 1); return err },
-		"Streams":      func() error { _, err := s.Streams(); return err },
-		"StreamInfo":   func() error { _, err := s.StreamInfo("good"); return err },
-		"SetCursor":    func() error { return s.SetCursor("good", "c", 0) },
-		"Cursor":       func() error { _, err := s.Cursor("good", "c"); return err },
+		"Streams":      func() error { _, err := s.Streams(context.Background()); return err },
+		"StreamInfo":   func() error { _, err := s.StreamInfo(context.Background(), "good"); return err },
+		"SetCursor":    func() error { return s.SetCursor(context.Background(), "good", "c", 0) },
+		"Cursor":       func() error { _, err := s.Cursor(context.Background(), "good", "c"); return err },
 		"Wait":         func() error { return s.Wait(ctx, "good", 0) },
 	}
 	for name, call := range closedCalls {
@@ -110,7 +112,7 @@ func TestBadInput(t *testing.T) {
 
 	s = mustOpen(t, "db", o)
 	defer func() { require.NoError(t, s.Close()) }()
-	info, err := s.StreamInfo("good")
+	info, err := s.StreamInfo(context.Background(), "good")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), info.NextOffset, "bad input left no trace after a reopen")
 }

@@ -99,7 +99,7 @@ func TestConcurrentProducers(t *testing.T) {
 		last[key] = a.res.LastOffset
 	}
 	for i, st := range streams {
-		info, err := s.StreamInfo(st)
+		info, err := s.StreamInfo(context.Background(), st)
 		require.NoError(t, err)
 		assert.Equal(t, uint64(total[i].Load()), info.NextOffset)
 		assert.Len(t, seen[st], int(info.NextOffset), "dense")
@@ -219,7 +219,7 @@ func TestCancelledAppendStillCommits(t *testing.T) {
 
 	_, err = s.Append(ctx, "cx", Record{Value: []byte("c")})
 	assert.ErrorIs(t, err, context.Canceled, "a ctx that is already done enqueues nothing")
-	info, err := s.StreamInfo("cx")
+	info, err := s.StreamInfo(context.Background(), "cx")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), info.NextOffset)
 	assert.False(t, errors.Is(err, ErrClosed))

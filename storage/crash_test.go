@@ -149,7 +149,7 @@ func TestCrashPowerLoss(t *testing.T) {
 func checkDurability(t *testing.T, s *Store, acked []ackedAppend) {
 	t.Helper()
 	streams := map[string][]StoredRecord{}
-	list, err := s.Streams()
+	list, err := s.Streams(context.Background())
 	require.NoError(t, err)
 	for _, info := range list {
 		recs := readAll(t, s, info.Stream)
@@ -198,7 +198,7 @@ type storeState struct {
 
 func snapshotState(t *testing.T, s *Store) storeState {
 	t.Helper()
-	list, err := s.Streams()
+	list, err := s.Streams(context.Background())
 	require.NoError(t, err)
 	st := storeState{Records: map[string][]StoredRecord{}}
 	for _, info := range list {

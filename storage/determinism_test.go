@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/badbatch/badbatch"
+
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -86,9 +88,9 @@ func TestDeterminismRebuild(t *testing.T) {
 			}
 			// An expected-offset check against the rebuilt state.
 			for _, info := range before.Streams {
-				_, err := s.AppendWith(ctx, info.Stream, AppendOptions{HasExpectedLastOffset: true, ExpectedLastOffset: int64(info.NextOffset) - 2})
+				_, err := s.AppendWith(ctx, info.Stream, AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(int64(info.NextOffset) - 2)})
 				assert.ErrorIs(t, err, ErrEmptyBatch)
-				_, err = s.AppendWith(ctx, info.Stream, AppendOptions{HasExpectedLastOffset: true, ExpectedLastOffset: int64(info.NextOffset) - 2}, Record{Value: []byte("late")})
+				_, err = s.AppendWith(ctx, info.Stream, AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(int64(info.NextOffset) - 2)}, Record{Value: []byte("late")})
 				var mm *OffsetMismatchError
 				require.ErrorAs(t, err, &mm)
 				assert.Equal(t, int64(info.NextOffset)-1, mm.Current)
@@ -106,12 +108,12 @@ func determinismProducer(t *testing.T, s *Store, p, appends int, log *decisionLo
 		stream := fmt.Sprintf("d%d", rng.IntN(3))
 		var opts AppendOptions
 		if rng.IntN(3) == 0 {
-			info, err := s.StreamInfo(stream)
-			opts.HasExpectedLastOffset = true
-			opts.ExpectedLastOffset = -1
+			info, err := s.StreamInfo(context.Background(), stream)
+			expected := int64(-1)
 			if err == nil {
-				opts.ExpectedLastOffset = int64(info.NextOffset) - 1
+				expected = int64(info.NextOffset) - 1
 			}
+			opts.ExpectedLastOffset = &expected
 		}
 		if rng.IntN(3) == 0 {
 			opts.IdempotencyKey = fmt.Sprintf("key-%d", rng.IntN(20))

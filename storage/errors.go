@@ -5,28 +5,40 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Check them with errors.Is.
+// Sentinel errors. Check them with errors.Is. The kinds shared with the
+// HTTP API and the clients (docs/clients/README.md, Errors) carry the same
+// names: ErrOffsetMismatch (offset_mismatch), ErrGone (gone), ErrNotFound
+// (not_found), ErrTooLarge (too_large), ErrInvalidArgument (bad_request),
+// ErrInvalidStream (invalid_stream), ErrUnavailable (unavailable) and
+// ErrNotLeader (not_leader).
 var (
+	// ErrInvalidArgument is returned for malformed arguments (negative
+	// limits, bad header names, ...). ErrEmptyBatch matches it too.
+	ErrInvalidArgument = errors.New("storage: invalid argument")
+	// ErrTooLarge is matched by ErrRecordTooLarge and ErrBatchTooLarge.
+	ErrTooLarge = errors.New("storage: too large")
+
 	// ErrClosed is returned by every call on a closed store.
 	ErrClosed = errors.New("storage: closed")
 	// ErrInvalidStream is returned for a stream name that does not match
 	// [A-Za-z0-9][A-Za-z0-9._-]{0,199}.
 	ErrInvalidStream = errors.New("storage: invalid stream name")
 	// ErrEmptyBatch is returned by an append of zero records.
-	ErrEmptyBatch = errors.New("storage: empty batch")
+	ErrEmptyBatch = fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	// ErrRecordTooLarge is returned when one record exceeds
 	// Options.MaxRecordBytes.
-	ErrRecordTooLarge = errors.New("storage: record too large")
+	ErrRecordTooLarge = fmt.Errorf("%w: record above MaxRecordBytes", ErrTooLarge)
 	// ErrBatchTooLarge is returned when one append exceeds
 	// Options.MaxBatchBytes.
-	ErrBatchTooLarge = errors.New("storage: batch too large")
+	ErrBatchTooLarge = fmt.Errorf("%w: batch above MaxBatchBytes", ErrTooLarge)
 	// ErrOffsetMismatch is matched by *OffsetMismatchError.
 	ErrOffsetMismatch = errors.New("storage: expected last offset mismatch")
 	// ErrNotFound is returned for a stream that was never written, or a
 	// cursor that was never set.
 	ErrNotFound = errors.New("storage: not found")
-	// ErrTruncated is returned for a read below the retention horizon.
-	ErrTruncated = errors.New("storage: offset removed by retention")
+	// ErrGone is returned for a read below the retention horizon (the
+	// records were removed by retention).
+	ErrGone = errors.New("storage: gone: offset removed by retention")
 	// ErrUnavailable is returned while the journal has failed (a write or
 	// fsync error): the store acknowledges nothing until it is closed and
 	// reopened. It wraps the journal's sticky error.
@@ -43,9 +55,6 @@ var (
 	// other mode (a cluster node's directory opened standalone, or the
 	// reverse).
 	ErrWrongMode = errors.New("storage: data directory belongs to the other mode")
-	// ErrInvalidArgument is returned for malformed arguments (negative
-	// limits, bad header names, ...).
-	ErrInvalidArgument = errors.New("storage: invalid argument")
 )
 
 // OffsetMismatchError is the rejection of an append whose expected last

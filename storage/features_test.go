@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"github.com/badbatch/badbatch"
+
 	"context"
 	"errors"
 	"fmt"
@@ -116,7 +118,7 @@ func TestHandlers(t *testing.T) {
 	ctx := context.Background()
 	_, err := s.Append(ctx, "h", Record{Value: []byte("a"), Headers: map[string]string{"k": "v"}}, Record{Value: []byte("bad")})
 	require.NoError(t, err, "a handler error does not fail the append")
-	_, err = s.AppendWith(ctx, "h", AppendOptions{HasExpectedLastOffset: true, ExpectedLastOffset: 5}, Record{Value: []byte("rejected")})
+	_, err = s.AppendWith(ctx, "h", AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(5)}, Record{Value: []byte("rejected")})
 	require.ErrorIs(t, err, ErrOffsetMismatch)
 	_, err = s.AppendWith(ctx, "h", AppendOptions{IdempotencyKey: "k"}, Record{Value: []byte("c")})
 	require.NoError(t, err)
@@ -172,7 +174,7 @@ func TestMetricsAndStats(t *testing.T) {
 		_, err := s.Append(ctx, "m", Record{Value: []byte(fmt.Sprint(i))}, Record{Value: []byte("x")})
 		require.NoError(t, err)
 	}
-	_, err := s.AppendWith(ctx, "m", AppendOptions{HasExpectedLastOffset: true, ExpectedLastOffset: -1}, Record{})
+	_, err := s.AppendWith(ctx, "m", AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(-1)}, Record{})
 	require.ErrorIs(t, err, ErrOffsetMismatch)
 	st := s.Stats()
 	assert.Equal(t, uint64(10), st.Appends)

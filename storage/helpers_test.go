@@ -55,7 +55,7 @@ func mustOpen(t testing.TB, dir string, o *Options) *Store {
 // readAll reads a whole stream.
 func readAll(t testing.TB, s *Store, stream string) []StoredRecord {
 	t.Helper()
-	info, err := s.StreamInfo(stream)
+	info, err := s.StreamInfo(context.Background(), stream)
 	require.NoError(t, err)
 	var out []StoredRecord
 	for from := info.FirstOffset; from < info.NextOffset; {

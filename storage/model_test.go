@@ -56,8 +56,8 @@ func (m *model) append(stream string, opts AppendOptions, now time.Time, recs []
 	}
 	cur := m.streams[stream]
 	last := int64(len(cur)) - 1
-	if opts.HasExpectedLastOffset && opts.ExpectedLastOffset != last {
-		return AppendResult{}, &OffsetMismatchError{Stream: stream, Expected: opts.ExpectedLastOffset, Current: last}
+	if opts.ExpectedLastOffset != nil && *opts.ExpectedLastOffset != last {
+		return AppendResult{}, &OffsetMismatchError{Stream: stream, Expected: *opts.ExpectedLastOffset, Current: last}
 	}
 	first := uint64(len(cur))
 	for i, r := range recs {
@@ -205,11 +205,11 @@ func TestModel(t *testing.T) {
 		case k < 55: // append
 			var opts AppendOptions
 			if rng.IntN(3) == 0 {
-				opts.HasExpectedLastOffset = true
-				opts.ExpectedLastOffset = int64(len(m.streams[stream])) - 1
+				expected := int64(len(m.streams[stream])) - 1
+				opts.ExpectedLastOffset = &expected
 				if rng.IntN(3) == 0 {
-					opts.ExpectedLastOffset += int64(rng.IntN(5)) - 2
-					opts.ExpectedLastOffset = max(opts.ExpectedLastOffset, -1)
+					expected += int64(rng.IntN(5)) - 2
+					expected = max(expected, -1)
 				}
 			}
 			if rng.IntN(3) == 0 {
@@ -259,7 +259,7 @@ func TestModel(t *testing.T) {
 			require.NoError(t, err, "op %d", op)
 			assert.Equal(t, normalize(m.readGlobal(from, limit)), normalize(got), "op %d: read global from %d", op, from)
 		case k < 86: // stream info
-			info, err := s.StreamInfo(stream)
+			info, err := s.StreamInfo(context.Background(), stream)
 			cur, ok := m.streams[stream]
 			if !ok {
 				assert.ErrorIs(t, err, ErrNotFound, "op %d", op)
@@ -274,10 +274,10 @@ func TestModel(t *testing.T) {
 			if cur, ok := m.streams[stream]; ok && rng.IntN(2) == 0 {
 				off := uint64(rng.IntN(len(cur) + 1))
 				m.setCursor(stream, name, off, clock.now())
-				require.NoError(t, s.SetCursor(stream, name, off), "op %d", op)
+				require.NoError(t, s.SetCursor(context.Background(), stream, name, off), "op %d", op)
 				continue
 			}
-			got, err := s.Cursor(stream, name)
+			got, err := s.Cursor(context.Background(), stream, name)
 			if want, ok := m.cursors[stream+"/"+name]; ok {
 				require.NoError(t, err, "op %d", op)
 				assert.Equal(t, want, got, "op %d", op)
@@ -301,7 +301,7 @@ func TestModel(t *testing.T) {
 		assert.Equal(t, normalize(m.streams[stream]), normalize(readAll(t, s, stream)), stream)
 	}
 	assert.Equal(t, normalize(m.global), normalize(readGlobalAll(t, s)))
-	list, err := s.Streams()
+	list, err := s.Streams(context.Background())
 	require.NoError(t, err)
 	assert.Len(t, list, len(m.streams))
 	t.Logf("%d restarts, %d rejected, %d replayed, %d global records, next seq %d",

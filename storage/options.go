@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/disruptor"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -29,7 +30,7 @@ const ClusterDir = "cluster"
 
 // MaxIdempotencyKeyLength and MaxCursorNameLength bound those strings.
 const (
-	MaxIdempotencyKeyLength = 256
+	MaxIdempotencyKeyLength = badbatch.MaxIdempotencyKeyLength
 	MaxCursorNameLength     = 200
 )
 

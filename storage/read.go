@@ -60,7 +60,7 @@ func (s *Store) beginStreamRead(stream string, limit int) (streamMeta, error) {
 
 // Read returns up to limit records of stream from offset from on, in
 // offset order. It returns ErrNotFound for a stream never written,
-// ErrTruncated when from is below the stream's first retained offset, and
+// ErrGone when from is below the stream's first retained offset, and
 // an empty slice (nil error) when from is at or past the stream's
 // NextOffset. The records never alias store memory.
 func (s *Store) Read(ctx context.Context, stream string, from uint64, limit int) ([]StoredRecord, error) {
@@ -76,7 +76,7 @@ func (s *Store) readOffsets(ctx context.Context, stream string, from uint64, lim
 	}
 	defer s.endRead()
 	if from < m.FirstOffset {
-		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrTruncated, stream, from, m.FirstOffset)
+		return nil, fmt.Errorf("%w: stream %q offset %d, first retained %d", ErrGone, stream, from, m.FirstOffset)
 	}
 	return s.readRange(ctx, stream, from, min(m.NextOffset, from+uint64(limit)), -1<<63, out, mem)
 }
@@ -141,7 +141,7 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 			if len(out) > 0 {
 				return out, nil
 			}
-			return nil, fmt.Errorf("%w: stream %q offset %d", ErrTruncated, stream, off)
+			return nil, fmt.Errorf("%w: stream %q offset %d", ErrGone, stream, off)
 		}
 		err = s.j.Read(r.Entry, func(e *journal.Entry) error {
 			gr.ResetAt(e.Payload, int(r.Offset), int(r.Ordinal), r.FirstSeq)
@@ -170,7 +170,7 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 		})
 		if err != nil {
 			if errors.Is(err, journal.ErrTruncated) {
-				return nil, fmt.Errorf("%w: stream %q offset %d", ErrTruncated, stream, off)
+				return nil, fmt.Errorf("%w: stream %q offset %d", ErrGone, stream, off)
 			}
 			return nil, fmt.Errorf("storage: read journal: %w", err)
 		}

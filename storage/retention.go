@@ -19,11 +19,16 @@ import (
 // when no index flush wakes it.
 const retentionInterval = time.Second
 
-// startRetention starts the retention goroutine if a limit is set. Close
-// stops and joins it.
+// startRetention enforces the limits once, so that a store opened over
+// more data than its limits allow (written before the last index flush, or
+// under other limits) serves none of it, then starts the retention
+// goroutine if a limit is set. Close stops and joins it.
 func (s *Store) startRetention() {
 	if s.opts.RetentionBytes == 0 && s.opts.RetentionAge == 0 {
 		return
+	}
+	if _, err := s.enforceRetention(time.Now()); err != nil {
+		s.log.Error("storage: retention at open", "err", err)
 	}
 	s.retainKick = make(chan struct{}, 1)
 	s.retainStop = make(chan struct{})

@@ -14,7 +14,7 @@ import (
 )
 
 // TestRetention: byte retention drops the journal's oldest segments, never
-// past the durable index; reads below the new start answer ErrTruncated,
+// past the durable index; reads below the new start answer ErrGone,
 // reads from FirstOffset work, and the state survives a reopen and a
 // power loss.
 func TestRetention(t *testing.T) {
@@ -45,12 +45,12 @@ func TestRetention(t *testing.T) {
 	check := func(s *Store) {
 		t.Helper()
 		for _, stream := range []string{"r0", "r1"} {
-			info, err := s.StreamInfo(stream)
+			info, err := s.StreamInfo(context.Background(), stream)
 			require.NoError(t, err)
 			require.Greater(t, info.FirstOffset, uint64(0), stream)
 			assert.Equal(t, info.NextOffset-info.FirstOffset, info.Records)
 			_, err = s.Read(ctx, stream, info.FirstOffset-1, 1)
-			assert.ErrorIs(t, err, ErrTruncated)
+			assert.ErrorIs(t, err, ErrGone)
 			recs, err := s.Read(ctx, stream, info.FirstOffset, 3)
 			require.NoError(t, err)
 			require.NotEmpty(t, recs)
@@ -107,8 +107,33 @@ func TestRetentionAge(t *testing.T) {
 	removed, err = s.enforceRetention(time.Now().Add(2 * time.Hour))
 	require.NoError(t, err)
 	assert.True(t, removed)
-	info, err := s.StreamInfo("aged")
+	info, err := s.StreamInfo(context.Background(), "aged")
 	require.NoError(t, err)
 	assert.Greater(t, info.FirstOffset, uint64(0))
 	assert.Less(t, s.j.FirstIndex(), s.durableEntry.Load()+1)
+}
+
+// TestRetentionAtOpen: a store opened with limits its data exceeds
+// enforces them before Open returns, not a retention tick later.
+func TestRetentionAtOpen(t *testing.T) {
+	fs := vfs.NewMem()
+	o := memOptions(fs)
+	o.SegmentSize = 4 << 10
+	s := mustOpen(t, "db", o)
+	ctx := context.Background()
+	value := make([]byte, 1000)
+	for range 40 {
+		_, err := s.Append(ctx, "big", Record{Value: value})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+
+	o.RetentionBytes = 8 << 10
+	s = mustOpen(t, "db", o)
+	defer func() { require.NoError(t, s.Close()) }()
+	info, err := s.StreamInfo(ctx, "big")
+	require.NoError(t, err)
+	assert.Greater(t, info.FirstOffset, uint64(0), "nothing removed at open")
+	_, err = s.Read(ctx, "big", 0, 1)
+	assert.ErrorIs(t, err, ErrGone)
 }

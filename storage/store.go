@@ -374,8 +374,12 @@ func infoOf(name string, m streamMeta) StreamInfo {
 	}
 }
 
-// StreamInfo describes one stream, or returns ErrNotFound.
-func (s *Store) StreamInfo(stream string) (StreamInfo, error) {
+// StreamInfo describes one stream, or returns ErrNotFound. It reads memory
+// only; ctx is checked first, for the same signature as the client's.
+func (s *Store) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
 	if err := ValidateStreamName(stream); err != nil {
 		return StreamInfo{}, err
 	}
@@ -389,8 +393,11 @@ func (s *Store) StreamInfo(stream string) (StreamInfo, error) {
 	return infoOf(stream, m), nil
 }
 
-// Streams lists every stream, sorted by name.
-func (s *Store) Streams() ([]StreamInfo, error) {
+// Streams lists every stream, sorted by name. ctx is checked first.
+func (s *Store) Streams(ctx context.Context) ([]StreamInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"time"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/journal"
 )
 
@@ -43,60 +44,27 @@ type StoredRecord struct {
 	Seq uint64
 }
 
-// AppendOptions are the per-append conditions.
-type AppendOptions struct {
-	// HasExpectedLastOffset enables the optimistic-concurrency check: the
-	// append is rejected with an *OffsetMismatchError (errors.Is
-	// ErrOffsetMismatch) unless the stream's last offset equals
-	// ExpectedLastOffset at the moment the business logic applies it.
-	HasExpectedLastOffset bool
-	// ExpectedLastOffset is the required last offset; -1 means the stream
-	// must be empty (or never written).
-	ExpectedLastOffset int64
-	// IdempotencyKey, when not empty, makes a repeat of the same key on the
-	// same stream within Options.IdempotencyWindow (measured in journaled
-	// timestamps) return the original result and append nothing.
-	IdempotencyKey string
-}
+// AppendOptions are the per-append conditions (badbatch.AppendOptions):
+// ExpectedLastOffset nil is no condition (a pointer to -1: the stream must
+// be empty); IdempotencyKey "" is no key. A mismatch is an
+// *OffsetMismatchError (errors.Is ErrOffsetMismatch), checked when the
+// business logic applies the append. A repeat of a key on the same stream
+// within Options.IdempotencyWindow (measured in journaled timestamps)
+// returns the original result and appends nothing.
+type AppendOptions = badbatch.AppendOptions
 
-// AppendResult describes a committed append. Its offsets are final.
-type AppendResult struct {
-	Stream      string
-	FirstOffset uint64
-	LastOffset  uint64
-	Count       int
-	FirstSeq    uint64
-	LastSeq     uint64
-	// Replayed is true when an idempotency key matched an earlier append:
-	// the result is that append's, and nothing new was stored.
-	Replayed bool
-	// Durability names what the acknowledgement means under the store's
-	// sync policy: "fsynced" for journal.SyncAlways, "written, not yet
-	// fsynced" for the weaker, opt-in policies.
-	Durability string
-}
+// AppendResult describes a committed append (badbatch.AppendResult). Its
+// offsets are final.
+type AppendResult = badbatch.AppendResult
 
-// StreamInfo describes one stream.
-type StreamInfo struct {
-	Stream string
-	// FirstOffset is the first offset still retained.
-	FirstOffset uint64
-	// NextOffset is the offset the next append will get (the count of
-	// records ever appended).
-	NextOffset uint64
-	// Records is the number of retained records (NextOffset - FirstOffset).
-	Records uint64
-	// Bytes is the total size of the values and keys ever appended.
-	Bytes uint64
-	// LastTimestamp is the timestamp of the last record appended.
-	LastTimestamp time.Time
-}
+// StreamInfo describes one stream (badbatch.StreamInfo).
+type StreamInfo = badbatch.StreamInfo
 
 // Durability strings reported in AppendResult.Durability.
 const (
-	DurabilityFsynced = "fsynced"
-	DurabilityWritten = "written, not yet fsynced"
-	DurabilityNoSync  = "written, never fsynced (test only)"
+	DurabilityFsynced = badbatch.DurabilityFsynced
+	DurabilityWritten = badbatch.DurabilityWritten
+	DurabilityNoSync  = badbatch.DurabilityNoSync
 )
 
 func durabilityOf(p journal.SyncPolicy) string {

@@ -33,10 +33,7 @@ func addClientFlags(cmd *cobra.Command, f *clientFlags) {
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
-	o := client.DefaultOptions()
-	o.Token = f.token
-	o.MaxRetries = f.retries
-	return client.New(f.server, o)
+	return client.New(f.server, &client.Options{Token: f.token, MaxRetries: new(f.retries)})
 }
 
 type appendFlags struct {
@@ -270,7 +267,7 @@ func newTailCmd() *cobra.Command {
 func addReadFlags(cmd *cobra.Command, f *readFlags, from string) {
 	addClientFlags(cmd, &f.clientFlags)
 	fs := cmd.Flags()
-	fs.StringVar(&f.from, "from", from, "start: an offset, earliest or latest")
+	fs.StringVar(&f.from, "from", from, "start: an offset, earliest, latest or an RFC 3339 time")
 	fs.IntVar(&f.limit, "limit", 0, "stop after this many records (0: no limit)")
 	if cmd.Name() == "read" {
 		fs.BoolVarP(&f.follow, "follow", "f", false, "keep following new records (SSE, resumes after disconnects)")
@@ -286,9 +283,12 @@ func parsePosition(s string) (client.Position, error) {
 	case "latest":
 		return client.Latest, nil
 	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return client.Time(t), nil
+	}
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return client.Position{}, fmt.Errorf("--from %q: want an offset, earliest or latest", s)
+		return client.Position{}, fmt.Errorf("--from %q: want an offset, earliest, latest or an RFC 3339 time", s)
 	}
 	return client.Offset(n), nil
 }
@@ -373,7 +373,7 @@ func newStreamsCmd() *cobra.Command {
 			fmt.Fprintln(tw, "STREAM\tFIRST\tNEXT\tRECORDS\tBYTES\tLAST WRITE")
 			for _, i := range infos {
 				last := "-"
-				if i.LastTimestamp != nil {
+				if !i.LastTimestamp.IsZero() {
 					last = i.LastTimestamp.Format(time.RFC3339)
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", i.Stream, i.FirstOffset, i.NextOffset, i.Records, i.Bytes, last)

@@ -196,7 +196,7 @@ func verifyIndex(ctx context.Context, r *report, dir string, policy journal.Sync
 	}
 	defer store.Close()
 	problemsBefore := r.problems
-	infos, err := store.Streams()
+	infos, err := store.Streams(ctx)
 	if err != nil {
 		r.problem("listing streams: %v", err)
 		return

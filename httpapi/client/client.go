@@ -10,84 +10,53 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/badbatch/badbatch"
 )
 
-// Options configure a Client. New copies them; not safe for concurrent
-// mutation.
-type Options struct {
-	// HTTPClient sends the requests. Nil means a client of its own whose
-	// transport keeps up to 64 idle connections per host. New uses a copy
-	// of it whose redirect policy also keeps the bearer token on a cluster
-	// follower's redirect to its leader (see followLeader).
-	HTTPClient *http.Client
-	// Token is the bearer token ("" sends none).
-	Token string
-	// MaxRetries is how many times a retryable failure is retried (0: never).
-	MaxRetries int
-	// RetryBackoff is the first retry's delay; each retry doubles it, up to
-	// MaxBackoff, with jitter. A longer Retry-After from the server wins,
-	// up to MaxRetryAfter; beyond that the error is returned at once.
-	RetryBackoff  time.Duration
-	MaxBackoff    time.Duration
-	MaxRetryAfter time.Duration
-	// TailIdleTimeout ends and reopens a tail connection that received
-	// nothing, not even the server's keep-alive, for this long.
-	TailIdleTimeout time.Duration
-	// UserAgent is sent with every request.
-	UserAgent string
-}
-
-// DefaultOptions returns the defaults: 5 retries from 100ms to 5s.
-func DefaultOptions() *Options {
-	return &Options{
-		MaxRetries:      5,
-		RetryBackoff:    100 * time.Millisecond,
-		MaxBackoff:      5 * time.Second,
-		MaxRetryAfter:   30 * time.Second,
-		TailIdleTimeout: time.Minute,
-		UserAgent:       "badbatch-go-client/1",
-	}
-}
-
-// Client talks to one BadBatch server. It is safe for concurrent use.
+// Client talks to one BadBatch server. It is safe for concurrent use by
+// many goroutines, and pools its connections: make one per server and
+// share it.
 type Client struct {
 	base *url.URL
 	http *http.Client
-	opts Options
+	s    settings
 }
 
-// New returns a client of the server at baseURL (e.g. http://127.0.0.1:8080).
+// New returns a client of the server at baseURL (e.g.
+// http://127.0.0.1:8080). opts may be nil (every default) or set only some
+// fields; see Options. New never writes to opts. A bad URL or option is an
+// *Error of kind invalid_options (errors.Is ErrInvalidOptions).
 func New(baseURL string, opts *Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: base URL %q: want http(s)://host[:port]", ErrInvalidOptions, baseURL)
+		return nil, newClientError(CodeInvalidOptions, fmt.Sprintf("base URL %q: want http(s)://host[:port]", baseURL), err)
 	}
-	o := *DefaultOptions()
-	if opts != nil {
-		o = *opts
-	}
-	if o.MaxRetries < 0 || o.RetryBackoff < 0 || o.MaxBackoff < o.RetryBackoff || o.TailIdleTimeout <= 0 {
-		return nil, fmt.Errorf("%w: retries %d, backoff %v..%v, tail idle %v", ErrInvalidOptions,
-			o.MaxRetries, o.RetryBackoff, o.MaxBackoff, o.TailIdleTimeout)
+	s, err := resolve(opts)
+	if err != nil {
+		return nil, err
 	}
 	var hc *http.Client
-	if o.HTTPClient != nil {
-		c := *o.HTTPClient
+	if opts != nil && opts.HTTPClient != nil {
+		c := *opts.HTTPClient
 		hc = &c
 	} else {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 256
 		tr.MaxIdleConnsPerHost = 64
+		dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
+		tr.DialContext = dialer.DialContext
+		tr.TLSHandshakeTimeout = s.connectTimeout
 		hc = &http.Client{Transport: tr}
 	}
 	hc.CheckRedirect = followLeader(hc.CheckRedirect)
-	return &Client{base: u, http: hc, opts: o}, nil
+	return &Client{base: u, http: hc, s: s}, nil
 }
 
 // headerLeaderID is set by a cluster follower on its redirect to the
@@ -157,31 +126,17 @@ type StoredRecord struct {
 	Seq    uint64
 }
 
-// AppendOptions are an append's conditions (a plain value).
-type AppendOptions struct {
-	// IdempotencyKey identifies the append for dedupe; "" means a random
-	// key (so that retries are still safe).
-	IdempotencyKey string
-	// ExpectedLastOffset, if set, makes the append conditional (-1: the
-	// stream must be empty); a mismatch is ErrConflict with the current
-	// offset in Error.CurrentLastOffset.
-	ExpectedLastOffset *int64
-}
+// AppendOptions are an append's conditions (badbatch.AppendOptions, a
+// plain value): ExpectedLastOffset nil is no condition (a pointer to -1:
+// the stream must be empty; a mismatch is ErrOffsetMismatch with the
+// current last offset in Error.CurrentLastOffset), and IdempotencyKey ""
+// is no key from the caller (the client then generates one, unless
+// Options.GenerateIdempotencyKeys is off).
+type AppendOptions = badbatch.AppendOptions
 
-// AppendResult is the server's answer to an append (a plain value).
-type AppendResult struct {
-	Stream      string `json:"stream"`
-	FirstOffset uint64 `json:"first_offset"`
-	LastOffset  uint64 `json:"last_offset"`
-	Count       int    `json:"count"`
-	FirstSeq    uint64 `json:"first_seq"`
-	LastSeq     uint64 `json:"last_seq"`
-	// Durability says what the acknowledgement means ("fsynced", ...).
-	Durability string `json:"durability"`
-	// Replayed is true when the server answered an earlier append with the
-	// same idempotency key (nothing new was stored).
-	Replayed bool `json:"replayed"`
-}
+// AppendResult is the server's answer to an append (badbatch.AppendResult,
+// the same type as storage.AppendResult).
+type AppendResult = badbatch.AppendResult
 
 // Append appends one record.
 func (c *Client) Append(ctx context.Context, stream string, rec Record, opts *AppendOptions) (AppendResult, error) {
@@ -196,21 +151,24 @@ type wireRecord struct {
 	Timestamp   string            `json:"timestamp,omitempty"`
 }
 
-// AppendBatch appends records atomically, as NDJSON.
+// AppendBatch appends records atomically, as NDJSON: all of them get
+// consecutive offsets, or none is stored.
+//
+// Retries never duplicate: the append is retried only under an idempotency
+// key (the caller's, or one generated for this call and sent on every
+// attempt); without one it is retried only when it surely never reached
+// the server (connection refused, 429, 503).
 func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, opts *AppendOptions) (AppendResult, error) {
-	if len(recs) == 0 {
-		return AppendResult{}, fmt.Errorf("%w: empty batch", ErrBadRequest)
-	}
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
 	for i := range recs {
 		w, err := toWire(&recs[i])
-		if err != nil {
-			return AppendResult{}, fmt.Errorf("%w: record %d: %w", ErrBadRequest, i, err)
+		if err == nil {
+			err = enc.Encode(w)
 		}
-		if err := enc.Encode(w); err != nil {
-			return AppendResult{}, fmt.Errorf("%w: record %d: %w", ErrBadRequest, i, err)
+		if err != nil {
+			return AppendResult{}, newClientError(CodeBadRequest, fmt.Sprintf("record %d: %v", i, err), err)
 		}
 	}
 	h := http.Header{}
@@ -222,12 +180,17 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 			h.Set("Expected-Last-Offset", strconv.FormatInt(*opts.ExpectedLastOffset, 10))
 		}
 	}
-	if key == "" {
+	if key == "" && c.s.generateIdempotencyKeys {
 		key = randomKey()
 	}
-	h.Set("Idempotency-Key", key)
+	safety := unsafeWrite
+	if key != "" {
+		h.Set("Idempotency-Key", key)
+		safety = idempotentWrite
+	}
 	var res AppendResult
-	err := c.doJSON(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/records", nil, h, body.Bytes(), &res)
+	err := c.doJSON(ctx, request{method: http.MethodPost, path: "/v1/streams/" + url.PathEscape(stream) + "/records",
+		header: h, body: body.Bytes(), safety: safety}, &res)
 	return res, err
 }
 
@@ -258,39 +221,64 @@ func randomKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Position is where a read or tail starts. The zero value is Earliest. An
-// immutable value, safe to share.
+// Position is where a read or tail starts: Earliest (the zero value),
+// Latest, Offset(n) or Time(t). An immutable value, safe to share.
 type Position struct {
-	kind   int // 0 earliest, 1 latest, 2 offset
+	kind   positionKind
 	offset uint64
+	time   time.Time
 }
 
-// Earliest is the first retained record; Latest is the next record to be
-// appended (only new records).
+type positionKind uint8
+
+const (
+	positionEarliest positionKind = iota
+	positionLatest
+	positionOffset
+	positionTime
+)
+
+// Earliest is the first retained record; Latest is the next offset to be
+// written (only new records).
 var (
 	Earliest = Position{}
-	Latest   = Position{kind: 1}
+	Latest   = Position{kind: positionLatest}
 )
 
 // Offset is the position of a given offset.
-func Offset(n uint64) Position { return Position{kind: 2, offset: n} }
+func Offset(n uint64) Position { return Position{kind: positionOffset, offset: n} }
+
+// Time is the position of the first record whose timestamp is at or after t.
+func Time(t time.Time) Position { return Position{kind: positionTime, time: t} }
 
 func (p Position) String() string {
 	switch p.kind {
-	case 1:
+	case positionLatest:
 		return "latest"
-	case 2:
+	case positionOffset:
 		return strconv.FormatUint(p.offset, 10)
+	case positionTime:
+		return p.time.UTC().Format(time.RFC3339Nano)
 	}
 	return "earliest"
 }
 
+// query sets the position's query parameter (from, or from_time).
+func (p Position) query(q url.Values) {
+	if p.kind == positionTime {
+		q.Set("from_time", p.time.UTC().Format(time.RFC3339Nano))
+		return
+	}
+	q.Set("from", p.String())
+}
+
 // ReadRequest selects a page (a plain value).
 type ReadRequest struct {
-	From     Position
-	FromTime time.Time // if set, overrides From
-	Limit    int       // 0: the server's default
-	Wait     time.Duration
+	From  Position
+	Limit int // 0: the server's default (100)
+	// Wait, when the page would be empty, makes the server wait up to this
+	// long (at most 60 s) for the first record (a long-poll).
+	Wait time.Duration
 }
 
 // Page is a page of a stream; the caller owns it.
@@ -342,7 +330,7 @@ func convertRecords(ws []wireStored) ([]StoredRecord, error) {
 	for i := range ws {
 		r, err := ws[i].record()
 		if err != nil {
-			return nil, fmt.Errorf("client: record at offset %d: %w", ws[i].Offset, err)
+			return nil, newClientError(CodeInternal, fmt.Sprintf("record at offset %d: %v", ws[i].Offset, err), err)
 		}
 		out[i] = r
 	}
@@ -352,11 +340,7 @@ func convertRecords(ws []wireStored) ([]StoredRecord, error) {
 // Read reads one page of a stream.
 func (c *Client) Read(ctx context.Context, stream string, req ReadRequest) (Page, error) {
 	q := url.Values{}
-	if !req.FromTime.IsZero() {
-		q.Set("from_time", req.FromTime.Format(time.RFC3339Nano))
-	} else {
-		q.Set("from", req.From.String())
-	}
+	req.From.query(q)
 	if req.Limit > 0 {
 		q.Set("limit", strconv.Itoa(req.Limit))
 	}
@@ -367,7 +351,7 @@ func (c *Client) Read(ctx context.Context, stream string, req ReadRequest) (Page
 		Records    []wireStored `json:"records"`
 		NextOffset uint64       `json:"next_offset"`
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream)+"/records", q, nil, nil, &wp); err != nil {
+	if err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/streams/" + url.PathEscape(stream) + "/records", query: q, safety: read, timeout: req.Wait}, &wp); err != nil {
 		return Page{}, err
 	}
 	recs, err := convertRecords(wp.Records)
@@ -376,11 +360,14 @@ func (c *Client) Read(ctx context.Context, stream string, req ReadRequest) (Page
 
 // GlobalPage is a page of the global log; the caller owns it.
 type GlobalPage struct {
+	// Records each name their Stream.
 	Records []StoredRecord
+	// NextSeq is where the next page starts.
 	NextSeq uint64
 }
 
-// ReadGlobal reads the global log (all streams in commit order) from fromSeq.
+// ReadGlobal reads the global log (all streams the token may read, in
+// commit order) from fromSeq. limit 0: the server's default.
 func (c *Client) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) (GlobalPage, error) {
 	q := url.Values{"from_seq": {strconv.FormatUint(fromSeq, 10)}}
 	if limit > 0 {
@@ -390,44 +377,43 @@ func (c *Client) ReadGlobal(ctx context.Context, fromSeq uint64, limit int) (Glo
 		Records []wireStored `json:"records"`
 		NextSeq uint64       `json:"next_seq"`
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/v1/records", q, nil, nil, &wp); err != nil {
+	if err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/records", query: q, safety: read}, &wp); err != nil {
 		return GlobalPage{}, err
 	}
 	recs, err := convertRecords(wp.Records)
 	return GlobalPage{Records: recs, NextSeq: wp.NextSeq}, err
 }
 
-// StreamInfo describes a stream (a plain value).
-type StreamInfo struct {
-	Stream        string     `json:"stream"`
-	FirstOffset   uint64     `json:"first_offset"`
-	NextOffset    uint64     `json:"next_offset"`
-	Records       uint64     `json:"records"`
-	Bytes         uint64     `json:"bytes"`
-	LastTimestamp *time.Time `json:"last_timestamp"`
-}
+// StreamInfo describes a stream (badbatch.StreamInfo, the same type as
+// storage.StreamInfo). LastTimestamp is the zero time when the stream has
+// no record.
+type StreamInfo = badbatch.StreamInfo
 
-// Streams lists the streams the token may read.
+// Streams lists the streams the token may read, sorted by name.
 func (c *Client) Streams(ctx context.Context) ([]StreamInfo, error) {
 	var out struct {
 		Streams []StreamInfo `json:"streams"`
 	}
-	err := c.doJSON(ctx, http.MethodGet, "/v1/streams", nil, nil, nil, &out)
+	err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/streams", safety: read}, &out)
 	return out.Streams, err
 }
 
 // StreamInfo describes one stream (ErrNotFound if never written).
 func (c *Client) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
 	var out StreamInfo
-	err := c.doJSON(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream), nil, nil, nil, &out)
+	err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/streams/" + url.PathEscape(stream), safety: read}, &out)
 	return out, err
 }
 
-// SetCursor stores a named cursor of a stream.
+// SetCursor stores the named consumer cursor of a stream (ErrNotFound if
+// the stream was never written; ErrBadRequest for an offset beyond the
+// stream's next offset). Setting a cursor is idempotent, so it is retried
+// like a read.
 func (c *Client) SetCursor(ctx context.Context, stream, name string, offset uint64) error {
 	h := http.Header{"Content-Type": {"application/json"}}
 	body := []byte(`{"offset":` + strconv.FormatUint(offset, 10) + `}`)
-	return c.doJSON(ctx, http.MethodPut, "/v1/streams/"+url.PathEscape(stream)+"/cursors/"+url.PathEscape(name), nil, h, body, nil)
+	return c.doJSON(ctx, request{method: http.MethodPut, path: "/v1/streams/" + url.PathEscape(stream) + "/cursors/" + url.PathEscape(name),
+		header: h, body: body, safety: idempotentWrite}, nil)
 }
 
 // Cursor reads a named cursor (ErrNotFound if never set).
@@ -435,13 +421,20 @@ func (c *Client) Cursor(ctx context.Context, stream, name string) (uint64, error
 	var out struct {
 		Offset uint64 `json:"offset"`
 	}
-	err := c.doJSON(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream)+"/cursors/"+url.PathEscape(name), nil, nil, nil, &out)
+	err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/streams/" + url.PathEscape(stream) + "/cursors/" + url.PathEscape(name), safety: read}, &out)
 	return out.Offset, err
 }
 
+// newRequest builds one attempt's request.
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, h http.Header, body []byte) (*http.Request, error) {
+	// path is escaped (url.PathEscape of each name): RawPath keeps it so,
+	// and Path is its unescaped form, as net/url wants.
 	u := *c.base
-	u.Path = c.base.Path + path
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = c.base.Path + unescaped
 	u.RawPath = c.base.EscapedPath() + path
 	if q != nil {
 		u.RawQuery = q.Encode()
@@ -457,117 +450,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	if c.s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.s.token)
 	}
-	if c.opts.UserAgent != "" {
-		req.Header.Set("User-Agent", c.opts.UserAgent)
-	}
+	req.Header.Set("User-Agent", c.s.userAgent)
 	return req, nil
-}
-
-// doJSON sends a request, with retries, and decodes a 2xx JSON answer
-// into out (unless nil).
-func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, h http.Header, body []byte, out any) error {
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		req, err := c.newRequest(ctx, method, path, q, h, body)
-		if err != nil {
-			return err
-		}
-		resp, err := c.http.Do(req)
-		if err == nil {
-			err = decodeAnswer(resp, out)
-			if err == nil {
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		lastErr = err
-		delay, ok := c.retryDelay(err, attempt)
-		if !ok {
-			return lastErr
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// retryDelay decides whether a failed attempt is retried, and after how long.
-func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
-	if attempt >= c.opts.MaxRetries {
-		return 0, false
-	}
-	backoff := c.opts.RetryBackoff << min(attempt, 30)
-	if backoff > c.opts.MaxBackoff || backoff <= 0 {
-		backoff = c.opts.MaxBackoff
-	}
-	if backoff > 0 {
-		backoff = backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
-	}
-	var apiErr *Error
-	if errors.As(err, &apiErr) {
-		if !retryable(apiErr.Status) {
-			return 0, false
-		}
-		if apiErr.RetryAfter > c.opts.MaxRetryAfter {
-			return 0, false
-		}
-		return max(backoff, apiErr.RetryAfter), true
-	}
-	// A network error: the request may or may not have reached the server;
-	// appends carry an idempotency key, so resending is safe.
-	return backoff, true
-}
-
-// decodeAnswer reads and closes resp, decoding a 2xx JSON body into out,
-// or returning the *Error of an error answer.
-func decodeAnswer(resp *http.Response, out any) error {
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if out == nil || len(data) == 0 {
-			return nil
-		}
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("client: decoding a %d answer: %w", resp.StatusCode, err)
-		}
-		return nil
-	}
-	return errorFromAnswer(resp, data)
-}
-
-func errorFromAnswer(resp *http.Response, data []byte) *Error {
-	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
-	var body struct {
-		Error struct {
-			Code              string `json:"code"`
-			Message           string `json:"message"`
-			CurrentLastOffset *int64 `json:"current_last_offset"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.CurrentLastOffset = body.Error.Code, body.Error.Message, body.Error.CurrentLastOffset
-	} else {
-		e.Message = strings.TrimSpace(string(data))
-		if e.Message == "" {
-			e.Message = http.StatusText(resp.StatusCode)
-		}
-	}
-	if v := resp.Header.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-			e.RetryAfter = time.Duration(secs) * time.Second
-		}
-	}
-	return e
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,14 +172,15 @@ func TestTypedErrors(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrNotFound)
 
 	_, err = c.Append(ctx, "-bad", client.Record{Value: []byte("x")}, nil)
-	assert.ErrorIs(t, err, client.ErrBadRequest)
+	assert.ErrorIs(t, err, client.ErrInvalidStream)
+	assert.NotErrorIs(t, err, client.ErrBadRequest, "one kind per error")
 
 	_, err = c.Append(ctx, "e", client.Record{Value: make([]byte, 200)}, nil)
 	assert.ErrorIs(t, err, client.ErrTooLarge)
 
-	zero := int64(5)
-	_, err = c.Append(ctx, "e", client.Record{Value: []byte("x")}, &client.AppendOptions{ExpectedLastOffset: &zero})
-	require.ErrorIs(t, err, client.ErrConflict)
+	five := int64(5)
+	_, err = c.Append(ctx, "e", client.Record{Value: []byte("x")}, &client.AppendOptions{ExpectedLastOffset: &five})
+	require.ErrorIs(t, err, client.ErrOffsetMismatch)
 	var apiErr *client.Error
 	require.ErrorAs(t, err, &apiErr)
 	require.NotNil(t, apiErr.CurrentLastOffset)
@@ -262,7 +264,7 @@ func TestRetryNeverDuplicates(t *testing.T) {
 	assert.Equal(t, k1, k2)
 	assert.Equal(t, k1, k3)
 
-	info, err := s.store.StreamInfo("retry")
+	info, err := s.store.StreamInfo(context.Background(), "retry")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), info.NextOffset, "two records stored once")
 }
@@ -279,30 +281,80 @@ func TestRetryOnUnavailable(t *testing.T) {
 	ft.unavail.Store(10)
 	few := newClient(t, s.URL(), func(o *client.Options) {
 		o.HTTPClient = &http.Client{Transport: ft}
-		o.MaxRetries = 2
+		o.MaxRetries = new(2)
 	})
 	_, err = few.Append(context.Background(), "u", client.Record{Value: []byte("a")}, nil)
 	assert.ErrorIs(t, err, client.ErrUnavailable)
 }
 
 func TestErrorIsByCode(t *testing.T) {
-	cases := map[string]error{
-		"bad_request": client.ErrBadRequest, "invalid_stream": client.ErrBadRequest,
-		"unauthorized": client.ErrUnauthorized, "forbidden": client.ErrForbidden,
-		"not_found": client.ErrNotFound, "offset_mismatch": client.ErrConflict, "gone": client.ErrGone,
-		"too_large": client.ErrTooLarge, "unsupported_type": client.ErrUnsupportedType,
-		"rate_limited": client.ErrRateLimited, "unavailable": client.ErrUnavailable, "internal": client.ErrInternal,
+	kinds := map[string]error{
+		"bad_request": client.ErrBadRequest, "invalid_stream": client.ErrInvalidStream,
+		"unauthorized": client.ErrUnauthorized, "forbidden": client.ErrForbidden, "not_found": client.ErrNotFound,
+		"method_not_allowed": client.ErrMethodNotAllowed, "offset_mismatch": client.ErrOffsetMismatch,
+		"membership_conflict": client.ErrMembershipConflict, "gone": client.ErrGone, "too_large": client.ErrTooLarge,
+		"unsupported_type": client.ErrUnsupportedType, "rate_limited": client.ErrRateLimited,
+		"internal": client.ErrInternal, "unavailable": client.ErrUnavailable, "no_leader": client.ErrNoLeader,
+		"not_leader": client.ErrNotLeader, "not_cluster": client.ErrNotCluster,
+		"invalid_options": client.ErrInvalidOptions, "connection": client.ErrConnection, "timeout": client.ErrTimeout,
 	}
-	for code, want := range cases {
+	for code, want := range kinds {
 		t.Run(code, func(t *testing.T) {
 			err := error(&client.Error{Code: code, Status: 499})
-			assert.ErrorIs(t, err, want)
-			if want != client.ErrGone {
-				assert.NotErrorIs(t, err, client.ErrGone)
+			for other, sentinel := range kinds {
+				if other == code {
+					assert.ErrorIs(t, err, sentinel)
+				} else {
+					assert.NotErrorIs(t, err, sentinel, "matches %s too", other)
+				}
 			}
+			assert.Contains(t, want.Error(), code, "the sentinel names its kind")
 		})
 	}
-	assert.ErrorIs(t, &client.Error{Status: http.StatusBadGateway}, client.ErrUnavailable, "no API body: by status")
+}
+
+// answerTransport answers every request with one canned answer.
+type answerTransport struct {
+	status int
+	body   string
+	calls  atomic.Int32
+}
+
+func (a *answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a.calls.Add(1)
+	return &http.Response{StatusCode: a.status, Header: http.Header{}, Body: io.NopCloser(stringsReader(a.body)), Request: req}, nil
+}
+
+func TestAnswersWithoutTheAPIShape(t *testing.T) {
+	cases := []struct {
+		status  int
+		body    string
+		want    error
+		retried bool // a read is retried
+	}{
+		{http.StatusBadGateway, "proxy: upstream down", client.ErrUnavailable, true},
+		{http.StatusNotFound, "", client.ErrNotFound, false},
+		{http.StatusInternalServerError, "panic", client.ErrInternal, true},
+		{http.StatusOK, "not json", client.ErrInternal, false},
+	}
+	for _, tc := range cases {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			at := &answerTransport{status: tc.status, body: tc.body}
+			c := newClient(t, "http://127.0.0.1:1", func(o *client.Options) {
+				o.HTTPClient, o.MaxRetries = &http.Client{Transport: at}, new(2)
+			})
+			_, err := c.Streams(context.Background())
+			require.ErrorIs(t, err, tc.want)
+			var apiErr *client.Error
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, tc.status, apiErr.Status)
+			want := int32(1)
+			if tc.retried {
+				want = 3
+			}
+			assert.Equal(t, want, at.calls.Load())
+		})
+	}
 }
 
 func TestConnectionReuse(t *testing.T) {

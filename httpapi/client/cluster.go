@@ -32,7 +32,7 @@ type ClusterStatus struct {
 // standalone server answers 404 not_cluster).
 func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	var st ClusterStatus
-	err := c.doJSON(ctx, http.MethodGet, "/v1/cluster", nil, nil, nil, &st)
+	err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/cluster", safety: read}, &st)
 	return st, err
 }
 
@@ -45,10 +45,10 @@ func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr, url string
 		return err
 	}
 	h := http.Header{"Content-Type": []string{"application/json"}}
-	return c.doJSON(ctx, http.MethodPost, "/v1/cluster/nodes", nil, h, body, nil)
+	return c.doJSON(ctx, request{method: http.MethodPost, path: "/v1/cluster/nodes", header: h, body: body, safety: unsafeWrite}, nil)
 }
 
 // RemoveNode removes node id from the cluster. Needs the admin permission.
 func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
-	return c.doJSON(ctx, http.MethodDelete, "/v1/cluster/nodes/"+strconv.FormatUint(id, 10), nil, nil, nil, nil)
+	return c.doJSON(ctx, request{method: http.MethodDelete, path: "/v1/cluster/nodes/" + strconv.FormatUint(id, 10), safety: unsafeWrite}, nil)
 }

@@ -5,93 +5,195 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/badbatch/badbatch"
 )
 
-// Sentinel errors, matched by errors.Is against an *Error.
+// Error kinds (docs/clients/README.md, Errors): the server's error codes,
+// and three made on the client's side.
+const (
+	CodeBadRequest         = badbatch.CodeBadRequest
+	CodeInvalidStream      = badbatch.CodeInvalidStream
+	CodeUnauthorized       = badbatch.CodeUnauthorized
+	CodeForbidden          = badbatch.CodeForbidden
+	CodeNotFound           = badbatch.CodeNotFound
+	CodeMethodNotAllowed   = badbatch.CodeMethodNotAllowed
+	CodeOffsetMismatch     = badbatch.CodeOffsetMismatch
+	CodeMembershipConflict = badbatch.CodeMembershipConflict
+	CodeGone               = badbatch.CodeGone
+	CodeTooLarge           = badbatch.CodeTooLarge
+	CodeUnsupportedType    = badbatch.CodeUnsupportedType
+	CodeRateLimited        = badbatch.CodeRateLimited
+	CodeInternal           = badbatch.CodeInternal
+	CodeUnavailable        = badbatch.CodeUnavailable
+	CodeNoLeader           = badbatch.CodeNoLeader
+	CodeNotLeader          = badbatch.CodeNotLeader
+	CodeNotCluster         = badbatch.CodeNotCluster
+	CodeInvalidOptions     = badbatch.CodeInvalidOptions
+	CodeConnection         = badbatch.CodeConnection
+	CodeTimeout            = badbatch.CodeTimeout
+)
+
+// Sentinel errors, one per error kind, matched by errors.Is against an
+// *Error of that kind.
 var (
-	ErrBadRequest      = errors.New("client: bad request")
-	ErrUnauthorized    = errors.New("client: unauthorized")
-	ErrForbidden       = errors.New("client: forbidden")
-	ErrNotFound        = errors.New("client: not found")
-	ErrConflict        = errors.New("client: expected last offset mismatch")
-	ErrGone            = errors.New("client: offset below retention")
-	ErrTooLarge        = errors.New("client: record or request too large")
-	ErrUnsupportedType = errors.New("client: unsupported content type")
-	ErrRateLimited     = errors.New("client: rate limited")
-	ErrUnavailable     = errors.New("client: server unavailable")
-	ErrInternal        = errors.New("client: internal server error")
-	// ErrInvalidOptions is returned by New.
-	ErrInvalidOptions = errors.New("client: invalid options")
+	ErrBadRequest         = errors.New("client: bad_request")
+	ErrInvalidStream      = errors.New("client: invalid_stream")
+	ErrUnauthorized       = errors.New("client: unauthorized")
+	ErrForbidden          = errors.New("client: forbidden")
+	ErrNotFound           = errors.New("client: not_found")
+	ErrMethodNotAllowed   = errors.New("client: method_not_allowed")
+	ErrOffsetMismatch     = errors.New("client: offset_mismatch")
+	ErrMembershipConflict = errors.New("client: membership_conflict")
+	ErrGone               = errors.New("client: gone")
+	ErrTooLarge           = errors.New("client: too_large")
+	ErrUnsupportedType    = errors.New("client: unsupported_type")
+	ErrRateLimited        = errors.New("client: rate_limited")
+	ErrInternal           = errors.New("client: internal")
+	ErrUnavailable        = errors.New("client: unavailable")
+	ErrNoLeader           = errors.New("client: no_leader")
+	ErrNotLeader          = errors.New("client: not_leader")
+	ErrNotCluster         = errors.New("client: not_cluster")
+	// ErrInvalidOptions: a bad option value, reported by New before any
+	// request.
+	ErrInvalidOptions = errors.New("client: invalid_options")
+	// ErrConnection: the server could not be reached, or the connection
+	// broke, after the retries.
+	ErrConnection = errors.New("client: connection")
+	// ErrTimeout: a per-call deadline (the caller's context) or the
+	// per-attempt RequestTimeout passed.
+	ErrTimeout = errors.New("client: timeout")
 )
 
-// Error is an error answer of the server. Immutable once returned; safe to
-// share.
+var kindSentinels = map[string]error{
+	CodeBadRequest:         ErrBadRequest,
+	CodeInvalidStream:      ErrInvalidStream,
+	CodeUnauthorized:       ErrUnauthorized,
+	CodeForbidden:          ErrForbidden,
+	CodeNotFound:           ErrNotFound,
+	CodeMethodNotAllowed:   ErrMethodNotAllowed,
+	CodeOffsetMismatch:     ErrOffsetMismatch,
+	CodeMembershipConflict: ErrMembershipConflict,
+	CodeGone:               ErrGone,
+	CodeTooLarge:           ErrTooLarge,
+	CodeUnsupportedType:    ErrUnsupportedType,
+	CodeRateLimited:        ErrRateLimited,
+	CodeInternal:           ErrInternal,
+	CodeUnavailable:        ErrUnavailable,
+	CodeNoLeader:           ErrNoLeader,
+	CodeNotLeader:          ErrNotLeader,
+	CodeNotCluster:         ErrNotCluster,
+	CodeInvalidOptions:     ErrInvalidOptions,
+	CodeConnection:         ErrConnection,
+	CodeTimeout:            ErrTimeout,
+}
+
+// Error is every error the client returns but the caller's own
+// cancellation (context.Canceled): an error answer of the server, or a
+// kind made on the client's side (invalid_options, connection, timeout,
+// and bad_request for a record the client cannot encode). Immutable once
+// returned; safe to share.
 type Error struct {
-	// Status is the HTTP status.
-	Status int
-	// Code and Message are the API error's fields.
-	Code    string
+	// Code is the error kind: the server's code, or one of
+	// CodeInvalidOptions, CodeConnection, CodeTimeout. An answer without
+	// the API's error shape gets the kind of its status (502 and 504:
+	// unavailable), and one the client cannot decode is internal.
+	Code string
+	// Message is the server's message, or the client's explanation.
 	Message string
-	// RequestID is the server's X-Request-Id, for its logs.
-	RequestID string
+	// Status is the HTTP status (0 for an error made on the client's side).
+	Status int
+	// CurrentLastOffset is the stream's last offset on offset_mismatch
+	// (-1: empty); nil otherwise.
+	CurrentLastOffset *int64
 	// RetryAfter is the server's Retry-After (429, 503), if any.
 	RetryAfter time.Duration
-	// CurrentLastOffset is the stream's last offset on a 409 (-1: empty).
-	CurrentLastOffset *int64
+	// RequestID is the server's X-Request-Id, for its logs.
+	RequestID string
+	// cause is the underlying error of a client-side kind (the network
+	// error, context.DeadlineExceeded, ...), for errors.Is and errors.As.
+	cause error
 }
 
 func (e *Error) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("badbatch client: %s: %s", e.Code, e.Message)
+	}
 	return fmt.Sprintf("badbatch: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-var codeSentinels = map[string]error{
-	"bad_request":        ErrBadRequest,
-	"invalid_stream":     ErrBadRequest,
-	"method_not_allowed": ErrBadRequest,
-	"unauthorized":       ErrUnauthorized,
-	"forbidden":          ErrForbidden,
-	"not_found":          ErrNotFound,
-	"offset_mismatch":    ErrConflict,
-	"gone":               ErrGone,
-	"too_large":          ErrTooLarge,
-	"unsupported_type":   ErrUnsupportedType,
-	"rate_limited":       ErrRateLimited,
-	"unavailable":        ErrUnavailable,
-	"internal":           ErrInternal,
-}
-
-var statusSentinels = map[int]error{
-	http.StatusBadRequest:            ErrBadRequest,
-	http.StatusUnauthorized:          ErrUnauthorized,
-	http.StatusForbidden:             ErrForbidden,
-	http.StatusNotFound:              ErrNotFound,
-	http.StatusConflict:              ErrConflict,
-	http.StatusGone:                  ErrGone,
-	http.StatusRequestEntityTooLarge: ErrTooLarge,
-	http.StatusUnsupportedMediaType:  ErrUnsupportedType,
-	http.StatusTooManyRequests:       ErrRateLimited,
-	http.StatusServiceUnavailable:    ErrUnavailable,
-	http.StatusBadGateway:            ErrUnavailable,
-	http.StatusGatewayTimeout:        ErrUnavailable,
-}
-
-// Is matches the sentinel of the error's code (or, for an answer without
-// our error shape, of its status).
+// Is matches the sentinel of the error's kind.
 func (e *Error) Is(target error) bool {
-	if s, ok := codeSentinels[e.Code]; ok {
-		return s == target
-	}
-	if s, ok := statusSentinels[e.Status]; ok {
-		return s == target
-	}
-	return e.Status >= 500 && target == ErrInternal
+	s, ok := kindSentinels[e.Code]
+	return ok && s == target
 }
 
-// retryable reports whether a request that got this status may be retried.
-func retryable(status int) bool {
+// Unwrap returns the cause of a client-side error (nil for a server's
+// answer).
+func (e *Error) Unwrap() error { return e.cause }
+
+func newClientError(code, message string, cause error) *Error {
+	return &Error{Code: code, Message: message, cause: cause}
+}
+
+// kindOfStatus is the kind of an error answer without the API's error
+// shape (a proxy's, or a bug's).
+func kindOfStatus(status int) string {
 	switch status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
+	case http.StatusBadRequest:
+		return CodeBadRequest
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return CodeMethodNotAllowed
+	case http.StatusConflict:
+		return CodeOffsetMismatch
+	case http.StatusGone:
+		return CodeGone
+	case http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return CodeUnsupportedType
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return CodeUnavailable
 	}
-	return false
+	return CodeInternal
+}
+
+// statusOfKind is the HTTP status the server answers with a kind (an SSE
+// error event carries the code only).
+func statusOfKind(code string) int {
+	switch code {
+	case CodeBadRequest, CodeInvalidStream:
+		return http.StatusBadRequest
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeNotFound, CodeNotCluster:
+		return http.StatusNotFound
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeOffsetMismatch, CodeMembershipConflict:
+		return http.StatusConflict
+	case CodeGone:
+		return http.StatusGone
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnsupportedType:
+		return http.StatusUnsupportedMediaType
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeUnavailable, CodeNoLeader:
+		return http.StatusServiceUnavailable
+	case CodeNotLeader:
+		return http.StatusTemporaryRedirect
+	}
+	return http.StatusInternalServerError
 }

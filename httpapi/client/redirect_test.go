@@ -63,7 +63,7 @@ func TestRedirectToLeaderKeepsToken(t *testing.T) {
 			}))
 			defer follower.Close()
 			o := client.DefaultOptions()
-			o.Token, o.MaxRetries = token, 0
+			o.Token, o.MaxRetries = token, new(0)
 			c, err := client.New(follower.URL, o)
 			require.NoError(t, err)
 			defer c.Close()
@@ -96,7 +96,7 @@ func TestRedirectPolicyOfACallersClient(t *testing.T) {
 	}}
 	before := reflect.ValueOf(hc.CheckRedirect).Pointer()
 	o := client.DefaultOptions()
-	o.HTTPClient, o.MaxRetries = hc, 0
+	o.HTTPClient, o.MaxRetries = hc, new(0)
 	c, err := client.New(srv.URL, o)
 	require.NoError(t, err)
 	defer c.Close()

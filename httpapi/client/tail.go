@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -16,14 +17,18 @@ import (
 
 // Tail follows a stream live over Server-Sent Events, from the given
 // position, and yields every record once, in offset order. When the
-// connection drops (network error, server restart, 429/5xx) it reconnects
-// with backoff and resumes after the last record it yielded (Last-Event-ID),
-// so the sequence has no gap and no duplicate. It retries transient
-// failures for as long as ctx lives.
+// connection drops (network error, server restart, 429/5xx, idle for
+// TailIdleTimeout) it reconnects with backoff and resumes after the last
+// record it yielded (Last-Event-ID), so the sequence has no gap and no
+// duplicate. Latest and Time positions are resolved to an offset before
+// the first connection, so a reconnect before the first record misses
+// nothing either. It retries transient failures for as long as ctx lives.
 //
 // The sequence ends after yielding a non-nil error: ctx's error when ctx
-// ends, or a permanent failure (ErrNotFound, ErrGone, ErrUnauthorized, ...).
-// Breaking out of the loop closes the connection.
+// ends (an *Error of kind timeout for a deadline), or an error that a
+// retry cannot fix (ErrNotFound, ErrGone, ErrForbidden, ErrUnauthorized,
+// and any other 4xx answer but 429). Breaking out of the loop closes the
+// connection.
 func (c *Client) Tail(ctx context.Context, stream string, from Position) iter.Seq2[StoredRecord, error] {
 	return func(yield func(StoredRecord, error) bool) {
 		t := &tailer{c: c, stream: stream, from: from}
@@ -33,24 +38,28 @@ func (c *Client) Tail(ctx context.Context, stream string, from Position) iter.Se
 			if t.stopped {
 				return
 			}
-			if ctx.Err() != nil {
-				yield(StoredRecord{}, ctx.Err())
+			if cerr := ctxError(ctx); cerr != nil {
+				yield(StoredRecord{}, cerr)
 				return
 			}
 			if progressed {
 				failures = 0
 			}
-			delay, ok := c.tailRetryDelay(err, failures)
-			if !ok {
+			if !tailRetryable(err) {
 				yield(StoredRecord{}, err)
 				return
+			}
+			delay := c.backoff(failures)
+			var apiErr *Error
+			if errors.As(err, &apiErr) && apiErr.RetryAfter > delay {
+				delay = min(apiErr.RetryAfter, c.s.maxRetryAfter)
 			}
 			failures++
 			timer := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
 				timer.Stop()
-				yield(StoredRecord{}, ctx.Err())
+				yield(StoredRecord{}, ctxError(ctx))
 				return
 			case <-timer.C:
 			}
@@ -58,21 +67,21 @@ func (c *Client) Tail(ctx context.Context, stream string, from Position) iter.Se
 	}
 }
 
-// tailRetryDelay is retryDelay without a retry limit (a tail retries
-// transient errors until its context ends).
-func (c *Client) tailRetryDelay(err error, failures int) (time.Duration, bool) {
-	var apiErr *Error
-	if errors.As(err, &apiErr) && !retryable(apiErr.Status) {
-		return 0, false
+// tailRetryable reports whether a tail reconnects after err: after network
+// failures and 429/5xx answers, not after an answer that a retry cannot
+// change.
+func tailRetryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return true // a broken connection
 	}
-	backoff := c.opts.RetryBackoff << min(failures, 30)
-	if backoff > c.opts.MaxBackoff || backoff <= 0 {
-		backoff = c.opts.MaxBackoff
+	switch {
+	case e.Status == 0:
+		return e.Code == CodeConnection || e.Code == CodeTimeout
+	case e.Status == http.StatusTooManyRequests, e.Status >= 500:
+		return true
 	}
-	if apiErr != nil && apiErr.RetryAfter > backoff {
-		backoff = min(apiErr.RetryAfter, c.opts.MaxRetryAfter)
-	}
-	return backoff, true
+	return false
 }
 
 type tailer struct {
@@ -84,12 +93,42 @@ type tailer struct {
 	stopped bool // the consumer broke out of the loop
 }
 
+// resolve turns a Latest or Time position into the offset it means now,
+// so that a reconnect before the first record resumes there.
+func (t *tailer) resolve(ctx context.Context) error {
+	switch t.from.kind {
+	case positionLatest:
+		info, err := t.c.StreamInfo(ctx, t.stream)
+		if err != nil {
+			return err
+		}
+		t.from = Offset(info.NextOffset)
+	case positionTime:
+		page, err := t.c.Read(ctx, t.stream, ReadRequest{From: t.from, Limit: 1})
+		if err != nil {
+			return err
+		}
+		next := page.NextOffset
+		if len(page.Records) > 0 {
+			next = page.Records[0].Offset
+		}
+		t.from = Offset(next)
+	}
+	return nil
+}
+
 // connect opens one SSE connection and yields its records until it ends.
 // It reports whether it yielded anything, and why it ended.
 func (t *tailer) connect(ctx context.Context, yield func(StoredRecord, error) bool) (bool, error) {
+	if !t.hasLast {
+		if err := t.resolve(ctx); err != nil {
+			return false, err
+		}
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	q := url.Values{"from": {t.from.String()}}
+	q := url.Values{}
+	t.from.query(q)
 	h := http.Header{"Accept": {"text/event-stream"}}
 	if t.hasLast {
 		h.Set("Last-Event-ID", strconv.FormatUint(t.last, 10))
@@ -100,16 +139,17 @@ func (t *tailer) connect(ctx context.Context, yield func(StoredRecord, error) bo
 	}
 	resp, err := t.c.http.Do(req)
 	if err != nil {
-		return false, err
+		return false, t.c.networkError(cctx, err).err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return false, decodeAnswer(resp, nil)
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return false, errorFromAnswer(resp, data)
 	}
 	// The idle watchdog: any line from the server (records or keep-alive
 	// comments) resets it; silence for TailIdleTimeout drops the
 	// connection, and the loop reconnects.
-	idle := time.AfterFunc(t.c.opts.TailIdleTimeout, cancel)
+	idle := time.AfterFunc(t.c.s.tailIdleTimeout, cancel)
 	defer idle.Stop()
 
 	progressed := false
@@ -120,11 +160,11 @@ func (t *tailer) connect(ctx context.Context, yield func(StoredRecord, error) bo
 		line, err := r.ReadString('\n')
 		if err != nil {
 			if cctx.Err() != nil && ctx.Err() == nil {
-				return progressed, fmt.Errorf("client: tail idle for %v: reconnecting", t.c.opts.TailIdleTimeout)
+				return progressed, newClientError(CodeTimeout, fmt.Sprintf("tail idle for %v: reconnecting", t.c.s.tailIdleTimeout), err)
 			}
-			return progressed, err
+			return progressed, newClientError(CodeConnection, err.Error(), err)
 		}
-		idle.Reset(t.c.opts.TailIdleTimeout)
+		idle.Reset(t.c.s.tailIdleTimeout)
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		field, value, _ := strings.Cut(line, ":")
 		value = strings.TrimPrefix(value, " ")
@@ -171,22 +211,16 @@ func (t *tailer) dispatch(id, event, data string) (StoredRecord, bool, error) {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		e := &Error{Status: http.StatusOK, Code: "internal", Message: data}
+		e := &Error{Code: CodeInternal, Message: data}
 		if json.Unmarshal([]byte(data), &body) == nil && body.Error.Code != "" {
 			e.Code, e.Message = body.Error.Code, body.Error.Message
 		}
-		// Map the code to its status so retryable() sees unavailability.
-		for status, s := range statusSentinels {
-			if e.Is(s) {
-				e.Status = status
-				break
-			}
-		}
+		e.Status = statusOfKind(e.Code)
 		return StoredRecord{}, false, e
 	}
 	var w wireStored
 	if err := json.Unmarshal([]byte(data), &w); err != nil {
-		return StoredRecord{}, false, fmt.Errorf("client: bad SSE record %q: %w", id, err)
+		return StoredRecord{}, false, newClientError(CodeInternal, fmt.Sprintf("bad SSE record %q: %v", id, err), err)
 	}
 	if t.hasLast && w.Offset <= t.last {
 		return StoredRecord{}, true, nil // a duplicate after a reconnect

@@ -466,7 +466,7 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 		res, err := ld.Store().Append(context.Background(), "s", rec(fmt.Sprint(i)))
 		require.NoError(t, err)
 		require.NoError(t, f.ReadIndex(context.Background()))
-		info, err := f.Store().StreamInfo("s")
+		info, err := f.Store().StreamInfo(context.Background(), "s")
 		require.NoError(t, err)
 		assert.Equal(t, res.LastOffset+1, info.NextOffset)
 	}

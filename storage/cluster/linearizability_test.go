@@ -368,7 +368,10 @@ func (cl *linClient) append() {
 // with storage.ErrNotLeader or storage.ErrNotCommitted is retried: those
 // stored nothing. Any other error leaves the outcome unknown.
 func (cl *linClient) tryAppend(ctx context.Context, in linInput) (linOutput, string) {
-	opts := storage.AppendOptions{HasExpectedLastOffset: in.HasExpected, ExpectedLastOffset: in.Expected}
+	var opts storage.AppendOptions
+	if in.HasExpected {
+		opts.ExpectedLastOffset = &in.Expected
+	}
 	var via []string
 	n := cl.pick()
 	for {

@@ -298,6 +298,7 @@ func Groups() []*Group {
 				"Batched appends over HTTP (NDJSON, 1,000 records per request) and SSE fan-out are in the full table below (BenchmarkHTTPAppendNDJSON, BenchmarkHTTPFanout).",
 			},
 		},
+		clientsGroup(),
 		{
 			ID:       "ring",
 			Title:    "Disruptor ring vs Go channels (one event through the topology)",
@@ -460,3 +461,39 @@ func latencySeries(load string) []Series {
 // onlyFourProducers is the one matrix point the write-ahead log peers of
 // BenchmarkStoreAppend run at.
 var onlyFourProducers = []string{"producers=4/size=100B"}
+
+// clientsMatch selects one client's rows of BenchmarkClients
+// (bench/clients_test.go), whose sub-benchmarks are named
+//
+//	BenchmarkClients/mode=append/client=python
+const clientsMatch = "BenchmarkClients/client="
+
+// clientsGroup is every client against the Go client on one server
+// (clients/BENCH.md): the ratio to Go is the Limit column, taken row by row
+// against the Go client's figure in the same run.
+func clientsGroup() *Group {
+	series := []Series{{Label: "Go client (httpapi/client, in the benchmark process)", Package: pkgBench, Match: clientsMatch + "go", Base: true,
+		Config: "The Go client in the benchmark's own process, against the benchmark's server: the real store with SyncAlways, served on 127.0.0.1."}}
+	for _, c := range []struct{ lang, label string }{
+		{"python", "Python client"}, {"typescript", "TypeScript client"}, {"java", "Java client"}, {"rust", "Rust client"},
+	} {
+		series = append(series, Series{Label: c.label, Package: pkgBench, Match: clientsMatch + c.lang, Variant: true,
+			Config: "clients/" + c.lang + "/bench.sh MODE URL STREAM, a process of its own, against the same server (shown as not run when the script is absent or not executable)."})
+	}
+	return &Group{
+		ID:       "clients",
+		Title:    "Clients: append and tail throughput, 100-byte records",
+		Question: "How many records per second does each client append (batches of 100, 4 concurrent callers) and tail, against the Go client on the same server?",
+		Unit:     "records/s",
+		Rows:     []string{"mode=append", "mode=tail"},
+		Series:   series,
+		Limit: &Limit{
+			Package: pkgBench, Match: clientsMatch + "go", Unit: "records/s",
+			Per: "of the Go client's rate", Percent: true,
+		},
+		Notes: []string{
+			"The protocol is clients/BENCH.md: append runs BENCH_SECONDS (5 s) of append_batch calls of 100 records of 100 bytes from 4 concurrent callers; tail reads BENCH_RECORDS (200,000) records of 100 bytes, written just before, from earliest with the client's tail. The goal for every client is at least 50% of the Go client's rate in both modes.",
+			"Every client shares this machine's cores with the server, which runs in the benchmark's process; the Go client runs in that process too, the others in their own.",
+		},
+	}
+}

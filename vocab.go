@@ -1,0 +1,67 @@
+package badbatch
+
+import "time"
+
+// AppendOptions are the conditions of one append (a plain value).
+type AppendOptions struct {
+	// ExpectedLastOffset, when not nil, makes the append conditional: it is
+	// refused with offset_mismatch unless the stream's last offset is
+	// *ExpectedLastOffset when the append is applied (-1: the stream must
+	// be empty, or never written). Nil: no condition.
+	ExpectedLastOffset *int64
+	// IdempotencyKey, when not empty, makes a repeat of the same key on the
+	// same stream within the server's (or store's) dedupe window append
+	// nothing and answer the first append's result with Replayed set.
+	// Empty: no key from the caller. At most MaxIdempotencyKeyLength bytes.
+	IdempotencyKey string
+}
+
+// ExpectLastOffset returns a pointer to n, for AppendOptions:
+//
+//	opts := badbatch.AppendOptions{ExpectedLastOffset: badbatch.ExpectLastOffset(-1)}
+func ExpectLastOffset(n int64) *int64 { return &n }
+
+// MaxIdempotencyKeyLength bounds AppendOptions.IdempotencyKey, in bytes.
+const MaxIdempotencyKeyLength = 256
+
+// AppendResult describes a committed append: its offsets are final. It is
+// the one append result of the store, the server's 201 answer and the
+// client.
+type AppendResult struct {
+	Stream      string `json:"stream"`
+	FirstOffset uint64 `json:"first_offset"`
+	LastOffset  uint64 `json:"last_offset"`
+	Count       int    `json:"count"`
+	FirstSeq    uint64 `json:"first_seq"`
+	LastSeq     uint64 `json:"last_seq"`
+	// Durability names what the acknowledgement means under the store's
+	// sync policy: DurabilityFsynced, DurabilityWritten or DurabilityNoSync.
+	Durability string `json:"durability"`
+	// Replayed is true when an idempotency key matched an earlier append:
+	// the result is that append's, and nothing new was stored.
+	Replayed bool `json:"replayed"`
+}
+
+// Durability values of AppendResult.Durability.
+const (
+	DurabilityFsynced = "fsynced"
+	DurabilityWritten = "written, not yet fsynced"
+	DurabilityNoSync  = "written, never fsynced (test only)"
+)
+
+// StreamInfo describes one stream.
+type StreamInfo struct {
+	Stream string `json:"stream"`
+	// FirstOffset is the first offset still retained.
+	FirstOffset uint64 `json:"first_offset"`
+	// NextOffset is the offset the next append will get (the count of
+	// records ever appended).
+	NextOffset uint64 `json:"next_offset"`
+	// Records is the number of retained records (NextOffset - FirstOffset).
+	Records uint64 `json:"records"`
+	// Bytes is the total size of the keys and values ever appended.
+	Bytes uint64 `json:"bytes"`
+	// LastTimestamp is the timestamp of the last record appended; the zero
+	// time when there is none.
+	LastTimestamp time.Time `json:"last_timestamp,omitzero"`
+}
