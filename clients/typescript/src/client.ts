@@ -240,77 +240,117 @@ export class Client {
 
   /**
    * Tails a stream live from a position (default earliest), over SSE. The
-   * iterator reconnects after any failure (a server restart included) with
-   * `Last-Event-ID` and skips anything it already yielded: no gap, no
+   * iterator connects at its first `next()`; use {@link openTail} to connect
+   * first (so that "latest" means the end at that moment, and a missing
+   * stream fails at once).
+   *
+   * The iterator reconnects after any failure (a server restart included)
+   * with `Last-Event-ID` and skips anything it already yielded: no gap, no
    * duplicate. It ends when the caller breaks out of the loop or calls
    * `return()`, throws the signal's reason when `options.signal` aborts, and
    * throws the error when a retry cannot fix it (not_found, gone, forbidden,
    * unauthorized, ...).
    */
-  tail(stream: string, from: Position = "earliest", options?: TailOptions): AsyncGenerator<StoredRecord, void, undefined> {
+  tail(stream: string, from: Position = "earliest", options?: TailOptions): Tail {
     checkName("stream", stream);
     const query = positionQuery(from); // validates now, not at the first next()
-    return this.tailLoop(stream, query, options?.signal);
+    return new Tail(this.tailLoop(stream, query, options?.signal, undefined), undefined);
   }
 
-  private async *tailLoop(stream: string, startQuery: Record<string, string>, signal: AbortSignal | undefined): AsyncGenerator<StoredRecord, void, undefined> {
-    const opts = this.options;
-    let next: number | undefined; // the next offset to yield, once known
-    let failures = 0;
-    const decoder = new TextDecoder();
-    for (;;) {
-      signal?.throwIfAborted();
-      const ac = new AbortController();
-      const onAbort = () => ac.abort(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let idle = false;
-      const arm = (ms: number) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          idle = true;
-          ac.abort(new TimeoutError(`tail connection silent for ${ms} ms`));
-        }, ms);
-      };
-      let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-      let failure: BadBatchError | undefined;
+  /**
+   * Like {@link tail}, but resolves once the first connection is open (after
+   * retrying transient failures): "latest" is then fixed, and not_found,
+   * forbidden and the like reject here. Close the tail (`break`, `return()`
+   * or the signal) when done with it.
+   */
+  async openTail(stream: string, from: Position = "earliest", options?: TailOptions): Promise<Tail> {
+    checkName("stream", stream);
+    const query = positionQuery(from);
+    const signal = options?.signal;
+    for (let failures = 0; ; failures++) {
       try {
-        const headers: Record<string, string> = { Accept: "text/event-stream" };
-        let query = startQuery;
-        if (next !== undefined) {
-          if (next > 0) {
-            headers["Last-Event-ID"] = String(next - 1);
-            query = {};
-          } else query = { from: "0" };
-        }
-        arm(opts.connectTimeoutMs);
-        const res = await this.fetchFollowing(
-          this.url(`/v1/streams/${stream}/records`, query),
-          { method: "GET", headers: this.headers(headers) },
-          ac.signal,
-        );
-        if (res.status !== 200) {
-          const text = await res.text();
-          throw errorFromAnswer(res, text);
-        }
-        if (next === undefined) {
-          const h = res.headers.get("Stream-Next-Offset");
-          if (h !== null && /^\d+$/.test(h)) next = int(Number(h), "Stream-Next-Offset");
-        }
-        if (!res.body) throw new InternalError("tail: the answer has no body");
-        reader = res.body.getReader();
+        const conn = await this.connectTail(stream, query, undefined, signal);
+        return new Tail(this.tailLoop(stream, query, signal, conn), conn);
+      } catch (e) {
+        const err = this.tailFailure(e, signal);
+        await sleep(this.tailWait(err, failures), signal);
+      }
+    }
+  }
+
+  /** Opens one SSE connection; throws the answer's error when it is not 200. */
+  private async connectTail(stream: string, startQuery: Record<string, string>, next: number | undefined, signal: AbortSignal | undefined): Promise<TailConn> {
+    signal?.throwIfAborted();
+    const conn = new TailConn(signal);
+    try {
+      const headers: Record<string, string> = { Accept: "text/event-stream" };
+      let query = startQuery;
+      if (next !== undefined) {
+        if (next > 0) {
+          headers["Last-Event-ID"] = String(next - 1);
+          query = {};
+        } else query = { from: "0" };
+      }
+      conn.arm(this.options.connectTimeoutMs, "tail connection not answered");
+      const res = await this.fetchFollowing(this.url(`/v1/streams/${stream}/records`, query), { method: "GET", headers: this.headers(headers) }, conn.ac.signal);
+      if (res.status !== 200) throw errorFromAnswer(res, await res.text());
+      if (!res.body) throw new InternalError("tail: the answer has no body");
+      const h = res.headers.get("Stream-Next-Offset");
+      if (h !== null && /^\d+$/.test(h)) conn.start = int(Number(h), "Stream-Next-Offset");
+      conn.reader = res.body.getReader();
+      return conn;
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  /** The error a failed tail connection stands for; rethrows what ends the tail. */
+  private tailFailure(e: unknown, signal: AbortSignal | undefined): BadBatchError {
+    if (signal?.aborted) throw signal.reason;
+    if (e instanceof BadBatchError) {
+      if (isPermanent(e)) throw e;
+      return e;
+    }
+    return new ConnectionError(`tail: ${describeNetworkError(e)}`, { cause: e });
+  }
+
+  /** How long to wait before reconnecting: Retry-After when the server gave one, else backoff. */
+  private tailWait(err: BadBatchError, failures: number): number {
+    const o = this.options;
+    if (err.retryAfterMs !== undefined && err.retryAfterMs <= o.maxRetryAfterMs) return err.retryAfterMs;
+    return backoff(o.retryBackoffMs, o.maxBackoffMs, failures);
+  }
+
+  private async *tailLoop(
+    stream: string,
+    startQuery: Record<string, string>,
+    signal: AbortSignal | undefined,
+    initial: TailConn | undefined,
+  ): AsyncGenerator<StoredRecord, void, undefined> {
+    const idleMs = this.options.tailIdleTimeoutMs;
+    let next: number | undefined = initial?.start; // the next offset to yield, once known
+    let failures = 0;
+    let conn = initial;
+    for (;;) {
+      let failure: BadBatchError;
+      try {
+        if (conn === undefined) conn = await this.connectTail(stream, startQuery, next, signal);
+        if (next === undefined) next = conn.start;
+        const reader = conn.reader!;
+        const decoder = new TextDecoder();
         const parser = new SSEParser();
-        arm(opts.tailIdleTimeoutMs);
+        conn.arm(idleMs, `tail connection silent for ${idleMs} ms`);
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
           failures = 0;
           const events = parser.push(decoder.decode(value, { stream: true }));
           if (events.length === 0) {
-            arm(opts.tailIdleTimeoutMs);
+            conn.arm(idleMs, `tail connection silent for ${idleMs} ms`);
             continue;
           }
-          clearTimeout(timer); // a slow consumer is not an idle connection
+          conn.disarm(); // a slow consumer is not an idle connection
           for (const ev of events) {
             if (ev.event === "error") {
               let data: unknown;
@@ -334,33 +374,18 @@ export class Client {
             yield rec;
             signal?.throwIfAborted();
           }
-          arm(opts.tailIdleTimeoutMs);
+          conn.arm(idleMs, `tail connection silent for ${idleMs} ms`);
         }
         // The server ended the stream (a shutdown): reconnect.
         failure = new ConnectionError("tail: the server ended the stream");
       } catch (e) {
-        if (signal?.aborted) throw signal.reason;
-        if (e instanceof BadBatchError) {
-          if (isPermanent(e)) throw e;
-          failure = e;
-        } else if (idle) {
-          failure = new TimeoutError("tail: connection idle", { cause: e });
-        } else {
-          failure = new ConnectionError(`tail: ${(e as Error)?.message ?? String(e)}`, { cause: e });
-        }
+        failure = this.tailFailure(conn?.timeout ?? e, signal);
       } finally {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        ac.abort();
-        reader?.cancel().catch(() => {});
+        conn?.close();
+        conn = undefined;
       }
-      // Back off before reconnecting; Retry-After when the server gave one.
-      const wait =
-        failure?.retryAfterMs !== undefined && failure.retryAfterMs <= opts.maxRetryAfterMs
-          ? failure.retryAfterMs
-          : backoff(opts.retryBackoffMs, opts.maxBackoffMs, failures);
+      await sleep(this.tailWait(failure, failures), signal);
       failures++;
-      await sleep(wait, signal);
     }
   }
 
@@ -493,6 +518,82 @@ export class Client {
       clearTimeout(deadlineTimer);
       callSignal?.removeEventListener("abort", onCallAbort);
     }
+  }
+}
+
+/** One SSE connection of a tail. */
+class TailConn {
+  readonly ac = new AbortController();
+  reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Stream-Next-Offset of the answer: where this connection starts. */
+  start: number | undefined;
+  /** Set when a timer cut the connection. */
+  timeout: TimeoutError | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly signal: AbortSignal | undefined;
+  private readonly onAbort: () => void;
+
+  constructor(signal: AbortSignal | undefined) {
+    this.signal = signal;
+    this.onAbort = () => this.ac.abort(signal!.reason);
+    signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  arm(ms: number, why: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timeout = new TimeoutError(why);
+      this.ac.abort(this.timeout);
+    }, ms);
+  }
+
+  disarm(): void {
+    clearTimeout(this.timer);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.signal?.removeEventListener("abort", this.onAbort);
+    this.reader?.cancel().catch(() => {});
+    this.ac.abort();
+  }
+}
+
+/**
+ * A live tail: an async iterator of records (`for await (const r of tail)`).
+ * `return()` (or `break`) closes it.
+ */
+export class Tail implements AsyncIterableIterator<StoredRecord> {
+  private readonly gen: AsyncGenerator<StoredRecord, void, undefined>;
+  private initial: TailConn | undefined;
+
+  /** @internal */
+  constructor(gen: AsyncGenerator<StoredRecord, void, undefined>, initial: TailConn | undefined) {
+    this.gen = gen;
+    this.initial = initial;
+  }
+
+  next(): Promise<IteratorResult<StoredRecord, undefined>> {
+    this.initial = undefined; // the generator owns it now
+    return this.gen.next() as Promise<IteratorResult<StoredRecord, undefined>>;
+  }
+
+  /** Closes the tail. */
+  async return(): Promise<IteratorResult<StoredRecord, undefined>> {
+    // A generator that never started does not run its finally: close the first connection here.
+    this.initial?.close();
+    this.initial = undefined;
+    await this.gen.return(undefined);
+    return { done: true, value: undefined };
+  }
+
+  /** Closes the tail. */
+  close(): Promise<void> {
+    return this.return().then(() => undefined);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
 }
 

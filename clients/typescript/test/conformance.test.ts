@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-import { BadBatchError, Client, OffsetMismatchError, decodeBase64 } from "../src/index.js";
+import { BadBatchError, Client, OffsetMismatchError, Tail, decodeBase64 } from "../src/index.js";
 import type { AppendRecord, ClientOptions, Position, StoredRecord } from "../src/index.js";
 import { ServerProc, repoRoot } from "./server.js";
 
@@ -56,7 +56,7 @@ function clientOptions(o: Obj | undefined): ClientOptions {
 class Run {
   readonly runId = randomBytes(4).toString("hex");
   readonly saved = new Map<string, unknown>();
-  readonly tails = new Map<string, { iter: AsyncGenerator<StoredRecord>; ac: AbortController }>();
+  readonly tails = new Map<string, { iter: Tail; ac: AbortController }>();
   private readonly clients = new Map<string, Client>();
 
   constructor(readonly c: Obj, readonly srv: ServerProc, readonly profile: string) {}
@@ -298,12 +298,16 @@ async function perform(run: Run, step: Obj): Promise<Outcome> {
       const name = step.tail as string;
       if (run.tails.has(name)) throw new Error(`tail ${name} is already open`);
       const ac = new AbortController();
-      const iter = cl().tail(run.stream(step.stream, step), position(run.resolve(step.from)), { signal: ac.signal });
+      // openTail: the tail is connected (its position fixed) when the step ends.
+      const iter = await withTimeout(
+        cl().openTail(run.stream(step.stream, step), position(run.resolve(step.from)), { signal: ac.signal }),
+        (step.timeout_ms as number | undefined) ?? 10_000,
+        "tail_open",
+      ).catch((e) => {
+        ac.abort();
+        throw e;
+      });
       run.tails.set(name, { iter, ac });
-      if (step.expect && (step.expect as Obj).error !== undefined) {
-        // The error of a tail shows at its first record.
-        await withTimeout(iter.next(), (step.timeout_ms as number | undefined) ?? 10_000, "tail_open");
-      }
       return {};
     }
     case "tail_next": {
@@ -333,7 +337,7 @@ async function perform(run: Run, step: Obj): Promise<Outcome> {
       const t = run.tails.get(step.tail as string);
       if (!t) throw new Error(`no tail ${String(step.tail)}`);
       t.ac.abort();
-      await t.iter.return(undefined).catch(() => {});
+      await t.iter.return().catch(() => {});
       run.tails.delete(step.tail as string);
       return {};
     }
@@ -391,7 +395,7 @@ async function runCase(c: Obj): Promise<void> {
   } finally {
     for (const t of run.tails.values()) {
       t.ac.abort();
-      await t.iter.return(undefined).catch(() => {});
+      await t.iter.return().catch(() => {});
     }
   }
 }
