@@ -13,6 +13,7 @@ import {
   InvalidOptionsError,
   InvalidStreamError,
   NoLeaderError,
+  NotLeaderError,
   NotFoundError,
   OffsetMismatchError,
   RateLimitedError,
@@ -291,6 +292,21 @@ describe("redirects", () => {
       await leader.close();
       await follower.close();
     }
+  });
+
+  test("a browser's opaque redirect is a NotLeaderError (fetch option, as a browser answers redirect: manual)", async () => {
+    const seen: RequestInit[] = [];
+    const browserLike = (async (_url: string, init: RequestInit) => {
+      seen.push(init);
+      return { type: "opaqueredirect", status: 0, headers: new Headers(), body: null, text: async () => "" } as unknown as Response;
+    }) as typeof fetch;
+    const c = new Client("http://127.0.0.1:1", { fetch: browserLike, token: "tok-0123456789abcdef" });
+    await assert.rejects(c.append("s", { value: 1 }), (e: unknown) => e instanceof NotLeaderError && e.kind === "not_leader" && e.status === 307);
+    assert.equal(seen.length, 1, "not retried");
+    assert.equal(seen[0]!.redirect, "manual");
+    const h = seen[0]!.headers as Record<string, string>;
+    assert.equal(h.Authorization, "Bearer tok-0123456789abcdef");
+    assert.match(h["User-Agent"]!, /^badbatch-typescript-client\//);
   });
 
   test("a redirect without Leader-Id to another origin drops the token", async () => {
