@@ -36,6 +36,6 @@ trap 'rm -rf "$bin_dir"' EXIT
 (cd "$root" && go build -o "$bin_dir/badbatch" ./cmd/badbatch)
 export BADBATCH_BIN="$bin_dir/badbatch"
 
-echo "== tests: unit, conformance, browser"
+echo "== tests: unit, conformance, cluster redirects, browser"
 node --test --test-concurrency=1 --test-reporter=spec \
-  build-test/test/unit.test.js build-test/test/conformance.test.js build-test/test/browser.test.js
+  build-test/test/unit.test.js build-test/test/conformance.test.js build-test/test/cluster.test.js build-test/test/browser.test.js
