@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/badbatch/badbatch/storage"
@@ -62,6 +63,26 @@ type Options struct {
 	// default (?consistency=any reads the local state), and the
 	// /v1/cluster routes are live. nil: standalone.
 	Cluster Cluster
+	// CORSOrigins, when not empty, answers cross-origin requests from these
+	// origins ("https://app.example.com"; "*" for any): preflights allow the
+	// API's methods and request headers (CORSAllowHeaders) and every answer
+	// exposes the headers clients read (CORSExposeHeaders). Empty: no CORS
+	// headers at all, so browsers refuse cross-origin pages (the default).
+	CORSOrigins []string
+}
+
+// CORSAllowHeaders are the request headers a cross-origin page may send
+// (Access-Control-Allow-Headers of a preflight) when CORSOrigins is set.
+var CORSAllowHeaders = []string{
+	"Authorization", "Content-Type", "Accept", "Idempotency-Key", "Expected-Last-Offset",
+	"Last-Event-ID", "Record-Key", "If-None-Match",
+}
+
+// CORSExposeHeaders are the answer headers a cross-origin page may read
+// (Access-Control-Expose-Headers) when CORSOrigins is set.
+var CORSExposeHeaders = []string{
+	"Stream-Next-Offset", "Durability", "Idempotent-Replayed", "Retry-After", "Leader-Id",
+	"Location", "ETag", "Applied-Index", "X-Request-Id", "WWW-Authenticate",
 }
 
 // DefaultOptions returns the defaults: 127.0.0.1:8080, 32 MiB per request,
@@ -98,6 +119,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: RateLimit %v", ErrInvalidOptions, o.RateLimit)
 	case o.HeartbeatInterval <= 0 || o.TailBatch <= 0 || o.MaxWait <= 0:
 		return fmt.Errorf("%w: HeartbeatInterval, TailBatch and MaxWait must be positive", ErrInvalidOptions)
+	}
+	for _, origin := range o.CORSOrigins {
+		if origin == "" || strings.ContainsAny(origin, " \t,") {
+			return fmt.Errorf("%w: CORS origin %q", ErrInvalidOptions, origin)
+		}
 	}
 	return nil
 }

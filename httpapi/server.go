@@ -235,6 +235,7 @@ func (s *Server) routes() *echo.Echo {
 		}),
 		middleware.RequestID(),
 		s.accessLog,
+		s.cors(),
 		middleware.GzipWithConfig(middleware.GzipConfig{
 			Level:     5,
 			MinLength: 1024,
@@ -262,6 +263,21 @@ func (s *Server) routes() *echo.Echo {
 	v1.POST("/cluster/nodes", s.handleAddNode)
 	v1.DELETE("/cluster/nodes/:id", s.handleRemoveNode)
 	return e
+}
+
+// cors answers cross-origin requests from Options.CORSOrigins, before auth
+// and rate limiting (a preflight carries no token). Off: a pass-through.
+func (s *Server) cors() echo.MiddlewareFunc {
+	if len(s.opts.CORSOrigins) == 0 {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	return middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins:  s.opts.CORSOrigins,
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete},
+		AllowHeaders:  CORSAllowHeaders,
+		ExposeHeaders: CORSExposeHeaders,
+		MaxAge:        600,
+	})
 }
 
 // composeOnce is the middleware chain mw (first = outermost), built once.

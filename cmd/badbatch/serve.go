@@ -71,6 +71,7 @@ type serveFlags struct {
 	shutdownTimeout   time.Duration
 	logLevel          string
 	logFormat         string
+	corsOrigins       string
 	// Cluster mode.
 	nodeID            uint64
 	clusterAddr       string
@@ -123,6 +124,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.corsOrigins, "cors-origins", "", "answer cross-origin browser requests from these origins, `ORIGIN,...` (\"*\": any); empty: no CORS")
 	fs.Uint64Var(&f.nodeID, "node-id", 0, "cluster mode: this node's id (never reused)")
 	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "cluster mode: host:port of this node's cluster port")
 	fs.StringVar(&f.peers, "peers", "", "cluster mode: the initial members, `ID=HOST:PORT,...` (this node included); bootstraps a new cluster")
@@ -167,6 +169,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	opts.RateLimit, opts.RateBurst = f.rateLimit, f.rateBurst
 	opts.Logger = logger
 	opts.Metrics = httpapi.NewMetrics()
+	opts.CORSOrigins = parseOrigins(f.corsOrigins)
 	if f.tokensFile != "" {
 		if opts.Tokens, err = httpapi.LoadTokens(f.tokensFile); err != nil {
 			return err
@@ -239,4 +242,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 		logger.Info("stopped cleanly")
 	}
 	return errors.Join(serveErr, shutdownErr, closeErr)
+}
+
+// parseOrigins splits --cors-origins: comma-separated, blanks dropped.
+func parseOrigins(v string) []string {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, strings.TrimSuffix(o, "/"))
+		}
+	}
+	return out
 }

@@ -50,3 +50,15 @@ func TestServeHiddenClusterFlags(t *testing.T) {
 	assert.NotContains(t, out, "--snapshot-entries")
 	assert.NotContains(t, out, "--cluster-listen-addr")
 }
+
+// TestServeCORSOriginsFlag: --cors-origins is off by default and splits on
+// commas, dropping blanks and a trailing slash.
+func TestServeCORSOriginsFlag(t *testing.T) {
+	var f serveFlags
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	f.register(fs)
+	require.NoError(t, fs.Parse(nil))
+	assert.Nil(t, parseOrigins(f.corsOrigins))
+	require.NoError(t, fs.Parse([]string{"--cors-origins", "http://a.example:3000, https://b.example/,,*"}))
+	assert.Equal(t, []string{"http://a.example:3000", "https://b.example", "*"}, parseOrigins(f.corsOrigins))
+}
