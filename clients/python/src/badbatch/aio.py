@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Generator, Sequence, TypeVar
 
 from . import _wire as w
 from ._async_transport import AsyncStream, AsyncTransport
@@ -130,7 +130,13 @@ class AsyncClient:
         return await self._call(self._b.cursor(stream, name), w.decode_cursor, timeout)
 
     def tail(self, stream: str, from_: Position = "earliest") -> "AsyncTail":
-        """Follow ``stream`` live: an async iterator (see :meth:`badbatch.Client.tail`)."""
+        """Follow ``stream`` live: an async iterator (see :meth:`badbatch.Client.tail`).
+
+        ``async for rec in client.tail(s)`` connects on the first record;
+        ``t = await client.tail(s)`` connects at once, like the sync client: then
+        ``"latest"`` means the end of the stream now, and a permanent error is
+        raised by the ``await``.
+        """
         return AsyncTail(self, stream, from_)
 
 
@@ -166,6 +172,20 @@ class AsyncTail(AsyncIterator[StoredRecord]):
         s, self._stream = self._stream, None
         if s is not None:
             s.close()
+
+    def __await__(self) -> Generator[Any, None, "AsyncTail"]:
+        return self.open().__await__()
+
+    async def open(self) -> "AsyncTail":
+        """Connect now (see :meth:`AsyncClient.tail`); returns this tail."""
+        if self._stream is None and not self._closed:
+            try:
+                self._stream = await self._connect()
+            except BadBatchError as err:
+                if w.tail_retry_delay(err, self._state, self._c.options) is None:
+                    self._closed = True
+                    raise
+        return self
 
     async def _connect(self) -> AsyncStream:
         c = self._c

@@ -158,8 +158,15 @@ class Client:
         server restart included) with ``Last-Event-ID``, so there is no gap and
         no duplicate. It ends only when closed, or by raising an error that a
         retry cannot fix (not_found, gone, forbidden, unauthorized, ...).
+
+        It connects before it returns, so ``"latest"`` means the end of the
+        stream now, and a permanent error (e.g. :class:`NotFoundError`) is
+        raised here; a transient failure is left to the iteration, which
+        retries it.
         """
-        return Tail(self, stream, from_)
+        t = Tail(self, stream, from_)
+        t._open()
+        return t
 
 
 class Tail(Iterator[StoredRecord]):
@@ -196,6 +203,14 @@ class Tail(Iterator[StoredRecord]):
             s, self._stream = self._stream, None
         if s is not None:
             s.close()
+
+    def _open(self) -> None:
+        try:
+            self._stream = self._connect()
+        except BadBatchError as err:
+            if w.tail_retry_delay(err, self._state, self._c.options) is None:
+                self._closed = True
+                raise
 
     def _connect(self) -> SyncStream:
         c = self._c
