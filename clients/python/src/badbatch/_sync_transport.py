@@ -140,31 +140,42 @@ class SyncTransport:
 
     def open_stream(self, url: str, headers: dict[str, str], connect_timeout: float,
                     idle_timeout: float) -> "SyncStream":
-        """Open a streaming GET (a tail): a fresh connection of its own, never pooled."""
+        """A streaming GET (a tail) on a fresh connection of its own, never pooled; call start()."""
         key, path = split_url(url)
-        conn = self._new(key)
-        self._connect(conn, connect_timeout)
-        try:
-            conn.request("GET", path, headers=headers)
-            conn.sock.settimeout(idle_timeout)
-            resp = conn.getresponse()
-        except (socket.timeout, TimeoutError) as e:
-            conn.close()
-            raise RequestTimeoutError(f"GET {path}: no answer within {idle_timeout:.3g} s") from e
-        except (http.client.HTTPException, OSError) as e:
-            conn.close()
-            raise connection_failed(f"GET {path}: {type(e).__name__}: {e}", sent=True) from e
-        return SyncStream(conn, resp)
+        return SyncStream(self, self._new(key), path, headers, connect_timeout, idle_timeout)
 
 
 class SyncStream:
-    """An open streaming answer; close() may be called from another thread."""
+    """A streaming answer; close() may be called from another thread, at any time."""
 
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+    def __init__(self, transport: SyncTransport, conn: http.client.HTTPConnection, path: str,
+                 headers: dict[str, str], connect_timeout: float, idle_timeout: float) -> None:
+        self._t = transport
         self.conn = conn
-        self.resp = resp
-        self.status = resp.status
-        self.headers = {k.lower(): v for k, v in resp.getheaders()}
+        self._path, self._headers = path, headers
+        self._connect_timeout, self._idle_timeout = connect_timeout, idle_timeout
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.closed = False
+
+    def start(self) -> None:
+        """Connect, send the request and read the answer's head."""
+        conn = self.conn
+        self._t._connect(conn, self._connect_timeout)
+        try:
+            if self.closed:
+                raise OSError("closed")
+            conn.request("GET", self._path, headers=self._headers)
+            conn.sock.settimeout(self._idle_timeout)
+            self.resp = conn.getresponse()
+        except (socket.timeout, TimeoutError) as e:
+            conn.close()
+            raise RequestTimeoutError(f"GET {self._path}: no answer within {self._idle_timeout:.3g} s") from e
+        except (http.client.HTTPException, OSError, AttributeError) as e:
+            conn.close()
+            raise connection_failed(f"GET {self._path}: {type(e).__name__}: {e}", sent=True) from e
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
 
     def read_all(self) -> bytes:
         try:
@@ -182,6 +193,7 @@ class SyncStream:
             raise connection_failed(f"tail connection broke: {type(e).__name__}: {e}", sent=True) from e
 
     def close(self) -> None:
+        self.closed = True
         sock: Any = self.conn.sock
         if sock is not None:
             try:

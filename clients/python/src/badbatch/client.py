@@ -206,8 +206,9 @@ class Tail(Iterator[StoredRecord]):
 
     def _open(self) -> None:
         try:
-            self._stream = self._connect()
+            self._connect()
         except BadBatchError as err:
+            self._drop()
             if w.tail_retry_delay(err, self._state, self._c.options) is None:
                 self._closed = True
                 raise
@@ -218,6 +219,11 @@ class Tail(Iterator[StoredRecord]):
         url, headers = c._b.url(req), c._b.headers(req)
         for _ in range(w.MAX_REDIRECTS + 1):
             s = c._t.open_stream(url, headers, c.options.connect_timeout, c.options.tail_idle_timeout)
+            with self._lock:
+                if self._closed:
+                    raise StopIteration
+                self._stream = s  # so that close() can abort the connect
+            s.start()
             if s.status in (307, 308):
                 body = s.read_all()
                 s.close()
@@ -247,11 +253,6 @@ class Tail(Iterator[StoredRecord]):
                 s = self._stream
                 if s is None:
                     s = self._connect()
-                    with self._lock:
-                        if self._closed:
-                            s.close()
-                            raise StopIteration
-                        self._stream = s
                 chunk = s.read_chunk()
                 if not chunk:
                     raise w.connection_ended()
