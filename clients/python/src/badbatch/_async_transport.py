@@ -179,7 +179,8 @@ class AsyncTransport:
                     data, keep = await _read_body(conn.reader, method, status, hdrs)
                     return status, hdrs, data, keep
 
-                status, hdrs, data, keep = await asyncio.wait_for(exchange(), max(deadline - time.monotonic(), 0.001))
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                    status, hdrs, data, keep = await exchange()
             except asyncio.TimeoutError as e:
                 conn.close()
                 raise RequestTimeoutError(f"{method} {path}: no answer within {timeout:.3g} s") from e
@@ -271,7 +272,8 @@ class AsyncStream:
 
     async def read_chunk(self) -> bytes:
         try:
-            return await asyncio.wait_for(self._next(), self._idle)
+            async with asyncio.timeout(self._idle):  # no task per read, unlike wait_for
+                return await self._next()
         except asyncio.TimeoutError as e:
             raise RequestTimeoutError("tail connection idle: reconnecting") from e
         except (OSError, asyncio.IncompleteReadError, ValueError) as e:
