@@ -58,7 +58,7 @@ class Record:
         return cls(text.encode("utf-8"), key=key, headers=dict(headers or {}), timestamp=timestamp, is_json=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StoredRecord:
     """A record as read back: the record plus its stream, offset, seq and timestamp.
 
