@@ -105,14 +105,17 @@ class Servers:
         self._binary: str | None = None
         self.running: dict[str, Server] = {}
 
+    def binary(self) -> str:
+        if self._binary is None:
+            self._binary = build_server()
+        return self._binary
+
     def get(self, profile: str) -> Server:
         if profile not in self.running:
             if profile not in self.profiles:
                 raise KeyError(f"unknown profile {profile!r} (servers.json)")
-            if self._binary is None:
-                self._binary = build_server()
             spec = self.profiles[profile]
-            self.running[profile] = Server(self._binary, profile, spec.get("args", []), bool(spec.get("tokens")))
+            self.running[profile] = Server(self.binary(), profile, spec.get("args", []), bool(spec.get("tokens")))
         return self.running[profile]
 
     def close(self) -> None:
@@ -136,3 +139,11 @@ def server_url(servers: Servers) -> str:
 @pytest.fixture(scope="session")
 def admin_token() -> str:
     return str(json.loads((CONF / "tokens.json").read_text())["admin"])
+
+
+@pytest.fixture(scope="session")
+def plain_server(servers: Servers) -> Iterator[Server]:
+    """A server without tokens (for the documentation's examples)."""
+    s = Server(servers.binary(), "plain", [], False)
+    yield s
+    s.close()
