@@ -169,14 +169,15 @@ class AsyncTransport:
             if conn is None:
                 conn = await self._new(key, min(self._connect_timeout, max(deadline - time.monotonic(), 0.001)))
             got_answer = False
+            c: _Conn = conn
             try:
                 async def exchange() -> tuple[int, dict[str, str], bytes, bool]:
                     nonlocal got_answer
-                    conn.writer.write(head + body if body else head)
-                    await conn.writer.drain()
-                    status, hdrs = await _read_head(conn.reader)
+                    c.writer.write(head + body if body else head)
+                    await c.writer.drain()
+                    status, hdrs = await _read_head(c.reader)
                     got_answer = True
-                    data, keep = await _read_body(conn.reader, method, status, hdrs)
+                    data, keep = await _read_body(c.reader, method, status, hdrs)
                     return status, hdrs, data, keep
 
                 async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):

@@ -105,6 +105,7 @@ class SyncTransport:
             except OSError as e:
                 conn.close()
                 raise connection_failed(f"cannot connect to {conn.host}:{conn.port}: {e}", sent=False) from e
+        assert conn.sock is not None
         conn.sock.settimeout(timeout)
 
     def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float) -> Answer:

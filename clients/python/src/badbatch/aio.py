@@ -231,9 +231,9 @@ class AsyncTail(AsyncIterator[StoredRecord]):
                     raise w.connection_ended()
                 recs: list[StoredRecord] = []
                 for _id, event, data in self._parser.feed(chunk):
-                    rec = self._state.event(event, data)
-                    if rec is not None:
-                        recs.append(rec)
+                    got = self._state.event(event, data)
+                    if got is not None:
+                        recs.append(got)
                 self._pending, self._idx = recs, 0
             except BadBatchError as err:
                 s, self._stream = self._stream, None

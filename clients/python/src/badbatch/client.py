@@ -258,9 +258,9 @@ class Tail(Iterator[StoredRecord]):
                     raise w.connection_ended()
                 recs: list[StoredRecord] = []
                 for _id, event, data in self._parser.feed(chunk):
-                    rec = self._state.event(event, data)
-                    if rec is not None:
-                        recs.append(rec)
+                    got = self._state.event(event, data)
+                    if got is not None:
+                        recs.append(got)
                 self._pending, self._idx = recs, 0
             except BadBatchError as err:
                 self._drop()

@@ -218,9 +218,7 @@ class RequestTimeoutError(BadBatchError):
     kind = "timeout"
 
 
-ERROR_KINDS: dict[str, type[BadBatchError]] = {
-    cls.kind: cls
-    for cls in (
+_ALL: tuple[type[BadBatchError], ...] = (
         BadRequestError,
         InvalidStreamError,
         UnauthorizedError,
@@ -241,8 +239,8 @@ ERROR_KINDS: dict[str, type[BadBatchError]] = {
         InvalidOptionsError,
         ConnectionFailedError,
         RequestTimeoutError,
-    )
-}
+)
+ERROR_KINDS: dict[str, type[BadBatchError]] = {cls.kind: cls for cls in _ALL}
 
 # The kind to assume from the status when an answer carries no known code.
 _STATUS_KINDS: dict[int, str] = {
