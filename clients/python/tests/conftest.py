@@ -19,7 +19,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]  # the repository
-CONF = ROOT / "clients" / "conformance"
+# BADBATCH_CONFORMANCE_DIR: another copy of clients/conformance (e.g. a branch's cases).
+CONF = Path(os.environ.get("BADBATCH_CONFORMANCE_DIR") or ROOT / "clients" / "conformance").resolve()
 sys.path.insert(0, str(HERE.parent / "src"))
 
 
@@ -110,13 +111,15 @@ class Servers:
             self._binary = build_server()
         return self._binary
 
-    def get(self, profile: str) -> Server:
-        if profile not in self.running:
+    def get(self, profile: str, flavour: str = "sync") -> Server:
+        """The server of a profile (one per flavour: the sync and the async runs never share one)."""
+        key = f"{profile}-{flavour}"
+        if key not in self.running:
             if profile not in self.profiles:
                 raise KeyError(f"unknown profile {profile!r} (servers.json)")
             spec = self.profiles[profile]
-            self.running[profile] = Server(self.binary(), profile, spec.get("args", []), bool(spec.get("tokens")))
-        return self.running[profile]
+            self.running[key] = Server(self.binary(), key, spec.get("args", []), bool(spec.get("tokens")))
+        return self.running[key]
 
     def close(self) -> None:
         for s in self.running.values():

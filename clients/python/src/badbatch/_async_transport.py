@@ -174,8 +174,19 @@ class AsyncTransport:
                 async def exchange() -> tuple[int, dict[str, str], bytes, bool]:
                     nonlocal got_answer
                     c.writer.write(head + body if body else head)
-                    await c.writer.drain()
-                    status, hdrs = await _read_head(c.reader)
+                    try:
+                        await c.writer.drain()
+                    except (BrokenPipeError, ConnectionResetError) as e:
+                        # The server may have answered early and closed (e.g. 413
+                        # for a body over its limit): read that answer if it is there.
+                        if reused:
+                            raise
+                        try:
+                            status, hdrs = await _read_head(c.reader)
+                        except Exception:
+                            raise e from None
+                    else:
+                        status, hdrs = await _read_head(c.reader)
                     got_answer = True
                     data, keep = await _read_body(c.reader, method, status, hdrs)
                     return status, hdrs, data, keep

@@ -116,7 +116,14 @@ class SyncTransport:
             self._connect(conn, timeout)
             got_answer = False
             try:
-                conn.request(method, path, body=body, headers=headers)
+                try:
+                    conn.request(method, path, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server may have answered early and closed (e.g. 413 for
+                    # a body over its limit): read that answer, if it is there.
+                    if reused:
+                        raise
+                    conn.sock.settimeout(min(timeout, 2.0))
                 resp = conn.getresponse()
                 got_answer = True
                 data = resp.read()
