@@ -24,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     sse: list[bytes] | None = None  # raw SSE chunks, then the connection closes
     delay: float = 0.0
+    hold: float = 0.0  # after the SSE chunks, keep the connection open (silent) this long
 
 
 class FakeServer:
@@ -62,6 +63,10 @@ class FakeServer:
                     for chunk in r.sse:
                         self.wfile.write(chunk)
                         self.wfile.flush()
+                    if r.hold:
+                        import time
+
+                        time.sleep(r.hold)
                     self.close_connection = True
                     return
                 data = r.body if isinstance(r.body, bytes) else json.dumps(r.body).encode() if r.body is not None else b""

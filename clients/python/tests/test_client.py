@@ -310,11 +310,13 @@ def test_tail_permanent_errors_end_it(fake: FakeServer, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_tail_idle_timeout_reconnects(fake: FakeServer, mode: str) -> None:
-    def silent(seen: Any) -> Reply:
-        return Reply(200, sse=[sse_record(0)], delay=0)
-    fake.add(Reply(200, sse=[sse_record(0)]), Reply(200, sse=[sse_record(1)]))
-    # The first connection sends one record and closes; the reconnect resumes at 1.
-    assert [r.offset for r in _tail_take(mode, fake.url, 2, tail_idle_timeout=0.5)] == [0, 1]
+    # The first connection sends one record, then goes silent (no keep-alive)
+    # for longer than tail_idle_timeout: the tail reopens and resumes at 1.
+    fake.add(Reply(200, sse=[sse_record(0)], hold=3.0), Reply(200, sse=[sse_record(1)]))
+    t = time.monotonic()
+    assert [r.offset for r in _tail_take(mode, fake.url, 2, tail_idle_timeout=0.4)] == [0, 1]
+    assert time.monotonic() - t < 2.5
+    assert fake.seen[1].headers["last-event-id"] == "0"
 
 
 def test_sync_tail_close_from_another_thread(fake: FakeServer) -> None:

@@ -30,9 +30,7 @@ def split_url(url: str) -> tuple[_Key, str]:
 
 
 def connection_failed(msg: str, *, sent: bool) -> ConnectionFailedError:
-    e = ConnectionFailedError(msg)
-    e.sent = sent  # type: ignore[attr-defined]
-    return e
+    return ConnectionFailedError(msg, sent=sent)
 
 
 class _Conn(http.client.HTTPConnection):

@@ -59,7 +59,7 @@ def retry_delay(err: BadBatchError, attempt: int, opts: ClientOptions, req: Requ
         return None
     status = err.status
     if isinstance(err, ConnectionFailedError):
-        if not (req.idempotent or not getattr(err, "sent", True)):
+        if not (req.idempotent or not err.sent):
             return None
     elif isinstance(err, RequestTimeoutError):
         if not req.idempotent:
@@ -542,6 +542,4 @@ def tail_retry_delay(err: BadBatchError, state: TailState, opts: ClientOptions) 
 
 
 def connection_ended() -> BadBatchError:
-    e = ConnectionFailedError("tail connection ended: reconnecting")
-    e.sent = True  # type: ignore[attr-defined]
-    return e
+    return ConnectionFailedError("tail connection ended: reconnecting", sent=True)

@@ -211,6 +211,11 @@ class ConnectionFailedError(BadBatchError):
 
     kind = "connection"
 
+    def __init__(self, message: str, *, sent: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.sent: bool = sent
+        """False when the request surely never reached the server (e.g. connection refused)."""
+
 
 class RequestTimeoutError(BadBatchError):
     """``timeout``: a per-attempt or per-call deadline passed."""
