@@ -43,29 +43,35 @@ def build_server() -> str:
 class Server:
     """One `badbatch serve` on a fresh data directory and a fixed port (kept across restarts)."""
 
-    def __init__(self, binary: str, name: str, args: list[str], tokens: bool) -> None:
+    def __init__(self, binary: str, name: str, args: list[str], tokens: bool, port: int | None = None,
+                 wait: bool = True) -> None:
         self.binary, self.name = binary, name
         self.args = list(args)
         if tokens:
             self.args += ["--tokens-file", str(CONF / "tokens.txt")]
         self.dir = Path(tempfile.mkdtemp(prefix=f"badbatch-py-{name}-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(self.dir / "server.log", "ab")
-        self.start()
+        self.start(wait)
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         cmd = [self.binary, "serve", "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir / "data"),
                "--shutdown-timeout", "5s", *self.args]
         for attempt in range(50):
             self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-            if self._wait_ready(20.0):
+            if not wait or self._wait_ready(20.0):
                 return
             if self.proc.poll() is None:
                 break
             time.sleep(0.1)  # e.g. the port not yet free after a restart
         raise RuntimeError(f"server {self.name} not ready: {(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def _wait_ready(self, secs: float) -> bool:
         end = time.monotonic() + secs
