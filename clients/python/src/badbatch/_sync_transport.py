@@ -119,7 +119,7 @@ class SyncTransport:
                 except (BrokenPipeError, ConnectionResetError):
                     # The server may have answered early and closed (e.g. 413 for
                     # a body over its limit): read that answer, if it is there.
-                    if reused:
+                    if reused or conn.sock is None:
                         raise
                     conn.sock.settimeout(min(timeout, 2.0))
                 resp = conn.getresponse()
