@@ -110,6 +110,41 @@ async def _read_body(reader: asyncio.StreamReader, method: str, status: int,
     return await reader.read(), False
 
 
+# A body above this is drained while watching for an early answer.
+LARGE_BODY = 64 << 10
+
+
+async def _drain_watching(c: _Conn) -> tuple[int, dict[str, str], bool]:
+    """Drain a large request while reading the answer's head: a server that answers before it
+    took the whole body (413 for a body over its limit) and then closes would otherwise fail
+    the drain with a reset, and the reader would lose the answer. Returns the head and
+    whether it came early (the connection is then not reusable)."""
+    drain = asyncio.ensure_future(c.writer.drain())
+    head = asyncio.ensure_future(_read_head(c.reader))
+    try:
+        done, _ = await asyncio.wait({drain, head}, return_when=asyncio.FIRST_COMPLETED)
+        if head in done:
+            status, hdrs = head.result()
+            return status, hdrs, not drain.done()
+        try:
+            drain.result()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            try:
+                status, hdrs = await head
+            except Exception:
+                raise e from None
+            return status, hdrs, True
+        status, hdrs = await head
+        return status, hdrs, False
+    finally:
+        for t in (drain, head):
+            if not t.done():
+                t.cancel()
+        for t in (drain, head):
+            if t.done() and not t.cancelled():
+                t.exception()  # retrieved: no "never retrieved" warning
+
+
 class AsyncTransport:
     """A pool of keep-alive connections; for the tasks of one event loop."""
 
@@ -174,22 +209,15 @@ class AsyncTransport:
                 async def exchange() -> tuple[int, dict[str, str], bytes, bool]:
                     nonlocal got_answer
                     c.writer.write(head + body if body else head)
-                    try:
-                        await c.writer.drain()
-                    except (BrokenPipeError, ConnectionResetError) as e:
-                        # The server may have answered early and closed (e.g. 413
-                        # for a body over its limit): read that answer if it is there.
-                        if reused:
-                            raise
-                        try:
-                            status, hdrs = await _read_head(c.reader)
-                        except Exception:
-                            raise e from None
+                    early = False
+                    if body is not None and len(body) > LARGE_BODY:
+                        status, hdrs, early = await _drain_watching(c)
                     else:
+                        await c.writer.drain()
                         status, hdrs = await _read_head(c.reader)
                     got_answer = True
                     data, keep = await _read_body(c.reader, method, status, hdrs)
-                    return status, hdrs, data, keep
+                    return status, hdrs, data, keep and not early
 
                 async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
                     status, hdrs, data, keep = await exchange()

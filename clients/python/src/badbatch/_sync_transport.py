@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -45,6 +46,35 @@ class _TLSConn(http.client.HTTPSConnection):
     def connect(self) -> None:
         super().connect()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# A body above this is sent piece by piece while watching for an early answer.
+LARGE_BODY = 64 << 10
+
+
+def _send_watching(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
+                   body: bytes, timeout: float) -> bool:
+    """Send a large request, stopping if the server answers before it took the whole body
+    (for example 413 for a body over its limit, after which it closes the connection: a
+    client that kept writing would meet a reset and lose the answer). Returns whether it
+    stopped early (the connection is then not reusable)."""
+    conn.putrequest(method, path, skip_accept_encoding=any(k.lower() == "accept-encoding" for k in headers))
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    sock = conn.sock
+    assert sock is not None
+    view = memoryview(body)
+    sent = 0
+    while sent < len(view):
+        readable, writable, _ = select.select([sock], [sock], [], timeout)
+        if readable:
+            return True
+        if not writable:
+            raise socket.timeout("the server took no more of the request body")
+        sent += sock.send(view[sent:sent + (256 << 10)])
+    return False
 
 
 class SyncTransport:
@@ -113,15 +143,12 @@ class SyncTransport:
             conn, reused = self._get(key)
             self._connect(conn, timeout)
             got_answer = False
+            early = False
             try:
-                try:
+                if body is not None and len(body) > LARGE_BODY:
+                    early = _send_watching(conn, method, path, headers, body, timeout)
+                else:
                     conn.request(method, path, body=body, headers=headers)
-                except (BrokenPipeError, ConnectionResetError):
-                    # The server may have answered early and closed (e.g. 413 for
-                    # a body over its limit): read that answer, if it is there.
-                    if reused or conn.sock is None:
-                        raise
-                    conn.sock.settimeout(min(timeout, 2.0))
                 resp = conn.getresponse()
                 got_answer = True
                 data = resp.read()
@@ -137,7 +164,7 @@ class SyncTransport:
                     continue
                 raise connection_failed(f"{method} {path}: {type(e).__name__}: {e}", sent=True) from e
             hdrs = {k.lower(): v for k, v in resp.getheaders()}
-            if resp.will_close:
+            if resp.will_close or early:
                 conn.close()
             else:
                 self._put(key, conn)
