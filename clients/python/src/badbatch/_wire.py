@@ -53,9 +53,9 @@ class Answer:
     body: bytes
 
 
-def retry_delay(err: BadBatchError, attempt: int, opts: ClientOptions, req: Request, *, unlimited: bool = False) -> float | None:
+def retry_delay(err: BadBatchError, attempt: int, opts: ClientOptions, req: Request) -> float | None:
     """How long to wait before retrying ``req`` after ``err`` on attempt ``attempt`` (0-based), or None."""
-    if not unlimited and attempt >= opts.max_retries:
+    if attempt >= opts.max_retries:
         return None
     status = err.status
     if isinstance(err, ConnectionFailedError):
