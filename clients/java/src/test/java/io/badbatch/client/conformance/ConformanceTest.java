@@ -264,7 +264,7 @@ class ConformanceTest {
                     try {
                         step(step);
                     } catch (AssertionError e) {
-                        throw new AssertionError("step " + i + " (" + step.get("op") + "): " + e.getMessage(), e);
+                        throw new AssertionError("step " + i + " (" + step.get("op") + "): " + brief(e.getMessage()), e);
                     }
                 }
             } finally {
@@ -448,7 +448,7 @@ class ConformanceTest {
                 return;
             }
             if (expectedError != null) {
-                fail("want error " + expectedError + ", the call succeeded: " + result);
+                fail("want error " + expectedError + ", the call succeeded: " + brief(Json.write(result)));
             }
             if (step.get("id") != null) {
                 saved.put((String) step.get("id"), result);
@@ -792,6 +792,10 @@ class ConformanceTest {
             return true;
         }
         return a.equals(b);
+    }
+
+    static String brief(String s) {
+        return s == null || s.length() <= 600 ? s : s.substring(0, 600) + "... (" + s.length() + " chars)";
     }
 
     static void assertArrayEquals(byte[] want, byte[] got, String msg) {
