@@ -535,15 +535,24 @@ public final class BadBatchClient implements AutoCloseable {
             if (hop >= MAX_REDIRECTS) {
                 throw redirectError(c, "more than " + MAX_REDIRECTS + " redirects (last to " + next + ")");
             }
-            if ("https".equals(uri.getScheme()) && !"https".equals(next.getScheme())) {
-                throw redirectError(c, "refusing a redirect from https to " + next.getScheme() + " (" + next + ")");
-            }
-            if (!"http".equals(next.getScheme()) && !"https".equals(next.getScheme())) {
-                throw redirectError(c, "refusing a redirect to " + next);
+            String refused = refuseRedirect(uri, next);
+            if (refused != null) {
+                throw redirectError(c, refused);
             }
             withToken = withToken && resp.headers().firstValue("Leader-Id").isPresent();
             uri = next;
         }
+    }
+
+    /** Why a redirect from {@code from} to {@code to} is not followed, or null when it is. */
+    static String refuseRedirect(URI from, URI to) {
+        if (!"http".equals(to.getScheme()) && !"https".equals(to.getScheme())) {
+            return "refusing a redirect to " + to;
+        }
+        if ("https".equals(from.getScheme()) && !"https".equals(to.getScheme())) {
+            return "refusing a redirect from https to http (" + to + ")";
+        }
+        return null;
     }
 
     private BadBatchException redirectError(Call c, String why) {
