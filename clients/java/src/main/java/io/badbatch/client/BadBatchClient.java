@@ -15,11 +15,9 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -500,7 +498,7 @@ public final class BadBatchClient implements AutoCloseable {
     /** One attempt, following 307/308 (cluster followers) by hand. */
     private HttpResponse<byte[]> sendFollowingRedirects(Call c, Duration timeout)
             throws IOException, InterruptedException, java.util.concurrent.TimeoutException {
-        return sendFollowing(c, timeout, HttpResponse.BodyHandlers.ofByteArray(), true);
+        return sendFollowing(c, timeout, HttpResponse.BodyHandlers.ofByteArray());
     }
 
     /**
@@ -508,14 +506,18 @@ public final class BadBatchClient implements AutoCloseable {
      * leader ({@code Leader-Id}) and never from https to http (which is refused). The whole exchange,
      * body included, must finish within {@code timeout}.
      */
-    <T> HttpResponse<T> sendFollowing(Call c, Duration timeout, HttpResponse.BodyHandler<T> handler, boolean cancelOnTimeout)
+    <T> HttpResponse<T> sendFollowing(Call c, Duration timeout, HttpResponse.BodyHandler<T> handler)
             throws IOException, InterruptedException, java.util.concurrent.TimeoutException {
         URI uri = URI.create(base + c.pathAndQuery);
         boolean withToken = true;
         long end = System.nanoTime() + timeout.toNanos();
         for (int hop = 0; ; hop++) {
-            HttpRequest req = requestBuilder(uri, c, withToken).build();
-            HttpResponse<T> resp = await(http.sendAsync(req, handler), end);
+            long left = end - System.nanoTime();
+            if (left <= 0) {
+                throw new java.util.concurrent.TimeoutException();
+            }
+            HttpRequest req = requestBuilder(uri, c, withToken).timeout(Duration.ofNanos(left)).build();
+            HttpResponse<T> resp = exchange(req, handler, end);
             int s = resp.statusCode();
             if (s != 307 && s != 308) {
                 return resp;
@@ -561,28 +563,74 @@ public final class BadBatchClient implements AutoCloseable {
         return BadBatchException.create(d);
     }
 
-    private static <T> T await(CompletableFuture<T> f, long endNanos)
+    /**
+     * One blocking exchange that must finish, body included, by {@code endNanos}.
+     *
+     * <p>It uses the blocking {@code send}: {@code sendAsync} hands every answer to the
+     * CompletableFuture default pool, which on machines with fewer than 3 cores is a new thread
+     * per task (several milliseconds a request on a busy 2-core machine). The request's own
+     * timeout covers the connect and the answer's headers; a watchdog on the client's timer
+     * interrupts the caller at the deadline, which cancels the exchange (JDK 16+), to cover the
+     * body too.
+     */
+    private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> handler, long endNanos)
             throws IOException, InterruptedException, java.util.concurrent.TimeoutException {
+        long left = endNanos - System.nanoTime();
+        if (left <= 0) {
+            throw new java.util.concurrent.TimeoutException();
+        }
+        Watchdog wd = new Watchdog(Thread.currentThread());
+        ScheduledFuture<?> timer;
         try {
-            long left = endNanos - System.nanoTime();
-            if (left <= 0) {
+            timer = timers.schedule(wd, left, TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            throw BadBatchException.of(ErrorKind.CONNECTION, "the client is closed", e);
+        }
+        try {
+            HttpResponse<T> r = http.send(req, handler);
+            if (wd.finish()) {
+                Thread.interrupted(); // the watchdog fired just as the answer came: keep the answer
+            }
+            return r;
+        } catch (InterruptedException e) {
+            if (wd.finish()) {
+                Thread.interrupted();
                 throw new java.util.concurrent.TimeoutException();
             }
-            return f.get(left, TimeUnit.NANOSECONDS);
-        } catch (ExecutionException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof IOException) {
-                throw (IOException) cause;
-            }
-            if (cause instanceof RuntimeException) {
-                throw (RuntimeException) cause;
-            }
-            throw new IOException(cause);
-        } catch (java.util.concurrent.TimeoutException | InterruptedException e) {
-            f.cancel(true);
             throw e;
-        } catch (CancellationException e) {
-            throw new IOException("cancelled", e);
+        } catch (IOException | RuntimeException e) {
+            if (wd.finish()) {
+                Thread.interrupted();
+                throw new java.util.concurrent.TimeoutException();
+            }
+            throw e;
+        } finally {
+            timer.cancel(false);
+        }
+    }
+
+    /** Interrupts a caller whose exchange passed its deadline, unless it finished first. */
+    private static final class Watchdog implements Runnable {
+        private final Thread caller;
+        private boolean done;
+        private boolean fired;
+
+        Watchdog(Thread caller) {
+            this.caller = caller;
+        }
+
+        @Override
+        public synchronized void run() {
+            if (!done) {
+                fired = true;
+                caller.interrupt();
+            }
+        }
+
+        /** Marks the exchange finished; answers whether the watchdog had fired. */
+        synchronized boolean finish() {
+            done = true;
+            return fired;
         }
     }
 

@@ -7,7 +7,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Spliterator;
 import java.util.Spliterators;
@@ -36,7 +38,7 @@ import java.util.stream.StreamSupport;
  */
 public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
     private static final Object END = new Object();
-    private static final int BUFFER = 4096;
+    private static final int BUFFER = 64; // batches (one per read from the connection)
 
     private final BadBatchClient client;
     private final String stream;
@@ -49,6 +51,9 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
     private volatile boolean closed;
     private long lastOffset = -1; // the reader thread's: the last record queued
     private StoredRecord peeked; // the consumer's
+    private List<StoredRecord> batch = List.of(); // the consumer's: the batch being handed out
+    private int batchPos;
+    private List<StoredRecord> pending = new ArrayList<>(); // the reader's: parsed, not yet queued
     private BadBatchException terminal; // the consumer's: the error the tail ended with
     private boolean ended; // the consumer's: END was taken
 
@@ -109,7 +114,7 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
         BadBatchClient.Call c = client.tailCall(path, from, lastOffset);
         HttpResponse<InputStream> resp;
         try {
-            resp = client.sendFollowing(c, client.requestTimeout(), HttpResponse.BodyHandlers.ofInputStream(), true);
+            resp = client.sendFollowing(c, client.requestTimeout(), HttpResponse.BodyHandlers.ofInputStream());
         } catch (BadBatchException e) {
             throw e;
         } catch (java.net.http.HttpConnectTimeoutException | java.net.ConnectException e) {
@@ -214,6 +219,7 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
 
     private void finish(BadBatchException err) {
         try {
+            flush(); // records received before the error come first
             queue.put(err);
         } catch (InterruptedException e) {
             // closed meanwhile
@@ -285,6 +291,7 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
                 line(buf, start, lineEnd);
                 start = nl + 1;
             }
+            flush();
             if (start > 0) {
                 System.arraycopy(buf, start, buf, 0, end - start);
                 end -= start;
@@ -377,6 +384,7 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
         int len = dataLen;
         dataLen = 0;
         if (isError) {
+            flush();
             BadBatchException.Details d = Wire.decodeError(Arrays.copyOf(data, len), 0);
             if (d == null) {
                 d = new BadBatchException.Details(ErrorKind.INTERNAL, "internal",
@@ -395,11 +403,21 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
             return; // a duplicate after a reconnect
         }
         lastOffset = rec.offset();
-        if (!queue.offer(rec)) {
+        pending.add(rec);
+    }
+
+    /** Hands the records parsed so far to the consumer, one queue item per read. */
+    private void flush() throws InterruptedException {
+        if (pending.isEmpty()) {
+            return;
+        }
+        List<StoredRecord> b = pending;
+        pending = new ArrayList<>(Math.max(16, b.size()));
+        if (!queue.offer(b)) {
             // The consumer is behind: wait for it, which is not idleness of the connection.
             waitingOnConsumer = true;
             try {
-                queue.put(rec);
+                queue.put(b);
             } finally {
                 waitingOnConsumer = false;
                 lastActivity = System.nanoTime();
@@ -456,6 +474,10 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
 
     /** Takes one item into {@code peeked}; waits forever when {@code nanos < 0}. */
     private boolean take(long nanos) throws InterruptedException {
+        if (batchPos < batch.size()) {
+            peeked = batch.get(batchPos++);
+            return true;
+        }
         if (terminal != null) {
             throw terminal;
         }
@@ -475,7 +497,11 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
             terminal = (BadBatchException) o;
             throw terminal;
         }
-        peeked = (StoredRecord) o;
+        @SuppressWarnings("unchecked")
+        List<StoredRecord> b = (List<StoredRecord>) o;
+        batch = b;
+        batchPos = 1;
+        peeked = b.get(0);
         return true;
     }
 

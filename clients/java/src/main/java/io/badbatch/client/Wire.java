@@ -203,11 +203,66 @@ final class Wire {
     }
 
     static Instant parseTime(String s) {
+        Instant fast = parseTimeFast(s);
+        if (fast != null) {
+            return fast;
+        }
         try {
             return Instant.parse(s);
         } catch (DateTimeParseException e) {
             return java.time.OffsetDateTime.parse(s).toInstant();
         }
+    }
+
+    /**
+     * The server's own shape, {@code YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z}, without the cost of
+     * DateTimeFormatter; null for anything else (the slow path handles it).
+     */
+    static Instant parseTimeFast(String s) {
+        int n = s.length();
+        if (n < 20 || s.charAt(4) != '-' || s.charAt(7) != '-' || (s.charAt(10) != 'T' && s.charAt(10) != 't')
+                || s.charAt(13) != ':' || s.charAt(16) != ':' || (s.charAt(n - 1) != 'Z' && s.charAt(n - 1) != 'z')) {
+            return null;
+        }
+        int year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+        int hour = digits(s, 11, 2), min = digits(s, 14, 2), sec = digits(s, 17, 2);
+        if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || min < 0 || min > 59
+                || sec < 0 || sec > 59) {
+            return null;
+        }
+        int nanos = 0;
+        if (n > 20) {
+            if (s.charAt(19) != '.' || n - 21 < 1 || n - 21 > 9) {
+                return null;
+            }
+            int f = digits(s, 20, n - 21);
+            if (f < 0) {
+                return null;
+            }
+            nanos = f;
+            for (int i = n - 21; i < 9; i++) {
+                nanos *= 10;
+            }
+        } else if (n != 20) {
+            return null;
+        }
+        if (day > java.time.YearMonth.of(year, month).lengthOfMonth()) {
+            return null;
+        }
+        long epochDay = java.time.LocalDate.of(year, month, day).toEpochDay();
+        return Instant.ofEpochSecond(epochDay * 86400 + hour * 3600 + min * 60 + sec, nanos);
+    }
+
+    private static int digits(String s, int off, int len) {
+        int v = 0;
+        for (int i = off; i < off + len; i++) {
+            char c = s.charAt(i);
+            if (c < '0' || c > '9') {
+                return -1;
+            }
+            v = v * 10 + (c - '0');
+        }
+        return v;
     }
 
     static StreamInfo decodeStreamInfo(Json.Reader r) {
