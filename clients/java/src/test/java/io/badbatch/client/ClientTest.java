@@ -257,6 +257,23 @@ class ClientTest {
     }
 
     @Test
+    void aStalledBodyTimesOut() throws Exception {
+        try (FakeServer s = new FakeServer((ex, n) -> {
+            ex.getResponseHeaders().set("Content-Type", "application/json");
+            ex.sendResponseHeaders(200, 1000);
+            ex.getResponseBody().write("{\"records\":[".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            ex.getResponseBody().flush();
+            Thread.sleep(3000);
+        })) {
+            BadBatchClient c = BadBatchClient.create(s.url(), fast().toBuilder().requestTimeout(Duration.ofMillis(300)).maxRetries(0).build());
+            long t0 = System.nanoTime();
+            assertThrows(TimeoutException.class, () -> c.read("s", Position.earliest()));
+            assertTrue(System.nanoTime() - t0 < 2_000_000_000L);
+            assertFalse(Thread.currentThread().isInterrupted(), "the watchdog's interrupt does not leak");
+        }
+    }
+
+    @Test
     void readsDecodePagesAndSendPositions() throws Exception {
         String page = "{\"records\":[{\"offset\":7,\"seq\":70,\"timestamp\":\"2026-01-02T03:04:05.123456789Z\",\"key\":\"k\\u00e9\","
                 + "\"headers\":{\"h\":\"v\"},\"value\":{\"a\":[1,2,{\"b\":null}]}},{\"offset\":8,\"seq\":71,\"timestamp\":"
