@@ -229,6 +229,18 @@ public final class BadBatchClient implements AutoCloseable {
         return new Tail(this, stream, path, from);
     }
 
+    /**
+     * A tail as a {@link java.util.concurrent.Flow.Publisher}: every subscriber gets its own tail
+     * from {@code from}, on a delivery thread of its own, with the subscriber's demand as
+     * backpressure. Errors arrive as {@code onError} with the {@link BadBatchException};
+     * cancelling the subscription closes the tail.
+     */
+    public java.util.concurrent.Flow.Publisher<StoredRecord> tailPublisher(String stream, Position from) {
+        Objects.requireNonNull(stream, "stream");
+        Objects.requireNonNull(from, "from");
+        return new TailPublisher(this, stream, from);
+    }
+
     // ---------------------------------------------------------------- streams and cursors
 
     /** The streams the token may read. */

@@ -178,6 +178,57 @@ class TailTest {
     }
 
     @Test
+    void aPublisherDeliversOnDemandAndCancels() throws Exception {
+        try (FakeServer s = new FakeServer((ex, n) -> {
+            if (ex.getRequestURI().getPath().equals("/v1/streams/missing/records")) {
+                FakeServer.error(ex, 404, "not_found");
+                return;
+            }
+            OutputStream o = sse(ex);
+            send(o, event(0) + event(1) + event(2) + event(3));
+            Thread.sleep(5000);
+        })) {
+            BadBatchClient c = BadBatchClient.create(s.url(), fast());
+            java.util.concurrent.BlockingQueue<Object> got = new java.util.concurrent.LinkedBlockingQueue<>();
+            AtomicReference<java.util.concurrent.Flow.Subscription> sub = new AtomicReference<>();
+            java.util.concurrent.Flow.Subscriber<StoredRecord> subscriber = new java.util.concurrent.Flow.Subscriber<>() {
+                @Override
+                public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
+                    sub.set(subscription);
+                    subscription.request(2);
+                }
+
+                @Override
+                public void onNext(StoredRecord item) {
+                    got.add(item.offset());
+                }
+
+                @Override
+                public void onError(Throwable throwable) {
+                    got.add(throwable);
+                }
+
+                @Override
+                public void onComplete() {
+                    got.add("complete");
+                }
+            };
+            c.tailPublisher("s", Position.earliest()).subscribe(subscriber);
+            assertEquals(0L, got.poll(5, TimeUnit.SECONDS));
+            assertEquals(1L, got.poll(5, TimeUnit.SECONDS));
+            assertNull(got.poll(300, TimeUnit.MILLISECONDS), "no demand, no record");
+            sub.get().request(1);
+            assertEquals(2L, got.poll(5, TimeUnit.SECONDS));
+            sub.get().cancel();
+            sub.get().request(5);
+            assertNull(got.poll(300, TimeUnit.MILLISECONDS), "cancelled");
+
+            c.tailPublisher("missing", Position.earliest()).subscribe(subscriber);
+            assertTrue(got.poll(5, TimeUnit.SECONDS) instanceof NotFoundException);
+        }
+    }
+
+    @Test
     void latestIsPinnedToAnOffset() throws Exception {
         try (FakeServer s = new FakeServer((ex, n) -> {
             if (ex.getRequestURI().getPath().equals("/v1/streams/s")) {
