@@ -8,5 +8,5 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/target/bench-classes"
 rm -rf "$out"
 mkdir -p "$out"
-javac --release 17 -d "$out" $(find "$here/src/main/java" "$here/bench" -name '*.java') >&2
+javac --release 17 -d "$out" $(find "$here/src/main/java" -name '*.java') "$here/bench/io/badbatch/client/Bench.java" >&2
 exec java -cp "$out" io.badbatch.client.Bench "$1" "$2" "$3"
