@@ -291,6 +291,11 @@ class ConformanceTest {
             Map<String, Object> step = (Map<String, Object>) resolve(rawStep);
             String op = (String) step.get("op");
             Map<String, Object> expect = step.containsKey("expect") ? obj(step.get("expect")) : Map.of();
+            for (String k : expect.keySet()) {
+                if (!Set.of("error", "status", "current_last_offset", "result", "records", "streams_include").contains(k)) {
+                    throw new AssertionError("the runner does not know the expectation \"" + k + "\"");
+                }
+            }
             String expectedError = (String) expect.get("error");
             ErrorKind expectedKind = expectedError == null ? null : ErrorKind.fromCode(expectedError);
             // A transient kind (rate_limited, unavailable, no_leader) the client would retry away:
@@ -562,7 +567,8 @@ class ConformanceTest {
                 }
                 Map<String, Object> out = new LinkedHashMap<>();
                 for (Map.Entry<String, Object> e : m.entrySet()) {
-                    out.put(e.getKey(), resolve(e.getValue()));
+                    // A record's JSON value is data, never a reference.
+                    out.put(e.getKey(), e.getKey().equals("value") ? e.getValue() : resolve(e.getValue()));
                 }
                 return out;
             }
