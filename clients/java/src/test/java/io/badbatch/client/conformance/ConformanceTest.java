@@ -58,7 +58,7 @@ import org.junit.jupiter.api.TestFactory;
  */
 class ConformanceTest {
     private static final Path ROOT = repoRoot();
-    private static final Path CONF = ROOT.resolve("clients/conformance");
+    private static final Path CONF = conformanceDir();
     private static final Map<String, Server> SERVERS = new HashMap<>();
     private static Map<String, Object> profiles;
     private static Map<String, Object> tokens;
@@ -72,7 +72,10 @@ class ConformanceTest {
         String dir = System.getenv("BADBATCH_CONFORMANCE_CASES");
         Path casesDir = dir != null && !dir.isEmpty() ? Paths.get(dir) : CONF.resolve("cases");
         try (Stream<Path> s = Files.list(casesDir)) {
-            files = s.filter(p -> p.toString().endsWith(".json")).sorted().collect(Collectors.toList());
+            String only = System.getenv("CONFORMANCE_CASE");
+            files = s.filter(p -> p.toString().endsWith(".json"))
+                    .filter(p -> only == null || only.isEmpty() || p.getFileName().toString().equals(only + ".json"))
+                    .sorted().collect(Collectors.toList());
         }
         assertTrue(!files.isEmpty(), "no conformance cases under " + CONF);
         return files.stream().map(f -> {
@@ -104,6 +107,12 @@ class ConformanceTest {
             d = d.getParent();
         }
         throw new IllegalStateException("repository root not found: set -Dbadbatch.root or BADBATCH_ROOT");
+    }
+
+    /** clients/conformance, or BADBATCH_CONFORMANCE_DIR (servers.json, tokens.*, cases/). */
+    private static Path conformanceDir() {
+        String d = System.getenv("BADBATCH_CONFORMANCE_DIR");
+        return d != null && !d.isEmpty() ? Paths.get(d).toAbsolutePath() : ROOT.resolve("clients/conformance");
     }
 
     private static synchronized Path binary() throws IOException, InterruptedException {
@@ -148,10 +157,12 @@ class ConformanceTest {
         final int port;
         Process process;
         final Map<String, BadBatchClient> clients = new HashMap<>();
+        final Map<String, Object> clientOptions;
 
         Server(String profile, Map<String, Object> spec) throws IOException {
             this.profile = profile;
             this.auth = Boolean.TRUE.equals(spec.get("tokens"));
+            this.clientOptions = spec.containsKey("client_options") ? obj(spec.get("client_options")) : Map.of();
             Object a = spec.get("args");
             if (a != null) {
                 for (Object o : list(a)) {
@@ -223,7 +234,8 @@ class ConformanceTest {
             String name = tokenName == null ? (auth ? "admin" : "") : tokenName;
             String cacheKey = name + (noRetries ? "/noretry" : "");
             return clients.computeIfAbsent(cacheKey, k -> {
-                ClientOptions.Builder b = ClientOptions.builder().tailIdleTimeout(Duration.ofSeconds(20));
+                ClientOptions.Builder b = ClientOptions.builder();
+                applyOptions(b, clientOptions);
                 if (!name.isEmpty()) {
                     Object t = tokens.get(name);
                     if (t == null) {
@@ -247,6 +259,8 @@ class ConformanceTest {
         final String runId = String.format("%08x", ThreadLocalRandom.current().nextInt());
         final Map<String, Object> saved = new HashMap<>();
         final Map<String, Tail> tails = new HashMap<>();
+        final Map<String, BadBatchException> tailErrors = new HashMap<>(); // met at tail_open, for the next tail_next
+        final Set<String> failedTails = new java.util.HashSet<>(); // opened with an error: tail_close is a no-op
         Server server;
 
         CaseRun(Path file) throws IOException {
@@ -396,14 +410,26 @@ class ConformanceTest {
                     }
                     case "tail_open": {
                         String name = (String) step.get("tail");
-                        if (tails.containsKey(name)) {
+                        if (tails.containsKey(name) || failedTails.contains(name)) {
                             throw new AssertionError("tail " + name + " is already open");
                         }
-                        tails.put(name, c.tail(stream(step), position(step.get("from"))));
+                        try {
+                            tails.put(name, c.tail(stream(step), position(step.get("from"))));
+                        } catch (BadBatchException e) {
+                            if (expectedError != null) {
+                                throw e;
+                            }
+                            tailErrors.put(name, e); // the outcome of the next tail_next (README)
+                            failedTails.add(name);
+                        }
                         result = Map.of();
                         break;
                     }
                     case "tail_next": {
+                        BadBatchException opened = tailErrors.remove((String) step.get("tail"));
+                        if (opened != null) {
+                            throw opened;
+                        }
                         Tail t = tail(step);
                         long count = num(step.get("count"));
                         long timeoutMs = step.containsKey("timeout_ms") ? num(step.get("timeout_ms")) : 10000;
@@ -423,9 +449,12 @@ class ConformanceTest {
                         break;
                     }
                     case "tail_close": {
-                        Tail t = tail(step);
-                        t.close();
-                        tails.remove((String) step.get("tail"));
+                        tailErrors.remove((String) step.get("tail"));
+                        if (!failedTails.remove((String) step.get("tail"))) {
+                            Tail t = tail(step);
+                            t.close();
+                            tails.remove((String) step.get("tail"));
+                        }
                         result = Map.of();
                         break;
                     }
@@ -602,6 +631,40 @@ class ConformanceTest {
     }
 
     // ---------------------------------------------------------------- conversions
+
+    /** A profile's client_options, under their vocabulary names; durations in ms or as "250ms", "5s". */
+    static void applyOptions(ClientOptions.Builder b, Map<String, Object> o) {
+        for (Map.Entry<String, Object> e : o.entrySet()) {
+            Object v = e.getValue();
+            switch (e.getKey()) {
+                case "max_retries": b.maxRetries((int) num(v)); break;
+                case "retry_backoff": b.retryBackoff(duration(v)); break;
+                case "max_backoff": b.maxBackoff(duration(v)); break;
+                case "max_retry_after": b.maxRetryAfter(duration(v)); break;
+                case "request_timeout": b.requestTimeout(duration(v)); break;
+                case "connect_timeout": b.connectTimeout(duration(v)); break;
+                case "tail_idle_timeout": b.tailIdleTimeout(duration(v)); break;
+                case "generate_idempotency_keys": b.generateIdempotencyKeys((Boolean) v); break;
+                case "user_agent": b.userAgent((String) v); break;
+                case "token": b.token((String) v); break;
+                default: throw new AssertionError("the runner does not know the client option \"" + e.getKey() + "\"");
+            }
+        }
+    }
+
+    static Duration duration(Object v) {
+        if (v instanceof Number) {
+            return Duration.ofMillis(((Number) v).longValue());
+        }
+        String s = String.valueOf(v).trim();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+(?:\\.\\d+)?)(ms|s|m)").matcher(s);
+        if (!m.matches()) {
+            throw new AssertionError("the runner does not know the duration " + s);
+        }
+        double n = Double.parseDouble(m.group(1));
+        double ms = m.group(2).equals("ms") ? n : m.group(2).equals("s") ? n * 1000 : n * 60000;
+        return Duration.ofNanos((long) (ms * 1e6));
+    }
 
     static Record record(Map<String, Object> r) {
         Record rec;
