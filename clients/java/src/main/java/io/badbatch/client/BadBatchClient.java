@@ -225,6 +225,10 @@ public final class BadBatchClient implements AutoCloseable {
         if (from.type == Position.Type.LATEST) {
             // Pin "latest" to an offset, so that a reconnect before the first record misses nothing.
             from = Position.offset(streamInfo(stream).nextOffset());
+        } else if (from.type == Position.Type.TIME) {
+            // The same for a time: the first record at or after it, or the live end.
+            Page p = read(stream, from, 1);
+            from = Position.offset(p.records().isEmpty() ? p.nextOffset() : p.records().get(0).offset());
         }
         return new Tail(this, stream, path, from);
     }
