@@ -88,6 +88,11 @@ class ConformanceTest {
     static void stopServers() {
         for (Server s : SERVERS.values()) {
             s.stop();
+            try (Stream<Path> files = Files.walk(s.dataDir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            } catch (IOException e) {
+                // leave it
+            }
         }
         SERVERS.clear();
     }
