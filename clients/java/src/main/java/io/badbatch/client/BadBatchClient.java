@@ -15,7 +15,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
@@ -59,11 +59,15 @@ public final class BadBatchClient implements AutoCloseable {
                 .connectTimeout(opts.connectTimeout())
                 .followRedirects(HttpClient.Redirect.NEVER)
                 .build();
-        this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
+        ScheduledThreadPoolExecutor stpe = new ScheduledThreadPoolExecutor(1, r -> {
             Thread t = new Thread(r, "badbatch-client-timer");
             t.setDaemon(true);
             return t;
         });
+        // Every call schedules a deadline and cancels it when it ends: drop cancelled ones at once,
+        // or a busy client would keep requestTimeout's worth of them queued.
+        stpe.setRemoveOnCancelPolicy(true);
+        this.timers = stpe;
     }
 
     /** A client for the server at {@code url} (e.g. {@code http://127.0.0.1:8080}) with default options. */

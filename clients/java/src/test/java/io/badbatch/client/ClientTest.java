@@ -257,6 +257,17 @@ class ClientTest {
     }
 
     @Test
+    void finishedCallsLeaveNoDeadlineQueued() throws Exception {
+        try (FakeServer s = new FakeServer((ex, n) -> FakeServer.json(ex, 200, "{\"records\":[],\"next_offset\":0}"))) {
+            BadBatchClient c = BadBatchClient.create(s.url(), fast());
+            for (int i = 0; i < 50; i++) {
+                c.read("s", Position.earliest());
+            }
+            assertEquals(0, ((java.util.concurrent.ScheduledThreadPoolExecutor) c.timers).getQueue().size());
+        }
+    }
+
+    @Test
     void aStalledBodyTimesOut() throws Exception {
         try (FakeServer s = new FakeServer((ex, n) -> {
             ex.getResponseHeaders().set("Content-Type", "application/json");
