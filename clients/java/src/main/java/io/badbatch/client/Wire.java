@@ -26,7 +26,6 @@ final class Wire {
         Json.Writer w = new Json.Writer(estimate);
         w.ascii("{\"records\":[");
         boolean first = true;
-        Base64.Encoder b64 = Base64.getEncoder();
         for (Record r : records) {
             if (!first) {
                 w.raw(',');
@@ -49,7 +48,7 @@ final class Wire {
                 if (sep) {
                     w.raw(',');
                 }
-                w.ascii("\"value_base64\":\"").raw(b64.encode(v)).raw('"');
+                w.ascii("\"value_base64\":\"").base64(v).raw('"');
                 sep = true;
             }
             if (!r.headers().isEmpty()) {

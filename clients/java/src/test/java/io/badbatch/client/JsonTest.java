@@ -53,6 +53,16 @@ class JsonTest {
     }
 
     @Test
+    void base64MatchesTheJdk() {
+        java.util.Random r = new java.util.Random(1);
+        for (int len = 0; len < 200; len++) {
+            byte[] b = new byte[len];
+            r.nextBytes(b);
+            assertEquals(java.util.Base64.getEncoder().encodeToString(b), new Json.Writer(8).base64(b).toUtf8String());
+        }
+    }
+
+    @Test
     void rawValueKeepsTheText() {
         byte[] b = "{\"value\":{\"a\" : [1, 2]},\"next\":3}".getBytes(StandardCharsets.UTF_8);
         Json.Reader r = new Json.Reader(b, 0, b.length);

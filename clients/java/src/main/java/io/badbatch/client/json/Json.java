@@ -490,6 +490,38 @@ public final class Json {
             return this;
         }
 
+        private static final byte[] B64 =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".getBytes(StandardCharsets.ISO_8859_1);
+
+        /** Appends bytes as standard, padded base64 (RFC 4648), without quotes. */
+        public Writer base64(byte[] src) {
+            int n3 = src.length / 3 * 3;
+            ensure((src.length + 2) / 3 * 4);
+            int i = 0;
+            for (; i < n3; i += 3) {
+                int v = (src[i] & 0xff) << 16 | (src[i + 1] & 0xff) << 8 | (src[i + 2] & 0xff);
+                buf[n++] = B64[v >>> 18];
+                buf[n++] = B64[v >>> 12 & 63];
+                buf[n++] = B64[v >>> 6 & 63];
+                buf[n++] = B64[v & 63];
+            }
+            int rest = src.length - i;
+            if (rest == 1) {
+                int v = (src[i] & 0xff) << 16;
+                buf[n++] = B64[v >>> 18];
+                buf[n++] = B64[v >>> 12 & 63];
+                buf[n++] = '=';
+                buf[n++] = '=';
+            } else if (rest == 2) {
+                int v = (src[i] & 0xff) << 16 | (src[i + 1] & 0xff) << 8;
+                buf[n++] = B64[v >>> 18];
+                buf[n++] = B64[v >>> 12 & 63];
+                buf[n++] = B64[v >>> 6 & 63];
+                buf[n++] = '=';
+            }
+            return this;
+        }
+
         public Writer number(long v) {
             return ascii(Long.toString(v));
         }
