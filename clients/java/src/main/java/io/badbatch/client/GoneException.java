@@ -1,0 +1,10 @@
+package io.badbatch.client;
+
+/** {@code gone}: an offset below retention (410). */
+public class GoneException extends BadBatchException {
+    private static final long serialVersionUID = 1L;
+
+    GoneException(Details d) {
+        super(d);
+    }
+}
