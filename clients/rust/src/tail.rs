@@ -41,9 +41,16 @@ impl Tail {
     pub(crate) fn open(inner: Arc<Inner>, stream: &str, from: Position) -> Tail {
         let (tx, rx) = sync_channel(AHEAD);
         let stop = Arc::new(AtomicBool::new(false));
-        let w = Worker { inner, stream: stream.to_string(), from, tx, stop: stop.clone() };
+        // open returns once the first connection has been answered (or has failed), so that
+        // `latest` means the live end when tail() was called, not when the thread got going.
+        let (ready_tx, ready_rx) = sync_channel(1);
+        let wait = inner.opts.request_timeout;
+        let w = Worker { inner, stream: stream.to_string(), from, tx, stop: stop.clone(), ready: std::cell::Cell::new(Some(ready_tx)) };
         let spawned = std::thread::Builder::new().name(format!("badbatch-tail-{}", stream)).spawn(move || w.run());
         let mut t = Tail { rx, stop, ended: false };
+        if spawned.is_ok() {
+            let _ = ready_rx.recv_timeout(wait);
+        }
         if let Err(e) = spawned {
             // The worker (and its sender) are gone: hand the error over a fresh channel.
             let (tx, rx) = sync_channel(1);
@@ -109,6 +116,8 @@ struct Worker {
     from: Position,
     tx: SyncSender<Result<StoredRecord>>,
     stop: Arc<AtomicBool>,
+    /// Told once, when the first connection has its answer.
+    ready: std::cell::Cell<Option<SyncSender<()>>>,
 }
 
 /// How one connection ended.
@@ -178,7 +187,11 @@ impl Worker {
         if let Some(l) = last {
             req = req.set("Last-Event-ID", &l.to_string());
         }
-        let resp = match req.call() {
+        let res = req.call();
+        if let Some(r) = self.ready.take() {
+            let _ = r.send(());
+        }
+        let resp = match res {
             Ok(r) => r,
             Err(ureq::Error::Status(status, resp)) => {
                 let ra = parse_retry_after(resp.header("Retry-After"));

@@ -2,6 +2,8 @@
 //! processes per `servers.json` profile and runs every case in `clients/conformance/cases`
 //! through the crate's public API.
 //!
+//! This client's own extra cases, in the same format, are in `clients/rust/tests/cases`.
+//!
 //! `BADBATCH_BIN` names a server binary (otherwise it is built with `go build`);
 //! `CONFORMANCE_CASE=name` runs only the cases whose name contains it.
 
@@ -321,7 +323,9 @@ fn record_json(r: &StoredRecord) -> Value {
     if r.is_json {
         m.insert("value".into(), r.json().unwrap_or(Value::Null));
     } else {
-        m.insert("value_base64".into(), json!(r.value.iter().map(|b| format!("{:02x}", b)).collect::<String>()));
+        // Hex of the first bytes, for messages (the comparisons use the record itself).
+        let hex: String = r.value.iter().take(32).map(|b| format!("{:02x}", b)).collect();
+        m.insert("value_hex".into(), json!(if r.value.len() > 32 { format!("{}... ({} bytes)", hex, r.value.len()) } else { hex }));
     }
     Value::Object(m)
 }
@@ -662,12 +666,15 @@ fn conformance() {
         servers: HashMap::new(),
         clients: HashMap::new(),
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().map(|e| e == "json").unwrap_or(false))
-        .collect();
-    files.sort();
+    // The shared cases, then this client's own (same format) in tests/cases.
+    let mut files = Vec::new();
+    for d in [dir.join("cases"), Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")] {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(&d)
+            .map(|rd| rd.map(|e| e.unwrap().path()).filter(|p| p.extension().map(|e| e == "json").unwrap_or(false)).collect())
+            .unwrap_or_default();
+        fs.sort();
+        files.extend(fs);
+    }
     assert!(!files.is_empty(), "no cases");
     let only = std::env::var("CONFORMANCE_CASE").unwrap_or_default();
     let mut failures = Vec::new();
