@@ -191,7 +191,7 @@ impl Client {
 
     /// A handle to the same client (same pool) whose every call has an overall deadline of `d`:
     /// all attempts, redirects and backoffs included. A call that runs out of it fails with
-    /// [`ErrorKind::Timeout`]. For a tail, `d` bounds each reconnection's wait, not the tail.
+    /// [`ErrorKind::Timeout`]. Tails are not bounded by it: use [`Tail::next_timeout`].
     pub fn with_timeout(&self, d: Duration) -> Client {
         Client { inner: self.inner.clone(), call_timeout: Some(d) }
     }
