@@ -265,37 +265,6 @@ impl std::error::Error for Error {}
 /// `Result<T, badbatch::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_round_trip() {
-        for k in ErrorKind::ALL {
-            assert_eq!(ErrorKind::from_code(k.as_str()), Some(k));
-        }
-        assert_eq!(ErrorKind::from_code("nope"), None);
-    }
-
-    #[test]
-    fn from_answer_decodes_the_body() {
-        let e = Error::from_answer(409, br#"{"error":{"code":"offset_mismatch","message":"want 3","current_last_offset":7}}"#, None, None);
-        assert_eq!(e.kind(), ErrorKind::OffsetMismatch);
-        assert_eq!(e.code(), "offset_mismatch");
-        assert_eq!(e.message(), "want 3");
-        assert_eq!(e.status(), Some(409));
-        assert_eq!(e.current_last_offset(), Some(7));
-        let e = Error::from_answer(503, br#"{"error":{"code":"no_leader","message":"x"}}"#, Some(Duration::from_secs(1)), None);
-        assert_eq!(e.kind(), ErrorKind::NoLeader);
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
-        let e = Error::from_answer(502, b"bad gateway", None, None);
-        assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert_eq!(e.message(), "bad gateway");
-        let e = Error::from_answer(418, b"", None, None);
-        assert_eq!(e.kind(), ErrorKind::Internal);
-    }
-}
-
 impl ErrorKind {
     /// The HTTP status the server answers with this kind (`None` for the client's own kinds).
     pub fn status(self) -> Option<u16> {
@@ -324,5 +293,36 @@ impl Error {
         let mut e = Error::from_answer(500, data, None, None);
         e.status = e.kind.status();
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(k.as_str()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_code("nope"), None);
+    }
+
+    #[test]
+    fn from_answer_decodes_the_body() {
+        let e = Error::from_answer(409, br#"{"error":{"code":"offset_mismatch","message":"want 3","current_last_offset":7}}"#, None, None);
+        assert_eq!(e.kind(), ErrorKind::OffsetMismatch);
+        assert_eq!(e.code(), "offset_mismatch");
+        assert_eq!(e.message(), "want 3");
+        assert_eq!(e.status(), Some(409));
+        assert_eq!(e.current_last_offset(), Some(7));
+        let e = Error::from_answer(503, br#"{"error":{"code":"no_leader","message":"x"}}"#, Some(Duration::from_secs(1)), None);
+        assert_eq!(e.kind(), ErrorKind::NoLeader);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+        let e = Error::from_answer(502, b"bad gateway", None, None);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.message(), "bad gateway");
+        let e = Error::from_answer(418, b"", None, None);
+        assert_eq!(e.kind(), ErrorKind::Internal);
     }
 }
