@@ -404,7 +404,10 @@ impl Client {
             };
             if let Some(dl) = deadline {
                 if Instant::now() + delay >= dl {
-                    return Err(Error::new(ErrorKind::Timeout, format!("the call's deadline passes before the next retry; last failure: {}", failure)));
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("the call's deadline passes before the next retry; last failure: {}", failure),
+                    ));
                 }
             }
             std::thread::sleep(delay);
@@ -467,7 +470,12 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let o = Options { max_retries: 2, retry_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(2), ..Options::default() };
+        let o = Options {
+            max_retries: 2,
+            retry_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..Options::default()
+        };
         let c = Client::new(&format!("http://{}", addr), o).unwrap();
         let e = c.stream_info("s").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Connection, "{}", e);

@@ -44,15 +44,7 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        y,
-        m,
-        d,
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
+    let mut out = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, m, d, rem / 3600, (rem / 60) % 60, rem % 60);
     if nanos > 0 {
         let frac = format!("{:09}", nanos);
         out.push('.');
@@ -125,7 +117,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for s in ["2026-01-02T03:04:05Z", "1970-01-01T00:00:00Z", "2000-02-29T23:59:59.5Z", "1969-12-31T23:59:59.000000001Z", "2262-04-11T23:47:16.854775807Z"] {
+        for s in [
+            "2026-01-02T03:04:05Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59.5Z",
+            "1969-12-31T23:59:59.000000001Z",
+            "2262-04-11T23:47:16.854775807Z",
+        ] {
             let t = parse_rfc3339(s).unwrap();
             assert_eq!(format_rfc3339(t), s);
         }

@@ -60,7 +60,8 @@ impl Server {
     fn start(bin: &Path, work: &Path, profile: &str, spec: &Value) -> Server {
         let dir = work.join(format!("data-{}", profile));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut args: Vec<String> = spec["args"].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+        let mut args: Vec<String> =
+            spec["args"].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default();
         if spec["tokens"].as_bool().unwrap_or(false) {
             args.push("--tokens-file".into());
             args.push(conformance_dir().join("tokens.txt").to_string_lossy().into_owned());
@@ -338,7 +339,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
             _ => x.as_f64() == y.as_f64(),
         },
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).map(|w| json_eq(v, w)).unwrap_or(false)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).map(|w| json_eq(v, w)).unwrap_or(false))
+        }
         _ => a == b,
     }
 }
@@ -401,7 +404,13 @@ fn check_record(run: &Run, step: &Value, i: usize, want: &Value, got: &StoredRec
             "value_fill" => {
                 let b = fill(w)?;
                 if got.is_json || b != got.value {
-                    return Err(format!("record {}: value_fill: want {} bytes of the fill, got {} bytes (is_json {})", i, b.len(), got.value.len(), got.is_json));
+                    return Err(format!(
+                        "record {}: value_fill: want {} bytes of the fill, got {} bytes (is_json {})",
+                        i,
+                        b.len(),
+                        got.value.len(),
+                        got.is_json
+                    ));
                 }
             }
             other => return Err(format!("record {}: unknown expected field {:?}", i, other)),
@@ -466,7 +475,13 @@ fn take_tail(tail: &mut Tail, count: usize, timeout: Duration) -> Result<Vec<Sto
         match tail.next_timeout(left) {
             Some(Ok(r)) => out.push(r),
             Some(Err(e)) if e.kind() == ErrorKind::Timeout => {
-                return Err(StepErr::Setup(format!("tail_next: {} of {} records within {:?}: {}", out.len(), count, timeout, Value::Array(out.iter().map(record_json).collect()))))
+                return Err(StepErr::Setup(format!(
+                    "tail_next: {} of {} records within {:?}: {}",
+                    out.len(),
+                    count,
+                    timeout,
+                    Value::Array(out.iter().map(record_json).collect())
+                )))
             }
             Some(Err(e)) => return Err(StepErr::Api(e)),
             None => return Err(StepErr::Setup(format!("tail_next: the tail ended after {} of {} records", out.len(), count))),
@@ -606,7 +621,9 @@ fn check(run: &Run, step: &Value, expect: &Value, got: Result<Outcome, StepErr>)
             let g = out.result.get(k).ok_or_else(|| format!("result has no field {:?}: {}", k, out.result))?;
             let w = if k == "stream" && w.is_string() { json!(run.stream(step, w.as_str().unwrap())) } else { w.clone() };
             let same = match (k.as_str(), &w, g) {
-                ("last_timestamp" | "timestamp", Value::String(a), Value::String(b)) => parse_rfc3339(a).is_some() && parse_rfc3339(a) == parse_rfc3339(b),
+                ("last_timestamp" | "timestamp", Value::String(a), Value::String(b)) => {
+                    parse_rfc3339(a).is_some() && parse_rfc3339(a) == parse_rfc3339(b)
+                }
                 _ => json_eq(&w, g),
             };
             if !same {

@@ -57,7 +57,8 @@ fn error(status: u16, code: &str, headers: &[(&str, &str)]) -> Reply {
     answer(status, headers, &format!(r#"{{"error":{{"code":"{}","message":"m"}}}}"#, code))
 }
 
-const APPENDED: &str = r#"{"stream":"s","first_offset":0,"last_offset":0,"count":1,"first_seq":0,"last_seq":0,"durability":"fsynced","replayed":false}"#;
+const APPENDED: &str =
+    r#"{"stream":"s","first_offset":0,"last_offset":0,"count":1,"first_seq":0,"last_seq":0,"durability":"fsynced","replayed":false}"#;
 
 fn mock(replies: Vec<Reply>) -> Mock {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -119,7 +120,12 @@ fn serve(conn: TcpStream, reqs: Arc<Mutex<Vec<Req>>>, queue: Arc<Mutex<VecDeque<
 }
 
 fn fast() -> Options {
-    Options { retry_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(5), token: Some("tok-0123456789abcdef".into()), ..Options::default() }
+    Options {
+        retry_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        token: Some("tok-0123456789abcdef".into()),
+        ..Options::default()
+    }
 }
 
 #[test]
@@ -243,7 +249,10 @@ fn answer_text(status: u16, body: &str) -> String {
 fn sse(events: &[(i64, &str)]) -> Reply {
     let mut s = String::from("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nStream-Next-Offset: 0\r\nConnection: close\r\n\r\nretry: 1000\n\n: keep-alive\n\n");
     for (o, v) in events {
-        s.push_str(&format!("id: {}\ndata: {{\"offset\":{},\"seq\":{},\"timestamp\":\"2026-01-02T03:04:05Z\",\"value\":{}}}\n\n", o, o, o, v));
+        s.push_str(&format!(
+            "id: {}\ndata: {{\"offset\":{},\"seq\":{},\"timestamp\":\"2026-01-02T03:04:05Z\",\"value\":{}}}\n\n",
+            o, o, o, v
+        ));
     }
     Reply::Raw(s, true)
 }
