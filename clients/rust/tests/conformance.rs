@@ -313,6 +313,43 @@ fn position(v: &Value) -> Result<Position, String> {
     }
 }
 
+fn info_json(i: &badbatch::StreamInfo) -> Value {
+    json!({
+        "stream": i.stream, "first_offset": i.first_offset, "next_offset": i.next_offset, "records": i.records,
+        "bytes": i.bytes, "last_timestamp": i.last_timestamp.map(badbatch::format_rfc3339),
+    })
+}
+
+fn b64_encode(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len() * 4 / 3 + 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A value for a message: long strings cut.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 400 {
+        let mut end = 400;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes)", &s[..end], s.len())
+    } else {
+        s
+    }
+}
+
 fn record_json(r: &StoredRecord) -> Value {
     let mut m = Map::new();
     m.insert("stream".into(), json!(r.stream));
@@ -324,9 +361,7 @@ fn record_json(r: &StoredRecord) -> Value {
     if r.is_json {
         m.insert("value".into(), r.json().unwrap_or(Value::Null));
     } else {
-        // Hex of the first bytes, for messages (the comparisons use the record itself).
-        let hex: String = r.value.iter().take(32).map(|b| format!("{:02x}", b)).collect();
-        m.insert("value_hex".into(), json!(if r.value.len() > 32 { format!("{}... ({} bytes)", hex, r.value.len()) } else { hex }));
+        m.insert("value_base64".into(), json!(b64_encode(&r.value)));
     }
     Value::Object(m)
 }
@@ -392,13 +427,13 @@ fn check_record(run: &Run, step: &Value, i: usize, want: &Value, got: &StoredRec
             "value" => {
                 let g = got.json();
                 if !got.is_json || !g.as_ref().map(|g| json_eq(w, g)).unwrap_or(false) {
-                    return Err(ctx("JSON value", w, &record_json(got)));
+                    return Err(ctx("JSON value", &short(w), &short(&record_json(got))));
                 }
             }
             "value_base64" => {
                 let b = b64(w.as_str().ok_or("value_base64 is a string")?)?;
                 if got.is_json || b != got.value {
-                    return Err(ctx("binary value", w, &record_json(got)));
+                    return Err(ctx("binary value", &short(w), &short(&record_json(got))));
                 }
             }
             "value_fill" => {
@@ -422,7 +457,12 @@ fn check_record(run: &Run, step: &Value, i: usize, want: &Value, got: &StoredRec
 fn check_records(run: &Run, step: &Value, want: &Value, got: &[StoredRecord]) -> Result<(), String> {
     let want = want.as_array().ok_or("records is a list")?;
     if want.len() != got.len() {
-        return Err(format!("want {} records, got {}: {}", want.len(), got.len(), Value::Array(got.iter().map(record_json).collect())));
+        return Err(format!(
+            "want {} records, got {}: {}",
+            want.len(),
+            got.len(),
+            short(&Value::Array(got.iter().map(record_json).collect()))
+        ));
     }
     for (i, (w, g)) in want.iter().zip(got).enumerate() {
         check_record(run, step, i, w, g)?;
@@ -434,13 +474,16 @@ fn check_records(run: &Run, step: &Value, want: &Value, got: &[StoredRecord]) ->
 /// `expect.result`), and its records when it has any.
 struct Outcome {
     result: Value,
+    /// What `id` saves when it is not `result` (the records of read_all and tail_next, the
+    /// list of streams).
+    saved: Option<Value>,
     records: Option<Vec<StoredRecord>>,
     streams: Option<Vec<String>>,
 }
 
 impl Outcome {
     fn of(result: Value) -> Outcome {
-        Outcome { result, records: None, streams: None }
+        Outcome { result, saved: None, records: None, streams: None }
     }
 }
 
@@ -480,7 +523,7 @@ fn take_tail(tail: &mut Tail, count: usize, timeout: Duration) -> Result<Vec<Sto
                     out.len(),
                     count,
                     timeout,
-                    Value::Array(out.iter().map(record_json).collect())
+                    short(&Value::Array(out.iter().map(record_json).collect()))
                 )))
             }
             Some(Err(e)) => return Err(StepErr::Api(e)),
@@ -515,7 +558,12 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
         "read" => {
             let page = api(c.read(&stream()?, position(&step["from"])?, limit))?;
             let recs: Vec<Value> = page.records.iter().map(record_json).collect();
-            Outcome { result: json!({"next_offset": page.next_offset, "records": recs}), records: Some(page.records), streams: None }
+            Outcome {
+                result: json!({"next_offset": page.next_offset, "records": recs}),
+                saved: None,
+                records: Some(page.records),
+                streams: None,
+            }
         }
         "read_all" => {
             let s = stream()?;
@@ -532,26 +580,27 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
                 all.extend(page.records);
             }
             let recs: Vec<Value> = all.iter().map(record_json).collect();
-            Outcome { result: json!({"next_offset": next_offset, "records": recs, "count": all.len()}), records: Some(all), streams: None }
+            let saved = Some(Value::Array(recs.clone()));
+            Outcome {
+                result: json!({"next_offset": next_offset, "records": recs, "count": all.len()}),
+                saved,
+                records: Some(all),
+                streams: None,
+            }
         }
         "read_global" => {
             let from = step["from_seq"].as_i64().ok_or("read_global needs from_seq")?;
             let page = api(c.read_global(from, limit))?;
             let recs: Vec<Value> = page.records.iter().map(record_json).collect();
-            Outcome { result: json!({"next_seq": page.next_seq, "records": recs}), records: Some(page.records), streams: None }
+            Outcome { result: json!({"next_seq": page.next_seq, "records": recs}), saved: None, records: Some(page.records), streams: None }
         }
         "streams" => {
             let list = api(c.streams())?;
             let names: Vec<String> = list.iter().map(|i| i.stream.clone()).collect();
-            Outcome { result: json!(names), records: None, streams: Some(names) }
+            let infos: Vec<Value> = list.iter().map(info_json).collect();
+            Outcome { result: json!({"streams": infos.clone()}), saved: Some(Value::Array(infos)), records: None, streams: Some(names) }
         }
-        "stream_info" => {
-            let i = api(c.stream_info(&stream()?))?;
-            Outcome::of(json!({
-                "stream": i.stream, "first_offset": i.first_offset, "next_offset": i.next_offset, "records": i.records,
-                "bytes": i.bytes, "last_timestamp": i.last_timestamp.map(badbatch::format_rfc3339),
-            }))
-        }
+        "stream_info" => Outcome::of(info_json(&api(c.stream_info(&stream()?))?)),
         "set_cursor" => {
             api(c.set_cursor(&stream()?, str_field(step, "name")?, int_field(step, "offset")?))?;
             Outcome::of(json!({}))
@@ -574,7 +623,8 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
             let t = run.tails.get_mut(name).ok_or_else(|| format!("no tail {:?}", name))?;
             let recs = take_tail(t, count, timeout)?;
             let js: Vec<Value> = recs.iter().map(record_json).collect();
-            Outcome { result: json!({"records": js, "count": recs.len()}), records: Some(recs), streams: None }
+            let saved = Some(Value::Array(js.clone()));
+            Outcome { result: json!({"records": js, "count": recs.len()}), saved, records: Some(recs), streams: None }
         }
         "tail_close" => {
             let name = str_field(step, "tail")?;
@@ -613,7 +663,7 @@ fn check(run: &Run, step: &Value, expect: &Value, got: Result<Outcome, StepErr>)
             return Ok(None);
         }
         (Err(StepErr::Api(e)), None) => return Err(format!("unexpected error: {} (code {:?})", e, e.code())),
-        (Ok(o), Some(want)) => return Err(format!("want error {}, got success: {}", want, o.result)),
+        (Ok(o), Some(want)) => return Err(format!("want error {}, got success: {}", want, short(&o.result))),
         (Ok(o), None) => o,
     };
     if let Some(Value::Object(want)) = expect.get("result") {
@@ -627,7 +677,7 @@ fn check(run: &Run, step: &Value, expect: &Value, got: Result<Outcome, StepErr>)
                 _ => json_eq(&w, g),
             };
             if !same {
-                return Err(format!("result {:?}: want {}, got {} (result {})", k, w, g, out.result));
+                return Err(format!("result {:?}: want {}, got {} (result {})", k, w, g, short(&out.result)));
             }
         }
     }
@@ -649,7 +699,7 @@ fn check(run: &Run, step: &Value, expect: &Value, got: Result<Outcome, StepErr>)
             return Err(format!("unknown expectation {:?}", k));
         }
     }
-    Ok(Some(out.result))
+    Ok(Some(out.saved.unwrap_or(out.result)))
 }
 
 fn run_case(suite: &mut Suite, case: &Value) -> Result<(), String> {
