@@ -412,6 +412,11 @@ impl Client {
             }
             std::thread::sleep(delay);
             attempt += 1;
+            // A retry starts over at the node the caller named: after a redirect, the leader
+            // it named may be the node that just failed, and the follower knows the next one.
+            url = format!("{}{}", self.inner.base, path);
+            send_token = true;
+            redirects = 0;
         }
     }
 }

@@ -301,3 +301,23 @@ fn a_tail_error_event_ends_the_tail() {
     assert!(t.next().is_none());
     assert_eq!(m.reqs()[0].path, "/v1/streams/s/records?from=5");
 }
+
+#[test]
+fn a_retry_after_a_redirect_starts_again_at_the_named_node() {
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let leader = mock(vec![answer(201, &[], APPENDED)]);
+    let to_dead = format!("{}/v1/streams/s/records", dead);
+    let to_leader = format!("{}/v1/streams/s/records", leader.url);
+    let follower = mock(vec![
+        error(307, "not_leader", &[("Location", to_dead.as_str()), ("Leader-Id", "1")]),
+        error(307, "not_leader", &[("Location", to_leader.as_str()), ("Leader-Id", "3")]),
+    ]);
+    let c = Client::new(&follower.url, fast()).unwrap();
+    c.append("s", &Record::default(), &AppendOptions::default()).unwrap();
+    assert_eq!(follower.reqs().len(), 2);
+    assert_eq!(leader.reqs().len(), 1);
+    assert!(leader.reqs()[0].header("Authorization").is_some());
+}
