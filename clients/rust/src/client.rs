@@ -32,6 +32,40 @@ pub(crate) struct Inner {
     pub(crate) tail_agent: ureq::Agent,
 }
 
+/// The pages of a stream, from [`Client::pages`].
+#[derive(Debug)]
+pub struct Pages {
+    client: Client,
+    stream: String,
+    from: Position,
+    limit: Option<u32>,
+    done: bool,
+}
+
+impl Iterator for Pages {
+    type Item = Result<Page>;
+
+    fn next(&mut self) -> Option<Result<Page>> {
+        if self.done {
+            return None;
+        }
+        match self.client.read(&self.stream, self.from, self.limit) {
+            Ok(page) if page.records.is_empty() => {
+                self.done = true;
+                None
+            }
+            Ok(page) => {
+                self.from = Position::Offset(page.next_offset);
+                Some(Ok(page))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("base", &self.inner.base).field("call_timeout", &self.call_timeout).finish()
@@ -251,6 +285,12 @@ impl Client {
         let ans = self.call("GET", &path, None, &[], Idem::Read)?;
         let m = object(&ans.body)?;
         Ok(Page { records: decode_records(&m, Some(stream))?, next_offset: int(&m, "next_offset")? })
+    }
+
+    /// The pages of `stream` from `from`, `limit` records each, up to the live end: an
+    /// [`Iterator`] of pages that ends at the first empty page, or after yielding an error.
+    pub fn pages(&self, stream: &str, from: Position, limit: Option<u32>) -> Pages {
+        Pages { client: self.clone(), stream: stream.to_string(), from, limit, done: false }
     }
 
     /// Reads one page of the global log (every stream the token may read, in commit order)

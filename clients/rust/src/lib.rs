@@ -30,7 +30,7 @@ mod tail;
 mod time;
 mod types;
 
-pub use client::{new_idempotency_key, Client};
+pub use client::{new_idempotency_key, Client, Pages};
 pub use error::{Error, ErrorKind, Result};
 pub use options::{Options, OptionsBuilder};
 pub use tail::Tail;

@@ -566,27 +566,13 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
             }
         }
         "read_all" => {
-            let s = stream()?;
-            let mut from = position(&step["from"])?;
             let mut all = Vec::new();
-            let mut next_offset = Value::Null;
-            for _ in 0..100_000 {
-                let page = api(c.read(&s, from, limit))?;
-                next_offset = json!(page.next_offset);
-                if page.records.is_empty() {
-                    break;
-                }
-                from = Position::Offset(page.next_offset);
-                all.extend(page.records);
+            for page in c.pages(&stream()?, position(&step["from"])?, limit) {
+                all.extend(api(page)?.records);
             }
             let recs: Vec<Value> = all.iter().map(record_json).collect();
             let saved = Some(Value::Array(recs.clone()));
-            Outcome {
-                result: json!({"next_offset": next_offset, "records": recs, "count": all.len()}),
-                saved,
-                records: Some(all),
-                streams: None,
-            }
+            Outcome { result: json!({"records": recs, "count": all.len()}), saved, records: Some(all), streams: None }
         }
         "read_global" => {
             let from = step["from_seq"].as_i64().ok_or("read_global needs from_seq")?;
