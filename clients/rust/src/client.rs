@@ -469,6 +469,10 @@ mod tests {
     fn client_is_send_sync() {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<Client>();
+        fn send<T: Send + 'static>() {}
+        send::<crate::Tail>();
+        send::<crate::Error>();
+        check::<crate::Error>();
     }
 
     #[test]
