@@ -164,6 +164,8 @@ pub(crate) fn transport_error(t: &ureq::Transport) -> (Error, bool) {
         K::InvalidUrl | K::UnknownScheme | K::InsecureRequestHttpsOnly | K::InvalidProxyUrl => {
             (Error::new(ErrorKind::InvalidOptions, msg), true)
         }
+        // An answer that is not HTTP: the client cannot decode it.
+        K::BadStatus | K::BadHeader => (Error::new(ErrorKind::Internal, msg), false),
         _ => (Error::new(ErrorKind::Connection, msg), false),
     }
 }
@@ -254,6 +256,11 @@ impl Client {
 
     fn post_records(&self, stream: &str, body: &[u8], opts: &AppendOptions) -> Result<AppendResult> {
         check_name("stream", stream)?;
+        if let Some(k) = &opts.idempotency_key {
+            if k.is_empty() || k.len() > 256 || !k.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::new(ErrorKind::BadRequest, "idempotency_key: want 1 to 256 printable ASCII characters"));
+            }
+        }
         let key = match (&opts.idempotency_key, self.inner.opts.generate_idempotency_keys) {
             (Some(k), _) => Some(k.clone()),
             (None, true) => Some(new_idempotency_key()?),
@@ -431,7 +438,11 @@ impl Client {
                     if err.kind() == ErrorKind::InvalidOptions {
                         return Err(err);
                     }
-                    (err, never_reached || idem != Idem::Unsafe, None)
+                    let retryable = match err.kind() {
+                        ErrorKind::Internal => idem == Idem::Read,
+                        _ => never_reached || idem != Idem::Unsafe,
+                    };
+                    (err, retryable, None)
                 }
             };
             if !retryable || attempt >= o.max_retries {

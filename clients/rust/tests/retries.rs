@@ -321,3 +321,15 @@ fn a_retry_after_a_redirect_starts_again_at_the_named_node() {
     assert_eq!(leader.reqs().len(), 1);
     assert!(leader.reqs()[0].header("Authorization").is_some());
 }
+
+#[test]
+fn a_bad_idempotency_key_is_refused_before_any_request() {
+    let m = mock(vec![]);
+    let c = Client::new(&m.url, fast()).unwrap();
+    for k in ["", "line\r\nbreak", &"k".repeat(257)] {
+        let e =
+            c.append("s", &Record::default(), &AppendOptions { idempotency_key: Some(k.to_string()), ..Default::default() }).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+    }
+    assert!(m.reqs().is_empty());
+}
