@@ -198,6 +198,70 @@ pub(crate) fn build_agent(opts: &Options, read_timeout: Option<Duration>) -> ure
     b.build()
 }
 
+/// True for the failures of writing a request body that a server's early answer causes: the
+/// server answered (`413` to a body above its limit, by `Content-Length`) and closed the
+/// connection while the client was still sending.
+fn broken_while_sending(t: &ureq::Transport) -> bool {
+    std::error::Error::source(t)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(|e| matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset))
+        .unwrap_or(false)
+}
+
+/// Bodies at least this large get the early-answer fallback (below it, the server reads the whole
+/// body before it answers, and a broken connection is a broken connection).
+const EARLY_ANSWER_MIN_BODY: usize = 64 * 1024;
+
+/// One HTTP/1.1 exchange over a plain TCP connection that reads the answer while it writes the
+/// body, so that an answer the server sends before the body is complete (then closing the
+/// connection) is seen. ureq writes the whole body before it reads and reports only the broken
+/// pipe. `None` when no answer came.
+fn early_answer(
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Option<ureq::Response> {
+    use std::io::Write;
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() != "http" {
+        return None;
+    }
+    let host = u.host_str()?;
+    let port = u.port_or_known_default()?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).ok()?.next()?;
+    let stream = std::net::TcpStream::connect_timeout(&addr, connect_timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    let mut target = u.path().to_string();
+    if let Some(q) = u.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut head =
+        format!("{} {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\nConnection: close\r\n", method, target, host, port, body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{}: {}\r\n", k, v));
+    }
+    head.push_str("\r\n");
+    let mut w = stream.try_clone().ok()?;
+    let mut data = head.into_bytes();
+    data.extend_from_slice(body);
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    let mut answer = Vec::new();
+    let _ = (&stream).read_to_end(&mut answer); // an error after the answer (a reset) is fine
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    if !answer.starts_with(b"HTTP/1.") || !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        return None;
+    }
+    String::from_utf8_lossy(&answer).parse().ok()
+}
+
 impl Client {
     /// A client of the server at `base_url` (`http://127.0.0.1:8080`; `https://` with the
     /// default `tls` feature). The options are validated first: a bad value is
@@ -382,10 +446,25 @@ impl Client {
             for (k, v) in headers {
                 req = req.set(k, v);
             }
-            let res = match body {
+            let mut res = match body {
                 Some((ct, b)) => req.set("Content-Type", ct).send_bytes(b),
                 None => req.call(),
             };
+            if let (Err(ureq::Error::Transport(t)), Some((ct, b))) = (&res, body) {
+                if b.len() >= EARLY_ANSWER_MIN_BODY && broken_while_sending(t) {
+                    // The body never reached the server whole, so nothing was stored: resending
+                    // it is safe, keyed or not.
+                    let mut hs: Vec<(String, String)> =
+                        vec![("Content-Type".into(), ct.into()), ("User-Agent".into(), o.user_agent.clone())];
+                    if let (true, Some(t)) = (send_token, &o.token) {
+                        hs.push(("Authorization".into(), format!("Bearer {}", t)));
+                    }
+                    hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+                    if let Some(resp) = early_answer(&url, method, &hs, b, o.connect_timeout, timeout) {
+                        res = if resp.status() >= 400 { Err(ureq::Error::Status(resp.status(), resp)) } else { Ok(resp) };
+                    }
+                }
+            }
             // Each arm either returns, or gives the failure, whether it may be retried, and the
             // server's Retry-After.
             let (failure, retryable, retry_after) = match res {

@@ -696,7 +696,11 @@ fn run_case(suite: &mut Suite, case: &Value) -> Result<(), String> {
         let op = raw["op"].as_str().unwrap_or("?");
         let step = run.resolve(raw).map_err(|e| format!("step {} ({}): {}", i, op, e))?;
         let expect = step.get("expect").cloned().unwrap_or(Value::Null);
+        let t0 = Instant::now();
         let got = exec(suite, &mut run, &profile, &step);
+        if std::env::var("CONFORMANCE_TIMES").is_ok() {
+            eprintln!("  step {} ({}) {:?}", i, op, t0.elapsed());
+        }
         let result = check(&run, &step, &expect, got).map_err(|e| format!("step {} ({}): {}", i, op, e))?;
         if let (Some(id), Some(r)) = (step["id"].as_str(), result) {
             run.saved.insert(id.to_string(), r);
