@@ -144,8 +144,8 @@ impl Worker {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let delivered_before = last;
-            let end = self.connect(&mut next, &mut last);
+            let mut connected = false;
+            let end = self.connect(&mut next, &mut last, &mut connected);
             let wait = match end {
                 End::Stop => return,
                 End::Fatal(e) => {
@@ -153,8 +153,8 @@ impl Worker {
                     return;
                 }
                 End::Again(ra) => {
-                    if last != delivered_before {
-                        attempt = 0;
+                    if connected {
+                        attempt = 0; // a connection that was answered starts the backoff over
                     }
                     let d = match ra {
                         Some(d) if !d.is_zero() => d.min(self.inner.opts.max_retry_after),
@@ -174,7 +174,7 @@ impl Worker {
         }
     }
 
-    fn connect(&self, next: &mut Option<i64>, last: &mut Option<i64>) -> End {
+    fn connect(&self, next: &mut Option<i64>, last: &mut Option<i64>, connected: &mut bool) -> End {
         let query = match next {
             Some(n) => format!("from={}", n),
             None => self.from.query(),
@@ -209,6 +209,7 @@ impl Worker {
         if resp.status() != 200 {
             return End::Again(None);
         }
+        *connected = true;
         if next.is_none() {
             *next = resp.header("Stream-Next-Offset").and_then(|v| v.trim().parse().ok());
         }
