@@ -34,6 +34,8 @@ pub use client::{new_idempotency_key, Client, Pages};
 pub use error::{Error, ErrorKind, Result};
 pub use options::{Options, OptionsBuilder};
 pub use tail::Tail;
+#[cfg(feature = "stream")]
+pub use tail::TailStream;
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use types::{AppendOptions, AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo};
 

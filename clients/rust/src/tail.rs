@@ -29,6 +29,25 @@ pub struct Tail {
     rx: Receiver<Result<StoredRecord>>,
     stop: Arc<AtomicBool>,
     ended: bool,
+    /// The async consumer's waker ([`Tail::into_stream`]), woken after every item.
+    waker: Arc<WakerSlot>,
+}
+
+/// Where an async consumer leaves its waker for the reader thread.
+#[derive(Default)]
+struct WakerSlot {
+    set: AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl WakerSlot {
+    fn wake(&self) {
+        if self.set.load(Ordering::Acquire) {
+            if let Some(w) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Tail {
@@ -45,9 +64,18 @@ impl Tail {
         // `latest` means the live end when tail() was called, not when the thread got going.
         let (ready_tx, ready_rx) = sync_channel(1);
         let wait = inner.opts.request_timeout;
-        let w = Worker { inner, stream: stream.to_string(), from, tx, stop: stop.clone(), ready: std::cell::Cell::new(Some(ready_tx)) };
+        let waker = Arc::new(WakerSlot::default());
+        let w = Worker {
+            inner,
+            stream: stream.to_string(),
+            from,
+            tx,
+            stop: stop.clone(),
+            ready: std::cell::Cell::new(Some(ready_tx)),
+            waker: waker.clone(),
+        };
         let spawned = std::thread::Builder::new().name(format!("badbatch-tail-{}", stream)).spawn(move || w.run());
-        let mut t = Tail { rx, stop, ended: false };
+        let mut t = Tail { rx, stop, ended: false, waker };
         if spawned.is_ok() {
             let _ = ready_rx.recv_timeout(wait);
         }
@@ -87,6 +115,54 @@ impl Tail {
     }
 }
 
+/// The tail as a [`futures_core::Stream`] (feature `stream`), from [`Tail::into_stream`].
+#[cfg(feature = "stream")]
+#[derive(Debug)]
+pub struct TailStream {
+    tail: Tail,
+}
+
+#[cfg(feature = "stream")]
+impl Tail {
+    /// This tail as a [`futures_core::Stream`] of `Result<StoredRecord>`, for any executor: the
+    /// reader thread wakes the task. Items, reconnections and the end are those of the
+    /// [`Iterator`]. Opening the tail ([`crate::Client::tail`]) blocks until its first
+    /// connection is answered; from async code, open it under `spawn_blocking` if that matters.
+    pub fn into_stream(self) -> TailStream {
+        TailStream { tail: self }
+    }
+}
+
+#[cfg(feature = "stream")]
+impl futures_core::Stream for TailStream {
+    type Item = Result<StoredRecord>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::sync::mpsc::TryRecvError;
+        use std::task::Poll;
+        let t = &mut self.get_mut().tail;
+        if t.ended {
+            return Poll::Ready(None);
+        }
+        for registered in [false, true] {
+            match t.rx.try_recv() {
+                Ok(item) => return Poll::Ready(Some(t.note(item))),
+                Err(TryRecvError::Disconnected) => {
+                    t.ended = true;
+                    return Poll::Ready(None);
+                }
+                Err(TryRecvError::Empty) if !registered => {
+                    // Leave the waker, then look again: an item sent in between is not missed.
+                    *t.waker.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+                    t.waker.set.store(true, Ordering::Release);
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        Poll::Pending
+    }
+}
+
 impl Iterator for Tail {
     type Item = Result<StoredRecord>;
 
@@ -118,6 +194,16 @@ struct Worker {
     stop: Arc<AtomicBool>,
     /// Told once, when the first connection has its answer.
     ready: std::cell::Cell<Option<SyncSender<()>>>,
+    waker: Arc<WakerSlot>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The channel closes with the worker: an async consumer must see it.
+        let tx = std::mem::replace(&mut self.tx, sync_channel(0).0);
+        drop(tx);
+        self.waker.wake();
+    }
 }
 
 /// How one connection ended.
@@ -150,6 +236,7 @@ impl Worker {
                 End::Stop => return,
                 End::Fatal(e) => {
                     let _ = self.tx.send(Err(e));
+                    self.waker.wake();
                     return;
                 }
                 End::Again(ra) => {
@@ -258,6 +345,7 @@ impl Worker {
                 if self.tx.send(Ok(rec)).is_err() {
                     return End::Stop;
                 }
+                self.waker.wake();
                 continue;
             }
             if line[0] == b':' {

@@ -333,3 +333,45 @@ fn a_bad_idempotency_key_is_refused_before_any_request() {
     }
     assert!(m.reqs().is_empty());
 }
+
+#[cfg(feature = "stream")]
+#[test]
+fn a_tail_is_a_stream_too() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    /// The next item of a stream, on this thread (a minimal executor).
+    fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        struct Next<'a, S>(&'a mut S);
+        impl<S: futures_core::Stream + Unpin> Future for Next<'_, S> {
+            type Output = Option<S::Item>;
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                Pin::new(&mut *self.0).poll_next(cx)
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = Next(s);
+        loop {
+            if let Poll::Ready(v) = Pin::new(&mut f).poll(&mut cx) {
+                return v;
+            }
+            std::thread::park_timeout(Duration::from_secs(10));
+        }
+    }
+
+    let m = mock(vec![sse(&[(0, "\"a\"")]), Reply::Slow(Duration::from_millis(300), answer_text(200, "")), error(404, "not_found", &[])]);
+    let c = Client::new(&m.url, fast()).unwrap();
+    let mut s = c.tail("s", Position::Earliest).into_stream();
+    assert_eq!(next(&mut s).unwrap().unwrap().offset, 0);
+    assert_eq!(next(&mut s).unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(next(&mut s).is_none());
+}
