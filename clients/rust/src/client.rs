@@ -198,6 +198,12 @@ pub(crate) fn build_agent(opts: &Options, read_timeout: Option<Duration>) -> ure
     b.build()
 }
 
+/// Whether a redirect from `from` to `to` keeps the bearer token: only when the answer named
+/// the leader (`Leader-Id`), and never from https down to http.
+pub(crate) fn keeps_token(leader_named: bool, from: &str, to: &str) -> bool {
+    leader_named && !(from.starts_with("https:") && to.starts_with("http:"))
+}
+
 /// True for the failures of writing a request body that a server's early answer causes: the
 /// server answered (`413` to a body above its limit, by `Content-Length`) and closed the
 /// connection while the client was still sending.
@@ -486,9 +492,7 @@ impl Client {
                     redirects += 1;
                     // The token goes on only to a leader that the follower named, never from
                     // https down to http.
-                    if !leader || (url.starts_with("https:") && next.scheme() == "http") {
-                        send_token = false;
-                    }
+                    send_token &= keeps_token(leader, &url, next.as_str());
                     url = next.to_string();
                     continue;
                 }
@@ -594,6 +598,15 @@ mod tests {
         }
         assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+    }
+
+    #[test]
+    fn redirects_keep_the_token_only_to_a_named_leader_and_never_down_to_http() {
+        assert!(keeps_token(true, "http://a:1/x", "http://b:2/x"));
+        assert!(keeps_token(true, "https://a/x", "https://b/x"));
+        assert!(keeps_token(true, "http://a/x", "https://b/x"));
+        assert!(!keeps_token(true, "https://a/x", "http://b/x"));
+        assert!(!keeps_token(false, "http://a/x", "http://b/x"));
     }
 
     #[test]
