@@ -157,7 +157,7 @@ type wireRecord struct {
 // Retries never duplicate: the append is retried only under an idempotency
 // key (the caller's, or one generated for this call and sent on every
 // attempt); without one it is retried only when it surely never reached
-// the server (connection refused, 429, 503).
+// the server (connection refused, 429, 503 no_leader).
 func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, opts *AppendOptions) (AppendResult, error) {
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)

@@ -227,12 +227,18 @@ type flakyTransport struct {
 	drop    atomic.Int32
 	keys    chan string
 	unavail atomic.Int32 // answer this many requests 503 without forwarding
+	// noLeader makes those answers 503 no_leader instead of unavailable.
+	noLeader atomic.Bool
 }
 
 func (f *flakyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if f.unavail.Add(-1) >= 0 {
+		code := "unavailable"
+		if f.noLeader.Load() {
+			code = "no_leader"
+		}
 		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{},
-			Body: io.NopCloser(stringsReader(`{"error":{"code":"unavailable","message":"injected"}}`)), Request: req}, nil
+			Body: io.NopCloser(stringsReader(`{"error":{"code":"` + code + `","message":"injected"}}`)), Request: req}, nil
 	}
 	if req.Method == http.MethodPost {
 		select {

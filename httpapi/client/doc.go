@@ -15,7 +15,7 @@
 //   - Retries never duplicate: an append is retried only under an
 //     idempotency key (the caller's, or one generated per call and sent on
 //     every attempt unless Options.GenerateIdempotencyKeys is off), or when
-//     it surely never reached the server (dial failure, 429, 503). Reads
+//     it surely never reached the server (dial failure, 429, 503 no_leader). Reads
 //     are retried after network errors, timeouts, 429 and 5xx. Backoff is
 //     exponential with full jitter; Retry-After is honoured up to
 //     Options.MaxRetryAfter.

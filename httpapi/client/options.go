@@ -51,7 +51,7 @@ type Options struct {
 	// a caller's key carry a generated one (128 random bits, hex), the same
 	// on every attempt of the call, so that it can be retried safely. Off
 	// (new(false)), such an append is retried only when it surely never
-	// reached the server (connection refused, 429, 503).
+	// reached the server (connection refused, 429, 503 no_leader).
 	GenerateIdempotencyKeys *bool
 	// UserAgent is sent with every request. Default
 	// "badbatch-go-client/" + Version.

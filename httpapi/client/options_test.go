@@ -89,11 +89,21 @@ func TestAppendWithoutKeyIsNotRetriedAfterALostAnswer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), info.NextOffset, "the lost answer's append was stored, once")
 
-	// 503 stores nothing: retried even without a key.
+	// 503 no_leader stores nothing: retried even without a key.
+	ft.noLeader.Store(true)
 	ft.unavail.Store(2)
 	res, err := c.Append(context.Background(), "nokey", client.Record{Value: []byte("b")}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), res.FirstOffset)
+
+	// 503 unavailable leaves an append's outcome unknown (a journal that
+	// failed mid-write): not retried without a key.
+	ft.noLeader.Store(false)
+	ft.unavail.Store(2)
+	_, err = c.Append(context.Background(), "nokey", client.Record{Value: []byte("x")}, nil)
+	require.ErrorIs(t, err, client.ErrUnavailable)
+	assert.Equal(t, int32(1), ft.unavail.Load(), "one attempt only")
+	ft.unavail.Store(0)
 
 	// A caller's key makes the lost answer retryable again.
 	ft.drop.Store(1)

@@ -28,9 +28,10 @@ const (
 	// retrying a write).
 	idempotentWrite
 	// unsafeWrite: an append without a key, a cluster membership change.
-	// Retried only when it surely never reached the server: the connection
-	// was refused (or the dial failed), or the answer was 429 or 503, which
-	// store nothing.
+	// Retried only when it surely stored nothing: the connection was
+	// refused (or the dial failed), or the answer was 429 or 503 no_leader.
+	// A 503 unavailable is not retried: a journal that failed mid-write or
+	// a store closed under the append leaves its outcome unknown.
 	unsafeWrite
 )
 
@@ -169,8 +170,11 @@ func retryable(ae *attemptError, s safety) bool {
 		return true
 	}
 	switch e.Status {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests:
 		return true // nothing was stored
+	case http.StatusServiceUnavailable:
+		// no_leader stores nothing; unavailable may have (outcome unknown).
+		return e.Code == CodeNoLeader || s != unsafeWrite
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return s != unsafeWrite
 	case http.StatusInternalServerError:

@@ -122,13 +122,17 @@ def test_callers_idempotency_key_is_sent(fake: FakeServer, call: Any) -> None:
 
 def test_without_key_only_what_stored_nothing_is_retried(fake: FakeServer, call: Any) -> None:
     opts = dict(FAST, generate_idempotency_keys=False)
-    fake.add(err(503, "unavailable"), Reply(201, APPEND_OK))
-    call(fake.url, opts, "append", "s", bb.Record(b"x"))  # 503 stores nothing: retried
+    fake.add(err(503, "no_leader"), Reply(201, APPEND_OK))
+    call(fake.url, opts, "append", "s", bb.Record(b"x"))  # 503 no_leader stores nothing: retried
     assert "idempotency-key" not in fake.seen[0].headers and len(fake.seen) == 2
     fake.add(err(502, "bad_gateway"))
     with pytest.raises(bb.UnavailableError):  # a 502 may have stored it: not retried without a key
         call(fake.url, opts, "append", "s", bb.Record(b"x"))
     assert len(fake.seen) == 3
+    fake.add(err(503, "unavailable"))
+    with pytest.raises(bb.UnavailableError):  # 503 unavailable: the outcome is unknown
+        call(fake.url, opts, "append", "s", bb.Record(b"x"))
+    assert len(fake.seen) == 4
 
 
 def test_retry_after_is_honoured_and_capped(fake: FakeServer, call: Any) -> None:

@@ -81,7 +81,7 @@ pub(crate) enum Idem {
     /// transient failure but `500`.
     Safe,
     /// An append without a key: retried only when it surely never reached the server
-    /// (connection refused, `429`, `503`).
+    /// (connection refused, `429`, `503 no_leader`).
     Unsafe,
 }
 
@@ -509,7 +509,10 @@ impl Client {
                     let body_bytes = read_body(resp).unwrap_or_default();
                     let err = Error::from_answer(status, &body_bytes, ra, rid);
                     let retryable = match status {
-                        429 | 503 => true,
+                        429 => true,
+                        // no_leader stores nothing; unavailable (a journal failed mid-write, a store
+                        // closed under the append) leaves the outcome unknown.
+                        503 => err.kind() == ErrorKind::NoLeader || idem != Idem::Unsafe,
                         502 | 504 => idem != Idem::Unsafe,
                         500 => idem == Idem::Read,
                         _ => false,

@@ -34,7 +34,7 @@ const MAX_REDIRECTS = 10;
  * - read: safe to repeat (GET, PUT of a cursor): any transient failure;
  * - keyed: an append under an idempotency key: any transient failure except a 500;
  * - unkeyed: an append without a key: only when it surely never reached the
- *   store (connection refused, 429, 503).
+ *   store (connection refused, 429, 503 no_leader).
  */
 type RetryMode = "read" | "write" | "keyed" | "unkeyed";
 
@@ -487,7 +487,7 @@ export class Client {
             return { status: res.status, headers: res.headers, data };
           }
           err = errorFromAnswer(res, text);
-          retryable = retryableStatus(res.status, req.mode);
+          retryable = retryableStatus(res.status, req.mode, err.code);
         } catch (e) {
           if (deadline.signal.aborted) throw deadline.signal.reason;
           if (timedOut) {
@@ -597,11 +597,14 @@ export class Tail implements AsyncIterableIterator<StoredRecord> {
   }
 }
 
-function retryableStatus(status: number, mode: RetryMode): boolean {
+function retryableStatus(status: number, mode: RetryMode, code: string): boolean {
   switch (status) {
     case 429:
-    case 503:
       return true; // nothing was stored
+    case 503:
+      // no_leader stores nothing; unavailable (a journal failed mid-write,
+      // a store closed under the append) leaves the outcome unknown.
+      return code === "no_leader" || mode !== "unkeyed";
     case 502:
     case 504:
       return mode !== "unkeyed";

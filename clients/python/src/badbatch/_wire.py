@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from .errors import (
     BadBatchError,
+    NoLeaderError,
     ConnectionFailedError,
     InternalError,
     InvalidOptionsError,
@@ -64,8 +65,13 @@ def retry_delay(err: BadBatchError, attempt: int, opts: ClientOptions, req: Requ
     elif isinstance(err, RequestTimeoutError):
         if not req.idempotent:
             return None
-    elif status in (429, 503):
+    elif status == 429 or isinstance(err, NoLeaderError):
         pass  # stores nothing: always safe
+    elif status == 503:
+        # unavailable: a journal failed mid-write or a store closed under
+        # the append; its outcome is unknown.
+        if not req.idempotent:
+            return None
     elif status in (502, 504):
         if not req.idempotent:
             return None

@@ -34,7 +34,7 @@ import java.util.concurrent.TimeUnit;
  * exponential backoff and full jitter, honouring {@code Retry-After}. An append is retried only
  * under an idempotency key (the caller's, or one the client generates per call when
  * {@code generateIdempotencyKeys} is on, the default), or when it surely never reached the server
- * (connection refused, {@code 429}, {@code 503}). A follower's {@code 307} is followed.
+ * (connection refused, {@code 429}, {@code 503 no_leader}). A follower's {@code 307} is followed.
  *
  * <p><b>Errors.</b> Every failure is a {@link BadBatchException} (unchecked), of the subclass of
  * its {@link ErrorKind}.
@@ -411,7 +411,7 @@ public final class BadBatchClient implements AutoCloseable {
                     return resp.body();
                 }
                 err = errorFrom(resp.statusCode(), resp.headers(), resp.body());
-                retryable = retryableStatus(c, status);
+                retryable = retryableStatus(c, status, err.kind());
             } catch (BadBatchException e) {
                 throw e; // made while following redirects: final
             } catch (HttpConnectTimeoutException | ConnectException e) {
@@ -453,11 +453,15 @@ public final class BadBatchClient implements AutoCloseable {
         return e.getClass().getSimpleName() + (m == null ? "" : " " + m);
     }
 
-    private static boolean retryableStatus(Call c, int status) {
+    private static boolean retryableStatus(Call c, int status, ErrorKind kind) {
         switch (status) {
             case 429:
-            case 503:
                 return true; // nothing was stored
+            case 503:
+                // no_leader stores nothing; unavailable (a journal failed
+                // mid-write, a store closed under the append) leaves the
+                // outcome unknown.
+                return kind == ErrorKind.NO_LEADER || c.retrySafe;
             case 502:
             case 504:
                 return c.retrySafe;

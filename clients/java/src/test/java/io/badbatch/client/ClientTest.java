@@ -65,10 +65,17 @@ class ClientTest {
             assertNull(s.header(0, "Idempotency-Key"));
             assertEquals(502, e.status());
         }
-        // 503 stores nothing: retried even without a key.
+        // 503 unavailable: the outcome is unknown (a journal that failed
+        // mid-write), so it is not retried without a key.
+        try (FakeServer s = new FakeServer((ex, n) -> FakeServer.error(ex, 503, "unavailable"))) {
+            BadBatchClient c = BadBatchClient.create(s.url(), fast().toBuilder().generateIdempotencyKeys(false).build());
+            assertThrows(UnavailableException.class, () -> c.append("s", Record.text("x")));
+            assertEquals(1, s.requests.size());
+        }
+        // 503 no_leader stores nothing: retried even without a key.
         try (FakeServer s = new FakeServer((ex, n) -> {
             if (n == 1) {
-                FakeServer.error(ex, 503, "unavailable");
+                FakeServer.error(ex, 503, "no_leader");
             } else {
                 FakeServer.json(ex, 201, FakeServer.APPENDED);
             }
