@@ -12,6 +12,7 @@ import {
 } from "./errors.js";
 import { checkCallTimeout, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options.js";
 import { SSEParser } from "./sse.js";
+import { isNode, nodeSender, type Answerish, type SendInit, type Sender } from "./transport.js";
 import type {
   AppendOptions,
   AppendRecord,
@@ -49,11 +50,9 @@ interface Req {
 
 interface Answer {
   status: number;
-  headers: Headers;
+  headers: Answerish["headers"];
   data: unknown;
 }
-
-const isNode = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === "string";
 
 /**
  * A BadBatch client. Safe for concurrent use: make one per server and share
@@ -68,6 +67,11 @@ export class Client {
   /** The options in force: the caller's, defaults filled in (frozen). */
   readonly options: ResolvedOptions;
   private readonly fetchFn: typeof fetch;
+  /** Sends through fetch (tails always; other requests in browsers or with options.fetch). */
+  private readonly fetchSend: (url: string, init: SendInit) => Promise<Response>;
+  /** What sends the other requests, once known (under Node without options.fetch: node:http). */
+  private sender: Sender | undefined;
+  private senderLoading: Promise<Sender> | undefined;
 
   constructor(baseUrl: string | URL, options?: ClientOptions) {
     let u: URL;
@@ -85,6 +89,17 @@ export class Client {
     const f = this.options.fetch;
     // A detached window.fetch throws "Illegal invocation" in browsers.
     this.fetchFn = f === globalThis.fetch ? (input, init) => globalThis.fetch(input, init) : f;
+    this.fetchSend = (url, init) => this.fetchFn(url, { ...init, redirect: "manual" });
+    if (!isNode || options?.fetch !== undefined) this.sender = this.fetchSend;
+  }
+
+  /** The sender of ordinary requests: node:http under Node (loaded at the first call), else fetch. */
+  private getSender(): Promise<Sender> {
+    this.senderLoading ??= nodeSender().then(
+      (s) => (this.sender = s ?? this.fetchSend),
+      () => (this.sender = this.fetchSend),
+    );
+    return this.senderLoading;
   }
 
   // ---- appending ----------------------------------------------------------
@@ -292,7 +307,7 @@ export class Client {
         } else query = { from: "0" };
       }
       conn.arm(this.options.connectTimeoutMs, "tail connection not answered");
-      const res = await this.fetchFollowing(this.url(`/v1/streams/${stream}/records`, query), { method: "GET", headers: this.headers(headers) }, conn.ac.signal);
+      const res = await this.fetchFollowing(this.fetchSend, this.url(`/v1/streams/${stream}/records`, query), { method: "GET", headers: this.headers(headers) }, conn.ac.signal);
       if (res.status !== 200) throw errorFromAnswer(res, await res.text());
       if (!res.body) throw new InternalError("tail: the answer has no body");
       const h = res.headers.get("Stream-Next-Offset");
@@ -415,11 +430,16 @@ export class Client {
    * browser a manual redirect is opaque (no Location): that is a
    * NotLeaderError; point browser pages at the leader.
    */
-  private async fetchFollowing(url: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+  private async fetchFollowing<R extends Answerish>(
+    send: (url: string, init: SendInit) => Promise<R>,
+    url: string,
+    init: { method: string; headers: Record<string, string>; body?: string },
+    signal: AbortSignal,
+  ): Promise<R> {
     let cur = url;
-    const headers = { ...(init.headers as Record<string, string>) };
+    const headers = { ...init.headers };
     for (let hop = 0; ; hop++) {
-      const res = await this.fetchFn(cur, { ...init, headers, signal, redirect: "manual" });
+      const res = await send(cur, { ...init, headers, signal });
       if (res.type === "opaqueredirect") {
         throw new NotLeaderError(
           "the server redirected (a cluster follower?) and this runtime does not expose redirects (a browser): send requests to the leader",
@@ -458,9 +478,10 @@ export class Client {
       deadlineTimer = setTimeout(() => deadline.abort(new TimeoutError(`call timed out after ${ms} ms`)), ms);
     }
     const url = this.url(req.path, req.query);
-    const init: RequestInit = { method: req.method, headers: this.headers(req.headers) };
+    const init: { method: string; headers: Record<string, string>; body?: string } = { method: req.method, headers: this.headers(req.headers) };
     if (req.body !== undefined) init.body = req.body;
     try {
+      const send = this.sender ?? (await this.getSender());
       for (let attempt = 0; ; attempt++) {
         const ac = new AbortController();
         const onDeadline = () => ac.abort(deadline.signal.reason);
@@ -473,7 +494,7 @@ export class Client {
         let err: BadBatchError;
         let retryable: boolean;
         try {
-          const res = await this.fetchFollowing(url, init, ac.signal);
+          const res = await this.fetchFollowing(send, url, init, ac.signal);
           const text = await res.text();
           if (res.status >= 200 && res.status < 300) {
             let data: unknown = undefined;
@@ -664,7 +685,7 @@ function parseRetryAfter(v: string | null): number | undefined {
   return undefined;
 }
 
-function errorFromAnswer(res: Response, text: string): BadBatchError {
+function errorFromAnswer(res: Answerish, text: string): BadBatchError {
   let data: unknown;
   try {
     data = JSON.parse(text);
