@@ -468,14 +468,14 @@ export class Client {
     const opts = this.options;
     const callSignal = call.signal;
     callSignal?.throwIfAborted();
-    // The whole call's deadline, retries included.
-    const deadline = new AbortController();
-    const onCallAbort = () => deadline.abort(callSignal!.reason);
+    // The whole call's deadline, retries included (only when there is a signal or a timeout).
+    const deadline = callSignal !== undefined || call.timeoutMs !== undefined ? new AbortController() : undefined;
+    const onCallAbort = () => deadline!.abort(callSignal!.reason);
     callSignal?.addEventListener("abort", onCallAbort, { once: true });
     let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
     if (call.timeoutMs !== undefined) {
       const ms = call.timeoutMs;
-      deadlineTimer = setTimeout(() => deadline.abort(new TimeoutError(`call timed out after ${ms} ms`)), ms);
+      deadlineTimer = setTimeout(() => deadline!.abort(new TimeoutError(`call timed out after ${ms} ms`)), ms);
     }
     const url = this.url(req.path, req.query);
     const init: { method: string; headers: Record<string, string>; body?: string } = { method: req.method, headers: this.headers(req.headers) };
@@ -484,8 +484,8 @@ export class Client {
       const send = this.sender ?? (await this.getSender());
       for (let attempt = 0; ; attempt++) {
         const ac = new AbortController();
-        const onDeadline = () => ac.abort(deadline.signal.reason);
-        deadline.signal.addEventListener("abort", onDeadline, { once: true });
+        const onDeadline = () => ac.abort(deadline!.signal.reason);
+        deadline?.signal.addEventListener("abort", onDeadline, { once: true });
         let timedOut = false;
         const timer = setTimeout(() => {
           timedOut = true;
@@ -510,7 +510,7 @@ export class Client {
           err = errorFromAnswer(res, text);
           retryable = retryableStatus(res.status, req.mode);
         } catch (e) {
-          if (deadline.signal.aborted) throw deadline.signal.reason;
+          if (deadline?.signal.aborted) throw deadline.signal.reason;
           if (timedOut) {
             err = new TimeoutError(`request timed out after ${opts.requestTimeoutMs} ms`, { cause: e });
             retryable = req.mode !== "unkeyed";
@@ -523,7 +523,7 @@ export class Client {
           }
         } finally {
           clearTimeout(timer);
-          deadline.signal.removeEventListener("abort", onDeadline);
+          deadline?.signal.removeEventListener("abort", onDeadline);
         }
         if (!retryable || attempt >= opts.maxRetries) throw err;
         let wait: number;
@@ -533,7 +533,7 @@ export class Client {
         } else {
           wait = backoff(opts.retryBackoffMs, opts.maxBackoffMs, attempt);
         }
-        await sleep(wait, deadline.signal);
+        await sleep(wait, deadline?.signal);
       }
     } finally {
       clearTimeout(deadlineTimer);
@@ -722,11 +722,22 @@ function statusOfCode(code: string | undefined): number {
   return 500;
 }
 
+// Random bytes for idempotency keys, drawn 4 KiB at a time: one
+// getRandomValues per key cost more than the rest of the key.
+const keyPool = new Uint8Array(4096);
+let keyPoolAt = keyPool.length;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** 128 random bits (crypto.getRandomValues), as 32 hex digits. */
 function newIdempotencyKey(): string {
-  const b = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(b);
+  if (keyPoolAt + 16 > keyPool.length) {
+    globalThis.crypto.getRandomValues(keyPool);
+    keyPoolAt = 0;
+  }
   let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
+  for (let i = keyPoolAt; i < keyPoolAt + 16; i++) s += HEX[keyPool[i]!]!;
+  keyPool.fill(0, keyPoolAt, keyPoolAt + 16); // a used key's bytes are not kept
+  keyPoolAt += 16;
   return s;
 }
 
