@@ -44,7 +44,7 @@ interface NodeIncoming {
 interface NodeRequest {
   on(ev: "response", f: (res: NodeIncoming) => void): NodeRequest;
   on(ev: "error", f: (e: Error) => void): NodeRequest;
-  end(body?: Uint8Array): void;
+  end(body?: string): void;
   destroy(e?: Error): void;
 }
 
@@ -82,7 +82,15 @@ export async function nodeSender(): Promise<Sender | null> {
   return (url, init) => send(url.startsWith("https:") ? m.https : m.http, url.startsWith("https:") ? httpsAgent : httpAgent, url, init);
 }
 
+// Node's Buffer (a global there; this module runs only under Node).
+const NodeBuffer = (globalThis as { Buffer?: { byteLength(s: string, enc: "utf8"): number } }).Buffer;
 const encoder = new TextEncoder();
+
+/** The UTF-8 length of a string. */
+function byteLength(s: string): number {
+  return NodeBuffer !== undefined ? NodeBuffer.byteLength(s, "utf8") : encoder.encode(s).length;
+}
+
 const decoder = new TextDecoder(); // strips a BOM and replaces bad UTF-8, as Response.text() does
 
 function send(mod: NodeHttpModule, agent: unknown, url: string, init: SendInit): Promise<Answerish> {
@@ -108,11 +116,10 @@ function send(mod: NodeHttpModule, agent: unknown, url: string, init: SendInit):
       reject(e);
     };
     const headers: Record<string, string | number> = { ...init.headers };
-    let body: Uint8Array | undefined;
-    if (init.body !== undefined) {
-      body = encoder.encode(init.body);
-      headers["Content-Length"] = body.length;
-    }
+    // A string body: node:http then sends it in one write with the header
+    // block, encoding it straight into the socket's buffer.
+    const body = init.body;
+    if (body !== undefined) headers["Content-Length"] = byteLength(body);
     try {
       req = mod.request(url, { method: init.method, headers, agent });
     } catch (e) {
