@@ -7,8 +7,19 @@ for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
 const btoaFn: ((s: string) => string) | undefined = typeof globalThis.btoa === "function" ? globalThis.btoa : undefined;
 
-/** Encodes bytes as standard, padded base64 (btoa where there is one: about 4x faster). */
+// Node's Buffer, found as a global (no import): its native base64 is several
+// times faster than btoa over a string built from the bytes.
+interface BufferLike {
+  from(buf: ArrayBufferLike, byteOffset: number, length: number): { toString(enc: "base64"): string };
+}
+const NodeBuffer: BufferLike | undefined = (() => {
+  const B = (globalThis as { Buffer?: BufferLike & { isBuffer?: unknown } }).Buffer;
+  return typeof B?.from === "function" && typeof B.isBuffer === "function" ? B : undefined;
+})();
+
+/** Encodes bytes as standard, padded base64 (Node's Buffer or btoa where there is one: about 4x faster). */
 export function encodeBase64(bytes: Uint8Array): string {
+  if (NodeBuffer !== undefined) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
   if (btoaFn !== undefined) {
     let bin = "";
     for (let i = 0; i < bytes.length; i += 0x8000) {

@@ -12,6 +12,7 @@ import {
 } from "./errors.js";
 import { checkCallTimeout, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options.js";
 import { SSEParser } from "./sse.js";
+import { isNode, nodeSender, type Answerish, type SendInit, type Sender } from "./transport.js";
 import type {
   AppendOptions,
   AppendRecord,
@@ -49,11 +50,9 @@ interface Req {
 
 interface Answer {
   status: number;
-  headers: Headers;
+  headers: Answerish["headers"];
   data: unknown;
 }
-
-const isNode = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === "string";
 
 /**
  * A BadBatch client. Safe for concurrent use: make one per server and share
@@ -68,6 +67,11 @@ export class Client {
   /** The options in force: the caller's, defaults filled in (frozen). */
   readonly options: ResolvedOptions;
   private readonly fetchFn: typeof fetch;
+  /** Sends through fetch (tails always; other requests in browsers or with options.fetch). */
+  private readonly fetchSend: (url: string, init: SendInit) => Promise<Response>;
+  /** What sends the other requests, once known (under Node without options.fetch: node:http). */
+  private sender: Sender | undefined;
+  private senderLoading: Promise<Sender> | undefined;
 
   constructor(baseUrl: string | URL, options?: ClientOptions) {
     let u: URL;
@@ -85,13 +89,24 @@ export class Client {
     const f = this.options.fetch;
     // A detached window.fetch throws "Illegal invocation" in browsers.
     this.fetchFn = f === globalThis.fetch ? (input, init) => globalThis.fetch(input, init) : f;
+    this.fetchSend = (url, init) => this.fetchFn(url, { ...init, redirect: "manual" });
+    if (!isNode || options?.fetch !== undefined) this.sender = this.fetchSend;
+  }
+
+  /** The sender of ordinary requests: node:http under Node (loaded at the first call), else fetch. */
+  private getSender(): Promise<Sender> {
+    this.senderLoading ??= nodeSender().then(
+      (s) => (this.sender = s ?? this.fetchSend),
+      () => (this.sender = this.fetchSend),
+    );
+    return this.senderLoading;
   }
 
   // ---- appending ----------------------------------------------------------
 
   /** Appends one record. */
   append(stream: string, record: AppendRecord, options?: AppendOptions): Promise<AppendResult> {
-    return this.doAppend(stream, () => JSON.stringify(encodeRecord(record)), options);
+    return this.doAppend(stream, () => encodeRecordText(record), options);
   }
 
   /** Appends several records atomically: consecutive offsets, or nothing stored. */
@@ -100,7 +115,7 @@ export class Client {
       stream,
       () => {
         if (!Array.isArray(records)) throw new InvalidOptionsError("records: want an array");
-        return JSON.stringify({ records: records.map(encodeRecord) });
+        return encodeBatchText(records);
       },
       options,
     );
@@ -292,7 +307,7 @@ export class Client {
         } else query = { from: "0" };
       }
       conn.arm(this.options.connectTimeoutMs, "tail connection not answered");
-      const res = await this.fetchFollowing(this.url(`/v1/streams/${stream}/records`, query), { method: "GET", headers: this.headers(headers) }, conn.ac.signal);
+      const res = await this.fetchFollowing(this.fetchSend, this.url(`/v1/streams/${stream}/records`, query), { method: "GET", headers: this.headers(headers) }, conn.ac.signal);
       if (res.status !== 200) throw errorFromAnswer(res, await res.text());
       if (!res.body) throw new InternalError("tail: the answer has no body");
       const h = res.headers.get("Stream-Next-Offset");
@@ -415,11 +430,16 @@ export class Client {
    * browser a manual redirect is opaque (no Location): that is a
    * NotLeaderError; point browser pages at the leader.
    */
-  private async fetchFollowing(url: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+  private async fetchFollowing<R extends Answerish>(
+    send: (url: string, init: SendInit) => Promise<R>,
+    url: string,
+    init: { method: string; headers: Record<string, string>; body?: string },
+    signal: AbortSignal,
+  ): Promise<R> {
     let cur = url;
-    const headers = { ...(init.headers as Record<string, string>) };
+    const headers = { ...init.headers };
     for (let hop = 0; ; hop++) {
-      const res = await this.fetchFn(cur, { ...init, headers, signal, redirect: "manual" });
+      const res = await send(cur, { ...init, headers, signal });
       if (res.type === "opaqueredirect") {
         throw new NotLeaderError(
           "the server redirected (a cluster follower?) and this runtime does not expose redirects (a browser): send requests to the leader",
@@ -448,23 +468,24 @@ export class Client {
     const opts = this.options;
     const callSignal = call.signal;
     callSignal?.throwIfAborted();
-    // The whole call's deadline, retries included.
-    const deadline = new AbortController();
-    const onCallAbort = () => deadline.abort(callSignal!.reason);
+    // The whole call's deadline, retries included (only when there is a signal or a timeout).
+    const deadline = callSignal !== undefined || call.timeoutMs !== undefined ? new AbortController() : undefined;
+    const onCallAbort = () => deadline!.abort(callSignal!.reason);
     callSignal?.addEventListener("abort", onCallAbort, { once: true });
     let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
     if (call.timeoutMs !== undefined) {
       const ms = call.timeoutMs;
-      deadlineTimer = setTimeout(() => deadline.abort(new TimeoutError(`call timed out after ${ms} ms`)), ms);
+      deadlineTimer = setTimeout(() => deadline!.abort(new TimeoutError(`call timed out after ${ms} ms`)), ms);
     }
     const url = this.url(req.path, req.query);
-    const init: RequestInit = { method: req.method, headers: this.headers(req.headers) };
+    const init: { method: string; headers: Record<string, string>; body?: string } = { method: req.method, headers: this.headers(req.headers) };
     if (req.body !== undefined) init.body = req.body;
     try {
+      const send = this.sender ?? (await this.getSender());
       for (let attempt = 0; ; attempt++) {
         const ac = new AbortController();
-        const onDeadline = () => ac.abort(deadline.signal.reason);
-        deadline.signal.addEventListener("abort", onDeadline, { once: true });
+        const onDeadline = () => ac.abort(deadline!.signal.reason);
+        deadline?.signal.addEventListener("abort", onDeadline, { once: true });
         let timedOut = false;
         const timer = setTimeout(() => {
           timedOut = true;
@@ -473,7 +494,7 @@ export class Client {
         let err: BadBatchError;
         let retryable: boolean;
         try {
-          const res = await this.fetchFollowing(url, init, ac.signal);
+          const res = await this.fetchFollowing(send, url, init, ac.signal);
           const text = await res.text();
           if (res.status >= 200 && res.status < 300) {
             let data: unknown = undefined;
@@ -489,7 +510,7 @@ export class Client {
           err = errorFromAnswer(res, text);
           retryable = retryableStatus(res.status, req.mode, err.code);
         } catch (e) {
-          if (deadline.signal.aborted) throw deadline.signal.reason;
+          if (deadline?.signal.aborted) throw deadline.signal.reason;
           if (timedOut) {
             err = new TimeoutError(`request timed out after ${opts.requestTimeoutMs} ms`, { cause: e });
             retryable = req.mode !== "unkeyed";
@@ -502,7 +523,7 @@ export class Client {
           }
         } finally {
           clearTimeout(timer);
-          deadline.signal.removeEventListener("abort", onDeadline);
+          deadline?.signal.removeEventListener("abort", onDeadline);
         }
         if (!retryable || attempt >= opts.maxRetries) throw err;
         let wait: number;
@@ -512,7 +533,7 @@ export class Client {
         } else {
           wait = backoff(opts.retryBackoffMs, opts.maxBackoffMs, attempt);
         }
-        await sleep(wait, deadline.signal);
+        await sleep(wait, deadline?.signal);
       }
     } finally {
       clearTimeout(deadlineTimer);
@@ -667,7 +688,7 @@ function parseRetryAfter(v: string | null): number | undefined {
   return undefined;
 }
 
-function errorFromAnswer(res: Response, text: string): BadBatchError {
+function errorFromAnswer(res: Answerish, text: string): BadBatchError {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -704,11 +725,22 @@ function statusOfCode(code: string | undefined): number {
   return 500;
 }
 
+// Random bytes for idempotency keys, drawn 4 KiB at a time: one
+// getRandomValues per key cost more than the rest of the key.
+const keyPool = new Uint8Array(4096);
+let keyPoolAt = keyPool.length;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** 128 random bits (crypto.getRandomValues), as 32 hex digits. */
 function newIdempotencyKey(): string {
-  const b = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(b);
+  if (keyPoolAt + 16 > keyPool.length) {
+    globalThis.crypto.getRandomValues(keyPool);
+    keyPoolAt = 0;
+  }
   let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
+  for (let i = keyPoolAt; i < keyPoolAt + 16; i++) s += HEX[keyPool[i]!]!;
+  keyPool.fill(0, keyPoolAt, keyPoolAt + 16); // a used key's bytes are not kept
+  keyPoolAt += 16;
   return s;
 }
 
@@ -755,6 +787,33 @@ interface WireRecord {
   value_base64?: string;
   headers?: Record<string, string>;
   timestamp?: string;
+}
+
+/**
+ * JSON.stringify({ records: records.map(encodeRecord) }), built as one string
+ * without the intermediate objects (a hole in the array is null, as there).
+ */
+function encodeBatchText(records: readonly AppendRecord[]): string {
+  let s = '{"records":[';
+  for (let i = 0; i < records.length; i++) {
+    if (i > 0) s += ",";
+    s += i in records ? encodeRecordText(records[i]!) : "null";
+  }
+  return s + "]}";
+}
+
+/** JSON.stringify(encodeRecord(r)), with a fast path for the common binary record. */
+function encodeRecordText(r: AppendRecord): string {
+  if (r !== null && typeof r === "object" && r.headers === undefined && r.timestamp === undefined) {
+    const v = r.value;
+    if (v instanceof Uint8Array) {
+      // Base64 needs no JSON escaping.
+      const k = r.key;
+      if (k === undefined) return '{"value_base64":"' + encodeBase64(v) + '"}';
+      if (typeof k === "string") return '{"key":' + JSON.stringify(k) + ',"value_base64":"' + encodeBase64(v) + '"}';
+    }
+  }
+  return JSON.stringify(encodeRecord(r));
 }
 
 function encodeRecord(r: AppendRecord): WireRecord {

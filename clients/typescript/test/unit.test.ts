@@ -25,6 +25,7 @@ import {
 import { SSEParser } from "../src/sse.js";
 import { encodeBase64Portable } from "../src/base64.js";
 import { backoff } from "../src/client.js";
+import type { AppendRecord } from "../src/types.js";
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 
@@ -117,6 +118,58 @@ describe("encoding", () => {
       assert.deepEqual(decodeBase64(s), b);
     }
     assert.throws(() => decodeBase64("a$=="));
+  });
+
+  test("an append's body is the JSON of the wire records, on the node:http path and through fetch", async () => {
+    const f = await fake((_q, _b, res) => json(res, 200, appended));
+    try {
+      const bytes = new Uint8Array([0, 1, 2, 250, 251, 252, 253]);
+      const view = new DataView(bytes.buffer, 1, 3);
+      const recs: AppendRecord[] = [
+        { value: bytes },
+        { key: 'k "quoted" \u2028 é', value: bytes.subarray(2, 5) },
+        { value: new Uint8Array(0) },
+        { value: bytes.buffer },
+        { value: view },
+        { key: "j", value: { a: [1, "x"] }, headers: { h: "v" }, timestamp: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)) },
+        { value: null },
+        { value: "text" },
+        {},
+        { value: bytes, headers: { a: "b" } },
+        { value: bytes, timestamp: "2026-01-02T00:00:00Z" },
+      ];
+      const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
+      const want = JSON.stringify({
+        records: [
+          { value_base64: b64(bytes) },
+          { key: 'k "quoted" \u2028 é', value_base64: b64(bytes.subarray(2, 5)) },
+          { value_base64: "" },
+          { value_base64: b64(bytes) },
+          { value_base64: b64(bytes.subarray(1, 4)) },
+          { key: "j", value: { a: [1, "x"] }, headers: { h: "v" }, timestamp: "2026-01-02T03:04:05.006Z" },
+          { value: null },
+          { value: "text" },
+          {},
+          { value_base64: b64(bytes), headers: { a: "b" } },
+          { value_base64: b64(bytes), timestamp: "2026-01-02T00:00:00Z" },
+        ],
+      });
+      for (const c of [new Client(f.url), new Client(f.url, { fetch: globalThis.fetch })]) {
+        await c.appendBatch("s", recs);
+        await c.append("s", recs[1]!);
+      }
+      assert.equal(f.requests.length, 4);
+      for (const r of f.requests) assert.equal(r.headers["content-type"], "application/json");
+      assert.equal(f.requests[0]!.body, want);
+      assert.equal(f.requests[2]!.body, want);
+      assert.equal(f.requests[1]!.body, JSON.stringify({ key: 'k "quoted" \u2028 é', value_base64: b64(bytes.subarray(2, 5)) }));
+      assert.equal(f.requests[3]!.body, f.requests[1]!.body);
+      // A hole in the array is null, as JSON.stringify writes it (the server refuses it).
+      await new Client(f.url).appendBatch("s", [{ value: bytes }, , { value: bytes }] as never);
+      assert.equal(f.requests[4]!.body, `{"records":[{"value_base64":"${b64(bytes)}"},null,{"value_base64":"${b64(bytes)}"}]}`);
+    } finally {
+      await f.close();
+    }
   });
 
   test("SSE parser: fields, comments, CRLF, split chunks, multi-line data", () => {
