@@ -164,6 +164,21 @@ fn a_broken_connection_is_retried_only_under_a_key() {
 }
 
 #[test]
+fn without_a_key_only_no_leader_is_retried() {
+    let m = mock(vec![error(503, "no_leader", &[("Retry-After", "0")]), answer(201, &[], APPENDED)]);
+    let c = Client::new(&m.url, Options { generate_idempotency_keys: false, ..fast() }).unwrap();
+    c.append("s", &Record::default(), &AppendOptions::default()).unwrap();
+    assert_eq!(m.reqs().len(), 2, "503 no_leader stores nothing: retried");
+
+    // 503 unavailable leaves an append's outcome unknown: not retried without a key.
+    let m = mock(vec![error(503, "unavailable", &[]), answer(201, &[], APPENDED)]);
+    let c = Client::new(&m.url, Options { generate_idempotency_keys: false, ..fast() }).unwrap();
+    let e = c.append("s", &Record::default(), &AppendOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{}", e);
+    assert_eq!(m.reqs().len(), 1);
+}
+
+#[test]
 fn internal_is_retried_for_reads_only() {
     let page = r#"{"records":[],"next_offset":0}"#;
     let m = mock(vec![error(500, "internal", &[]), answer(200, &[], page)]);

@@ -238,6 +238,23 @@ describe("retries", () => {
     }
   });
 
+  test("without a key, 503 no_leader is retried and 503 unavailable is not (its outcome is unknown)", async () => {
+    let n = 0;
+    const f = await fake((req, _b, res) => {
+      if (req.url!.includes("unavail")) return json(res, 503, errBody("unavailable"));
+      return n++ < 1 ? json(res, 503, errBody("no_leader"), { "Retry-After": "0" }) : json(res, 201, appended);
+    });
+    try {
+      const c = new Client(f.url, { ...fast, generateIdempotencyKeys: false });
+      assert.equal((await c.appendBatch("s", [{ value: 1 }])).count, 1);
+      assert.equal(f.requests.length, 2);
+      await assert.rejects(c.appendBatch("unavail", [{ value: 1 }]), (e: unknown) => e instanceof UnavailableError);
+      assert.equal(f.requests.length, 3);
+    } finally {
+      await f.close();
+    }
+  });
+
   test("maxRetries bounds the attempts; the error is typed", async () => {
     const f = await fake((_q, _b, res) => json(res, 503, errBody("unavailable", "journal failed")));
     try {
