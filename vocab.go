@@ -1,6 +1,9 @@
 package badbatch
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // AppendOptions are the conditions of one append (a plain value).
 type AppendOptions struct {
@@ -64,4 +67,35 @@ type StreamInfo struct {
 	// LastTimestamp is the timestamp of the last record appended; the zero
 	// time when there is none.
 	LastTimestamp time.Time `json:"last_timestamp,omitzero"`
+}
+
+// CodeOfStatus is the error code for an HTTP status when the answer does
+// not carry one: echo's own errors (routing, body limits) on the server, a
+// proxy's answer on the client.
+func CodeOfStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return CodeBadRequest
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
+	case http.StatusNotFound:
+		return CodeNotFound
+	case http.StatusMethodNotAllowed:
+		return CodeMethodNotAllowed
+	case http.StatusConflict:
+		return CodeOffsetMismatch
+	case http.StatusGone:
+		return CodeGone
+	case http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return CodeUnsupportedType
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return CodeUnavailable
+	}
+	return CodeInternal
 }

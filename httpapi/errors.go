@@ -91,32 +91,6 @@ func storeError(err error) *apiError {
 	return e
 }
 
-// echoStatusCode names the code of an echo error (routing, recover).
-func echoStatusCode(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return CodeBadRequest
-	case http.StatusUnauthorized:
-		return CodeUnauthorized
-	case http.StatusForbidden:
-		return CodeForbidden
-	case http.StatusNotFound:
-		return CodeNotFound
-	case http.StatusMethodNotAllowed:
-		return CodeMethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		return CodeTooLarge
-	case http.StatusUnsupportedMediaType:
-		return CodeUnsupportedType
-	case http.StatusTooManyRequests:
-		return CodeRateLimited
-	case http.StatusServiceUnavailable:
-		return CodeUnavailable
-	default:
-		return CodeInternal
-	}
-}
-
 // toAPIError turns any handler error into an API error.
 func toAPIError(err error) *apiError {
 	var ae *apiError
@@ -129,7 +103,7 @@ func toAPIError(err error) *apiError {
 		if s, ok := he.Message.(string); ok && s != "" {
 			msg = s
 		}
-		return &apiError{Status: he.Code, Code: echoStatusCode(he.Code), Message: msg, cause: err}
+		return &apiError{Status: he.Code, Code: badbatch.CodeOfStatus(he.Code), Message: msg, cause: err}
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

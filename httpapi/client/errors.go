@@ -136,36 +136,6 @@ func newClientError(code, message string, cause error) *Error {
 	return &Error{Code: code, Message: message, cause: cause}
 }
 
-// kindOfStatus is the kind of an error answer without the API's error
-// shape (a proxy's, or a bug's).
-func kindOfStatus(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return CodeBadRequest
-	case http.StatusUnauthorized:
-		return CodeUnauthorized
-	case http.StatusForbidden:
-		return CodeForbidden
-	case http.StatusNotFound:
-		return CodeNotFound
-	case http.StatusMethodNotAllowed:
-		return CodeMethodNotAllowed
-	case http.StatusConflict:
-		return CodeOffsetMismatch
-	case http.StatusGone:
-		return CodeGone
-	case http.StatusRequestEntityTooLarge:
-		return CodeTooLarge
-	case http.StatusUnsupportedMediaType:
-		return CodeUnsupportedType
-	case http.StatusTooManyRequests:
-		return CodeRateLimited
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return CodeUnavailable
-	}
-	return CodeInternal
-}
-
 // statusOfKind is the HTTP status the server answers with a kind (an SSE
 // error event carries the code only).
 func statusOfKind(code string) int {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/badbatch/badbatch"
 )
 
 // safety says which failures of a request may be retried without changing
@@ -198,7 +200,7 @@ func errorFromAnswer(resp *http.Response, data []byte) *Error {
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message, e.CurrentLastOffset = body.Error.Code, body.Error.Message, body.Error.CurrentLastOffset
 	} else {
-		e.Code = kindOfStatus(resp.StatusCode)
+		e.Code = badbatch.CodeOfStatus(resp.StatusCode)
 		e.Message = strings.TrimSpace(string(data))
 		if e.Message == "" {
 			e.Message = http.StatusText(resp.StatusCode)
