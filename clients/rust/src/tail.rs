@@ -30,6 +30,8 @@ pub struct Tail {
     stop: Arc<AtomicBool>,
     ended: bool,
     /// The async consumer's waker ([`Tail::into_stream`]), woken after every item.
+    /// Only the `stream` feature reads it; the reader thread holds its own handle.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
     waker: Arc<WakerSlot>,
 }
 
