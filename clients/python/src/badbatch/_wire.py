@@ -144,22 +144,32 @@ def parse_timestamp(s: str) -> datetime:
     return dt
 
 
-def encode_record(r: Record) -> dict[str, Any] | str:
-    """A record's wire form: a dict, or JSON text for a JSON record (its value spliced in raw)."""
+_json_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_b2a = binascii.b2a_base64
+
+
+def encode_record(r: Record) -> str:
+    """A record's wire form as JSON text (a JSON record's value spliced in raw).
+
+    Built by hand from one cached string encoder: a batch of 100 small records
+    spent most of its client time in json.dumps' per-call setup.
+    """
     if not isinstance(r, Record):
         raise InvalidOptionsError(f"records must be badbatch.Record, not {type(r).__name__}")
-    d: dict[str, Any] = {}
+    parts: list[str] = []
     if r.key is not None:
         if not isinstance(r.key, str):
             raise InvalidOptionsError("a record's key must be a str or None")
-        d["key"] = r.key
+        parts.append('"key":' + _json_str(r.key))
     if r.headers:
+        hs: list[str] = []
         for k, v in r.headers.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise InvalidOptionsError("a record's headers must map str to str")
-        d["headers"] = dict(r.headers)
+            hs.append(_json_str(k) + ":" + _json_str(v))
+        parts.append('"headers":{' + ",".join(hs) + "}")
     if r.timestamp is not None:
-        d["timestamp"] = format_timestamp(r.timestamp)
+        parts.append('"timestamp":"' + format_timestamp(r.timestamp) + '"')
     value = r.value
     if isinstance(value, str):
         value = value.encode("utf-8")
@@ -169,22 +179,17 @@ def encode_record(r: Record) -> dict[str, Any] | str:
         text = bytes(value).decode("utf-8")
         if not text.strip():
             raise InvalidOptionsError("a JSON record needs a JSON value")
-        head = json.dumps(d, ensure_ascii=False, separators=(",", ":"))
         # Splice the caller's JSON text in as is: the server checks it, and
         # compacts it when it reads back.
-        return (head[:-1] + ("," if d else "") + '"value":' + text + "}")
-    if value:
-        d["value_base64"] = base64.b64encode(value).decode("ascii")
-    return d
+        parts.append('"value":' + text)
+    elif value:
+        parts.append('"value_base64":"' + _b2a(value, newline=False).decode("ascii") + '"')
+    return "{" + ",".join(parts) + "}"
 
 
 def encode_records(records: Iterable[Record]) -> bytes:
-    parts: list[str] = []
-    for r in records:
-        e = encode_record(r)
-        parts.append(e if isinstance(e, str) else json.dumps(e, ensure_ascii=False, separators=(",", ":")))
     # An empty batch goes to the server, which answers bad_request.
-    return ('{"records":[' + ",".join(parts) + "]}").encode("utf-8")
+    return ('{"records":[' + ",".join([encode_record(r) for r in records]) + "]}").encode("utf-8")
 
 
 _raw_decode = json.JSONDecoder().raw_decode
