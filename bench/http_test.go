@@ -25,9 +25,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/badbatch/badbatch/httpapi"
-	"github.com/badbatch/badbatch/journal"
-	"github.com/badbatch/badbatch/storage"
 	"github.com/labstack/echo/v4"
 )
 
@@ -49,21 +46,8 @@ func quietLogger() *slog.Logger {
 // startBadBatch serves the HTTP API over a real store (SyncAlways).
 func startBadBatch(b *testing.B) benchServer {
 	b.Helper()
-	so := storage.DefaultOptions()
-	so.SyncPolicy = journal.SyncAlways
-	so.Logger = quietLogger()
-	store, err := storage.Open(b.TempDir(), so)
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := httpapi.DefaultOptions()
-	o.Addr = "127.0.0.1:0"
-	o.Logger = quietLogger()
-	srv, err := httpapi.New(store, o)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return serveLoopback(b, srv.Serve, srv.Shutdown, func() { _ = store.Close() })
+	srv, _ := startClientServer(b)
+	return srv
 }
 
 // startEchoNoop serves an echo handler that reads the body and answers a
