@@ -27,8 +27,10 @@ func groupSeeds() [][]byte {
 		{Timestamp: -5, Key: bytes.Repeat([]byte("k"), 300), Value: bytes.Repeat([]byte{0xff}, 1000)},
 	})
 	g3 := journal.AppendGroup(nil, &journal.Group{Stream: []byte("empty")}, nil)
+	g4 := journal.AppendGroup(nil, &journal.Group{Stream: []byte("c"), Flags: journal.GroupHasControl | journal.GroupHasExpectedOffset,
+		ExpectedLastOffset: 3, Control: []byte{1, 2, 3}, Timestamp: 9}, []journal.Record{{Timestamp: 9, Value: []byte("v")}})
 	both := append(append([]byte(nil), g1...), g2...)
-	seeds := [][]byte{nil, {0}, g1, g2, g3, both, append(append([]byte(nil), both...), g3...)}
+	seeds := [][]byte{nil, {0}, g1, g2, g3, g4, both, append(append([]byte(nil), both...), g3...)}
 	seeds = append(seeds, both[:len(g1)+5], g2[:len(g2)-1], make([]byte, 40))
 	flipped := append([]byte(nil), g2...)
 	flipped[20] ^= 0x80
@@ -63,7 +65,7 @@ func FuzzGroupReader(f *testing.F) {
 		var again []byte
 		for i, g := range groups {
 			grp := journal.Group{Stream: g.view.Stream, Flags: g.view.Flags, ExpectedLastOffset: g.view.ExpectedLastOffset,
-				IdempotencyKey: g.view.IdempotencyKey, Timestamp: g.view.Timestamp}
+				IdempotencyKey: g.view.IdempotencyKey, Timestamp: g.view.Timestamp, Control: g.view.Control}
 			again = journal.AppendGroup(again, &grp, recs[i])
 		}
 		groups2, recs2, err := decodeAll(t, again, 77)
@@ -77,6 +79,7 @@ func FuzzGroupReader(f *testing.F) {
 				require.Equal(t, a.ExpectedLastOffset, b.ExpectedLastOffset)
 			}
 			require.Equal(t, a.IdempotencyKey, b.IdempotencyKey)
+			require.Equal(t, a.Control, b.Control)
 			require.Equal(t, a.Timestamp, b.Timestamp)
 			require.Equal(t, a.Records, b.Records)
 			require.Equal(t, a.FirstSeq, b.FirstSeq)

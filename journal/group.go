@@ -35,8 +35,13 @@ type GroupFlags uint8
 // GroupHasExpectedOffset says the group carries ExpectedLastOffset.
 const GroupHasExpectedOffset GroupFlags = 1 << 0
 
+// GroupHasControl says the group carries Control: opaque bytes that the
+// writer of the group (the store) interprets, such as a stream lifecycle
+// command that rides with the group's records. The journal only stores them.
+const GroupHasControl GroupFlags = 1 << 1
+
 // knownGroupFlags are the bits this version of the format understands.
-const knownGroupFlags = GroupHasExpectedOffset
+const knownGroupFlags = GroupHasExpectedOffset | GroupHasControl
 
 // Group is the header of one producer's atomic append to one stream. It is a
 // plain value, not safe for concurrent mutation while it is being encoded.
@@ -46,6 +51,7 @@ type Group struct {
 	ExpectedLastOffset int64  // meaningful with GroupHasExpectedOffset; -1 means "stream must be empty"
 	IdempotencyKey     []byte // empty = none
 	Timestamp          int64  // append time, unix ns
+	Control            []byte // meaningful with GroupHasControl; opaque to the journal
 }
 
 // Group layout offsets (NEVER CHANGE: part of the format, see doc.go).
@@ -66,6 +72,9 @@ func GroupSize(g *Group, recs []Record) int {
 		n += groupExpectedSize
 	}
 	n += lenPrefixed(len(g.Stream)) + lenPrefixed(len(g.IdempotencyKey))
+	if g.Flags&GroupHasControl != 0 {
+		n += lenPrefixed(len(g.Control))
+	}
 	for i := range recs {
 		body := recordBodySize(g.Timestamp, &recs[i])
 		n += uvarintLen(uint64(body)) + body
@@ -107,6 +116,9 @@ func AppendGroup(dst []byte, g *Group, recs []Record) []byte {
 	}
 	p = putBytes(b, p, g.Stream)
 	p = putBytes(b, p, g.IdempotencyKey)
+	if flags&GroupHasControl != 0 {
+		p = putBytes(b, p, g.Control)
+	}
 	for i := range recs {
 		r := &recs[i]
 		p += binary.PutUvarint(b[p:], uint64(recordBodySize(g.Timestamp, r)))

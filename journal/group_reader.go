@@ -13,6 +13,7 @@ type GroupView struct {
 	ExpectedLastOffset int64 // meaningful with GroupHasExpectedOffset
 	IdempotencyKey     []byte
 	Timestamp          int64
+	Control            []byte // meaningful with GroupHasControl
 	Records            int    // records in the group
 	FirstSeq           uint64 // global position of the group's first record
 	Ordinal            int    // index of the group within the payload, from 0
@@ -219,6 +220,12 @@ func (r *GroupReader) Next() bool {
 	if g.IdempotencyKey, p, ok = getBytes(b, p); !ok {
 		r.fail(off+p, "bad idempotency key length")
 		return false
+	}
+	if flags&GroupHasControl != 0 {
+		if g.Control, p, ok = getBytes(b, p); !ok {
+			r.fail(off+p, "bad control length")
+			return false
+		}
 	}
 	r.inGroup = true
 	r.recOff = off + p

@@ -33,6 +33,10 @@ func groupCases() []testGroupCase {
 				{Timestamp: 10, Headers: []Header{{Name: []byte("n1"), Value: []byte("v1")}, {Name: []byte(""), Value: []byte("")}, {Name: []byte("n3"), Value: big[:300]}}, Value: nil},
 				{Timestamp: 5000, Key: big[:200], Value: big},
 			}},
+		{name: "control", group: Group{Stream: []byte("c"), Flags: GroupHasControl | GroupHasExpectedOffset,
+			ExpectedLastOffset: 7, Control: big[:200], IdempotencyKey: []byte("k"), Timestamp: 5},
+			recs: []Record{{Timestamp: 5, Value: []byte("v")}}},
+		{name: "control without records", group: Group{Stream: []byte("c"), Flags: GroupHasControl, Control: []byte{1}}},
 		{name: "many records", group: Group{Stream: []byte("m"), Flags: GroupHasExpectedOffset, ExpectedLastOffset: 1 << 40},
 			recs: func() []Record {
 				r := make([]Record, 300)
@@ -62,6 +66,11 @@ func TestAppendGroupRoundTrip(t *testing.T) {
 			}
 			assert.Equal(t, len(tc.group.IdempotencyKey), len(g.IdempotencyKey))
 			assert.True(t, bytes.Equal(tc.group.IdempotencyKey, g.IdempotencyKey))
+			if tc.group.Flags&GroupHasControl != 0 {
+				assert.True(t, bytes.Equal(tc.group.Control, g.Control))
+			} else {
+				assert.Nil(t, g.Control, "no control without the flag")
+			}
 			assert.Equal(t, tc.group.Timestamp, g.Timestamp)
 			assert.Equal(t, len(tc.recs), g.Records)
 			assert.Equal(t, uint64(100), g.FirstSeq)
@@ -188,6 +197,7 @@ func TestGroupReaderRejectsMalformed(t *testing.T) {
 		{"record count one too high", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[4:], uint32(len(tc.recs)+1)); return b })},
 		{"record count one too low", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[4:], uint32(len(tc.recs)-1)); return b })},
 		{"unknown group flag", mutate(func(b []byte) []byte { b[groupOffFlags] |= 0x80; return b })},
+		{"unknown group flag bit 2", mutate(func(b []byte) []byte { b[groupOffFlags] |= 0x04; return b })},
 		{"stream length past the end", mutate(func(b []byte) []byte { b[groupFixedSize] = 0x7f; return b })},
 		{"group cut inside a record", mutate(func(b []byte) []byte {
 			b = b[:len(b)-5]
@@ -195,6 +205,11 @@ func TestGroupReaderRejectsMalformed(t *testing.T) {
 			return b
 		})},
 		{"trailing garbage after the group", append(bytes.Clone(good), 1, 2, 3)},
+		{"control length past the end", func() []byte {
+			b := AppendGroup(nil, &Group{Stream: []byte("c"), Flags: GroupHasControl, Control: []byte{9}}, nil)
+			b[len(b)-2] = 0x7f
+			return b
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
