@@ -12,6 +12,10 @@ const (
 	CodeMethodNotAllowed   = "method_not_allowed"  // 405
 	CodeOffsetMismatch     = "offset_mismatch"     // 409 expected last offset did not hold
 	CodeMembershipConflict = "membership_conflict" // 409 cluster membership change refused
+	CodeStreamClosed       = "stream_closed"       // 409 append to a closed stream
+	CodeStreamExists       = "stream_exists"       // 409 create with another configuration
+	CodeProducerSeqGap     = "producer_seq_gap"    // 409 a producer seq that skips one
+	CodeProducerFenced     = "producer_fenced"     // 403 a producer epoch older than the stream's
 	CodeGone               = "gone"                // 410 offset below retention
 	CodeTooLarge           = "too_large"           // 413 record or request too large
 	CodeUnsupportedType    = "unsupported_type"    // 415 unsupported content type

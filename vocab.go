@@ -17,7 +17,60 @@ type AppendOptions struct {
 	// nothing and answer the first append's result with Replayed set.
 	// Empty: no key from the caller. At most MaxIdempotencyKeyLength bytes.
 	IdempotencyKey string
+	// Producer, when not nil, makes the append part of an idempotent
+	// producer's sequence (Kafka's producer id and epoch): the store
+	// accepts Seq only as the successor of the producer's last accepted
+	// seq in the same Epoch (or 0 in a newer epoch), acknowledges a repeat
+	// of an accepted seq without storing it (Replayed), refuses an older
+	// epoch with producer_fenced and a gap with producer_seq_gap. Nil: no
+	// producer.
+	Producer *Producer
+	// Close closes the stream once this append's records are stored: later
+	// appends are refused with stream_closed, and tails end after the last
+	// record. False: the stream stays open.
+	Close bool
+	// MustExist refuses the append with not_found unless the stream exists
+	// (was created, or appended to, and not deleted). False: an append to a
+	// new stream creates it with the default configuration.
+	MustExist bool
 }
+
+// Producer identifies one idempotent producer's append: see
+// AppendOptions.Producer. A plain value.
+type Producer struct {
+	// ID names the producer, 1 to MaxProducerIDLength bytes.
+	ID string
+	// Epoch is the producer's incarnation: a producer that restarts takes
+	// a higher epoch and starts again at Seq 0, and the older incarnation
+	// is fenced.
+	Epoch uint64
+	// Seq numbers the producer's appends within its epoch, from 0.
+	Seq uint64
+}
+
+// MaxProducerIDLength bounds Producer.ID, in bytes.
+const MaxProducerIDLength = 256
+
+// StreamConfig is a stream's configuration, fixed when the stream is
+// created (a plain value). Creating an existing stream again with an equal
+// configuration succeeds and changes nothing; with another one it is
+// refused with stream_exists.
+type StreamConfig struct {
+	// ContentType is the MIME type of the stream's records, as the Durable
+	// Streams protocol serves them. Empty: "application/octet-stream".
+	ContentType string `json:"content_type,omitempty"`
+	// TTL, when positive, deletes the stream once it has gone TTL without
+	// a read or an append (a sliding lifetime). Zero: none.
+	TTL time.Duration `json:"ttl,omitempty"`
+	// ExpiresAt, when not zero, deletes the stream at that instant. At most
+	// one of TTL and ExpiresAt is set.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Closed creates the stream closed (with its initial records, if any).
+	Closed bool `json:"closed,omitempty"`
+}
+
+// DefaultContentType is the content type of a stream created without one.
+const DefaultContentType = "application/octet-stream"
 
 // ExpectLastOffset returns a pointer to n, for AppendOptions:
 //
@@ -67,6 +120,14 @@ type StreamInfo struct {
 	// LastTimestamp is the timestamp of the last record appended; the zero
 	// time when there is none.
 	LastTimestamp time.Time `json:"last_timestamp,omitzero"`
+	// ContentType is the stream's configured content type
+	// (DefaultContentType unless it was created with another).
+	ContentType string `json:"content_type"`
+	// Closed says the stream takes no more appends.
+	Closed bool `json:"closed,omitempty"`
+	// TTL and ExpiresAt are the stream's configured lifetime (zero: none).
+	TTL       time.Duration `json:"ttl,omitempty"`
+	ExpiresAt time.Time     `json:"expires_at,omitzero"`
 }
 
 // CodeOfStatus is the error code for an HTTP status when the answer does

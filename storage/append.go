@@ -21,6 +21,7 @@ type encoder struct {
 	recs    []journal.Record
 	headers []journal.Header
 	stream  []byte
+	control []byte
 }
 
 // stringBytes returns the bytes of s without copying. The result must only
@@ -91,6 +92,11 @@ func (s *Store) AppendAsync(stream string, opts AppendOptions, recs ...Record) (
 	if opts.ExpectedLastOffset != nil {
 		g.Flags |= journal.GroupHasExpectedOffset
 		g.ExpectedLastOffset = *opts.ExpectedLastOffset
+	}
+	if c, ok := controlFor(&opts); ok {
+		enc.control = appendControl(enc.control[:0], &c)
+		g.Flags |= journal.GroupHasControl
+		g.Control = enc.control
 	}
 	enc.fill(recs, now)
 	f := newFuture()
@@ -179,6 +185,9 @@ func (s *Store) validateAppend(stream string, opts *AppendOptions, recs []Record
 	}
 	if len(opts.IdempotencyKey) > MaxIdempotencyKeyLength {
 		return fmt.Errorf("%w: idempotency key is %d bytes, at most %d", ErrInvalidArgument, len(opts.IdempotencyKey), MaxIdempotencyKeyLength)
+	}
+	if err := validateProducer(opts.Producer); err != nil {
+		return err
 	}
 	total := 0
 	for i := range recs {

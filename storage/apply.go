@@ -14,7 +14,8 @@ import (
 // groupHeader is what the business logic reads of one journaled group.
 type groupHeader struct {
 	Stream       []byte
-	Cursor       bool // a SetCursor command rather than an append
+	Cursor       bool   // a SetCursor command rather than an append
+	Control      []byte // a lifecycle command's control bytes (nil: none)
 	HasExpected  bool
 	ExpectedLast int64
 	IdemKey      []byte
@@ -42,6 +43,7 @@ const (
 	outcomeRejected
 	outcomeDuplicate
 	outcomeCursor
+	outcomeCommand // a lifecycle command without records took effect
 )
 
 // decision is the business logic's verdict on one group.
@@ -53,6 +55,11 @@ type decision struct {
 	FirstSeq    uint64 // accepted or duplicate: the (original) first seq
 	Current     int64  // rejected: the stream's last offset (-1: empty)
 	Expected    int64  // rejected: what the append expected
+	// Lifecycle rejections (reject* in lifecycle.go; 0: an offset
+	// mismatch) and what a producer rejection reports.
+	Reject           uint8
+	Epoch            uint64
+	ExpectedSeq, Seq uint64
 }
 
 // streamState is one stream's state.
@@ -61,8 +68,9 @@ type streamState struct {
 	key  []byte // name as bytes, for index keys
 	// meta is the business logic's working copy. Only the business-logic
 	// goroutine (or Open, before it starts) touches it.
-	meta  streamMeta
-	dirty bool
+	meta    streamMeta
+	dirty   bool
+	deleted bool // removed by a delete in the batch being built
 	// pub is the copy readers see. It trails meta by at most one Pebble
 	// batch and only ever shows state whose index keys are committed.
 	// Guarded by the store's stateMu.
@@ -70,6 +78,9 @@ type streamState struct {
 }
 
 func (st *streamState) lastOffset() int64 { return int64(st.meta.NextOffset) - 1 }
+
+// exists reports whether the stream was created or appended to.
+func (st *streamState) exists() bool { return st.meta.Explicit || st.meta.NextOffset > 0 }
 
 // applier holds the business-logic state. It is not safe for concurrent
 // use: one goroutine (Open's recovery, then the business-logic processor)
@@ -90,6 +101,9 @@ type applier struct {
 	idemSweepAt int
 	idemScratch []byte
 
+	// producers: key = stream | 0x00 | producer id.
+	producers map[string]producerState
+
 	dirty []*streamState
 
 	// The chunk being built: consecutive groups of one entry.
@@ -99,6 +113,7 @@ type applier struct {
 	chunkOffset   uint32
 	chunkFirstSeq uint64
 	chunkGroups   int
+	chunkRecords  int
 	chunkBody     []byte
 	chunkValue    []byte
 
@@ -113,6 +128,7 @@ func newApplier(x *index, window int64, stateMu *sync.RWMutex) *applier {
 		stateMu:     stateMu,
 		streams:     make(map[string]*streamState),
 		idem:        make(map[string]idemRecord),
+		producers:   make(map[string]producerState),
 		idemSweepAt: 1024,
 		pos:         position{Entry: 1, Clock: math.MinInt64},
 	}
@@ -145,6 +161,17 @@ func (a *applier) load() error {
 			return err
 		}
 		a.idem[string(k[1:])] = r
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = a.x.scanPrefix([]byte{tagProducer}, func(k, v []byte) error {
+		r, err := decodeProducer(v)
+		if err != nil {
+			return err
+		}
+		a.producers[string(k[1:])] = r
 		return nil
 	})
 	if err != nil {
@@ -202,6 +229,14 @@ func (a *applier) decide(h *groupHeader, recs recordSource) (decision, error) {
 	if h.Cursor {
 		return a.applyCursor(h, recs)
 	}
+	if h.Control != nil {
+		return a.decideControl(h, recs)
+	}
+	return a.decideAppend(h, recs)
+}
+
+// decideAppend decides an append of records.
+func (a *applier) decideAppend(h *groupHeader, recs recordSource) (decision, error) {
 	st := a.streams[string(h.Stream)]
 	if len(h.IdemKey) > 0 {
 		a.idemScratch = append(append(append(a.idemScratch[:0], h.Stream...), nameTerminator), h.IdemKey...)
@@ -216,13 +251,11 @@ func (a *applier) decide(h *groupHeader, recs recordSource) (decision, error) {
 	if h.HasExpected && h.ExpectedLast != last {
 		return decision{Outcome: outcomeRejected, Current: last, Expected: h.ExpectedLast}, nil
 	}
+	if st != nil && st.meta.Closed {
+		return decision{Outcome: outcomeRejected, Reject: rejectClosed, Current: last}, nil
+	}
 	if st == nil {
-		st = &streamState{name: string(h.Stream), key: append([]byte(nil), h.Stream...)}
-		st.meta.MaxTime = math.MinInt64
-		st.meta.LastTime = math.MinInt64
-		a.stateMu.Lock()
-		a.streams[st.name] = st
-		a.stateMu.Unlock()
+		st = a.newStream(h.Stream)
 	}
 	first := st.meta.NextOffset
 	maxTime, timeOffset := st.meta.MaxTime, uint64(0)
@@ -257,10 +290,7 @@ func (a *applier) decide(h *groupHeader, recs recordSource) (decision, error) {
 		}
 		st.meta.MaxTime = maxTime
 	}
-	if !st.dirty {
-		st.dirty = true
-		a.dirty = append(a.dirty, st)
-	}
+	a.markDirty(st)
 	d := decision{Outcome: outcomeAccepted, FirstOffset: first, Count: h.Records, FirstSeq: h.FirstSeq, Bytes: st.meta.Bytes - bytesBefore}
 	if len(h.IdemKey) > 0 {
 		r := idemRecord{Time: h.Time, FirstOffset: first, Count: uint32(h.Records), FirstSeq: h.FirstSeq}
@@ -303,10 +333,11 @@ func (a *applier) addChunkGroup(h *groupHeader, d decision) {
 	if !a.chunkOpen {
 		a.chunkOpen = true
 		a.chunkEntry, a.chunkOrdinal, a.chunkOffset, a.chunkFirstSeq = h.Entry, h.Ordinal, h.Offset, h.FirstSeq
-		a.chunkGroups = 0
+		a.chunkGroups, a.chunkRecords = 0, 0
 		a.chunkBody = a.chunkBody[:0]
 	}
 	a.chunkGroups++
+	a.chunkRecords += h.Records
 	a.chunkBody = appendChunkGroup(a.chunkBody, chunkGroup{
 		Records:  uint32(h.Records),
 		Accepted: d.Outcome == outcomeAccepted,
@@ -321,6 +352,11 @@ func (a *applier) closeChunk() {
 		return
 	}
 	a.chunkOpen = false
+	if a.chunkRecords == 0 {
+		// Only commands without records: no seq to look up, and the
+		// key would collide with the next chunk's.
+		return
+	}
 	a.chunkValue = appendChunkHeader(a.chunkValue[:0], a.chunkEntry, a.chunkOrdinal, a.chunkOffset, a.chunkGroups)
 	a.chunkValue = append(a.chunkValue, a.chunkBody...)
 	_ = a.x.setChunk(a.chunkFirstSeq, a.chunkValue)
@@ -333,6 +369,9 @@ func (a *applier) closeChunk() {
 func (a *applier) finish() error {
 	a.closeChunk()
 	for _, st := range a.dirty {
+		if st.deleted {
+			continue
+		}
 		if err := a.x.setStream(st.key, &st.meta); err != nil {
 			return err
 		}

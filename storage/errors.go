@@ -51,6 +51,18 @@ var (
 	// proved that an append this node proposed was never committed:
 	// nothing was stored, and a retry is safe.
 	ErrNotCommitted = errors.New("storage: not committed: leadership changed before the append was replicated")
+	// ErrStreamClosed is returned by an append to a closed stream: nothing
+	// was stored.
+	ErrStreamClosed = errors.New("storage: stream closed")
+	// ErrStreamExists is returned by CreateStream for a stream that exists
+	// with another configuration: nothing was changed.
+	ErrStreamExists = errors.New("storage: stream exists with another configuration")
+	// ErrProducerFenced is matched by *ProducerError for an append whose
+	// producer epoch is older than the producer's current epoch.
+	ErrProducerFenced = errors.New("storage: producer fenced by a newer epoch")
+	// ErrProducerSeqGap is matched by *ProducerError for an append whose
+	// producer seq is not the next one.
+	ErrProducerSeqGap = errors.New("storage: producer seq out of order")
 	// ErrWrongMode is returned by Open for a data directory written in the
 	// other mode (a cluster node's directory opened standalone, or the
 	// reverse).
@@ -75,3 +87,32 @@ func (e *OffsetMismatchError) Error() string {
 
 // Is reports whether target is ErrOffsetMismatch.
 func (e *OffsetMismatchError) Is(target error) bool { return target == ErrOffsetMismatch }
+
+// ProducerError refuses an idempotent producer's append: its epoch is
+// fenced (errors.Is ErrProducerFenced) or its seq skips one (errors.Is
+// ErrProducerSeqGap). Nothing was stored.
+type ProducerError struct {
+	Stream string
+	// Epoch is the producer's current epoch in the stream.
+	Epoch uint64
+	// ExpectedSeq is the seq the producer must send next in Epoch; Seq is
+	// what it sent.
+	ExpectedSeq, Seq uint64
+	fenced       bool
+}
+
+func (e *ProducerError) Error() string {
+	if e.fenced {
+		return fmt.Sprintf("storage: stream %q: producer fenced: its current epoch is %d", e.Stream, e.Epoch)
+	}
+	return fmt.Sprintf("storage: stream %q: producer sent seq %d, expected %d (epoch %d)", e.Stream, e.Seq, e.ExpectedSeq, e.Epoch)
+}
+
+// Is reports whether target is ErrProducerFenced or ErrProducerSeqGap, as
+// the case may be.
+func (e *ProducerError) Is(target error) bool {
+	if e.fenced {
+		return target == ErrProducerFenced
+	}
+	return target == ErrProducerSeqGap
+}

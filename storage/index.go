@@ -257,6 +257,23 @@ func (x *index) setCursor(stream, name []byte, offset uint64) error {
 	return x.batch.Set(x.keyBuf, x.valBuf, nil)
 }
 
+func (x *index) setProducer(stream, id []byte, p producerState) error {
+	x.keyBuf = producerKey(x.keyBuf[:0], stream, id)
+	x.valBuf = encodeProducer(x.valBuf[:0], p)
+	return x.batch.Set(x.keyBuf, x.valBuf, nil)
+}
+
+// deletePrefix deletes every key that starts with prefix (one range
+// tombstone).
+func (x *index) deletePrefix(prefix []byte) error {
+	return x.batch.DeleteRange(prefix, keyUpperBound(prefix), nil)
+}
+
+func (x *index) deleteStream(stream []byte) error {
+	x.keyBuf = streamKey(x.keyBuf[:0], stream)
+	return x.batch.Delete(x.keyBuf, nil)
+}
+
 func (x *index) setChunk(firstSeq uint64, v []byte) error {
 	x.keyBuf = chunkKey(x.keyBuf[:0], firstSeq)
 	return x.batch.Set(x.keyBuf, v, nil)

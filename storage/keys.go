@@ -20,6 +20,7 @@ const (
 	tagIdem    = 0x05 // (stream, idempotency key) -> original result
 	tagCursor  = 0x06 // (stream, cursor name) -> offset
 	tagChunk   = 0x07 // (first seq) -> per-group decisions of a run of one entry
+	tagProducer = 0x08 // (stream, producer id) -> epoch, last seq, last result
 )
 
 // indexFormatVersion is stored in the applied-position value. Open refuses
@@ -93,26 +94,105 @@ type streamMeta struct {
 	Bytes       uint64
 	LastTime    int64 // timestamp of the last record, unix nanoseconds
 	MaxTime     int64 // largest record timestamp so far, unix nanoseconds
+	// Lifecycle (lifecycle.go): created explicitly (it exists while empty),
+	// closed, and the configuration it was created with.
+	Explicit bool
+	Closed   bool
+	Config   streamConfig
 }
 
-// streamMeta value layout (32 bytes, big endian): next offset, bytes,
-// last timestamp, max timestamp.
+// streamMeta flag bits, in the optional tail of the value.
+const (
+	metaExplicit = 1 << 0
+	metaClosed   = 1 << 1
+)
+
+// streamMeta value layout (big endian): next offset, bytes, last
+// timestamp, max timestamp (32 bytes); then, only for a stream with
+// lifecycle state, a flags byte (metaExplicit, metaClosed), uvarint
+// content-type length, content type, uvarint TTL (ns), varint expires-at
+// (unix ns).
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.LastTime))
-	return binary.BigEndian.AppendUint64(dst, uint64(m.MaxTime))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.MaxTime))
+	var flags byte
+	if m.Explicit {
+		flags |= metaExplicit
+	}
+	if m.Closed {
+		flags |= metaClosed
+	}
+	if flags == 0 && m.Config == (streamConfig{}) {
+		return dst
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Config.ContentType)))
+	dst = append(dst, m.Config.ContentType...)
+	dst = binary.AppendUvarint(dst, uint64(m.Config.TTL))
+	return binary.AppendVarint(dst, m.Config.ExpiresAt)
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
-	if len(v) != 32 {
+	if len(v) < 32 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata is %d bytes", errCorruptIndex, len(v))
 	}
-	return streamMeta{
+	m := streamMeta{
 		NextOffset: binary.BigEndian.Uint64(v[0:8]),
 		Bytes:      binary.BigEndian.Uint64(v[8:16]),
 		LastTime:   int64(binary.BigEndian.Uint64(v[16:24])),
 		MaxTime:    int64(binary.BigEndian.Uint64(v[24:32])),
+	}
+	if len(v) == 32 {
+		return m, nil
+	}
+	flags, rest := v[32], v[33:]
+	m.Explicit, m.Closed = flags&metaExplicit != 0, flags&metaClosed != 0
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) || flags&^(metaExplicit|metaClosed) != 0 {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.Config.ContentType = string(rest[k : k+int(n)])
+	rest = rest[k+int(n):]
+	ttl, k1 := binary.Uvarint(rest)
+	if k1 <= 0 || ttl > math.MaxInt64 {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.Config.TTL = int64(ttl)
+	e, k2 := binary.Varint(rest[k1:])
+	if k2 <= 0 || k1+k2 != len(rest) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.Config.ExpiresAt = e
+	return m, nil
+}
+
+// producerKey: tag | stream | 0x00 | producer id.
+func producerKey(dst []byte, stream, id []byte) []byte {
+	return append(streamPrefix(dst, tagProducer, stream), id...)
+}
+
+// producer value layout (36 bytes, big endian): epoch, last seq, first
+// offset, count (4), first seq of the last accepted append.
+func encodeProducer(dst []byte, p producerState) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, p.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, p.Seq)
+	dst = binary.BigEndian.AppendUint64(dst, p.FirstOffset)
+	dst = binary.BigEndian.AppendUint32(dst, p.Count)
+	return binary.BigEndian.AppendUint64(dst, p.FirstSeq)
+}
+
+func decodeProducer(v []byte) (producerState, error) {
+	if len(v) != 36 {
+		return producerState{}, fmt.Errorf("%w: producer is %d bytes", errCorruptIndex, len(v))
+	}
+	return producerState{
+		Epoch:       binary.BigEndian.Uint64(v[0:8]),
+		Seq:         binary.BigEndian.Uint64(v[8:16]),
+		FirstOffset: binary.BigEndian.Uint64(v[16:24]),
+		Count:       binary.BigEndian.Uint32(v[24:28]),
+		FirstSeq:    binary.BigEndian.Uint64(v[28:36]),
 	}, nil
 }
 

@@ -206,6 +206,12 @@ func headerOf(h *groupHeader, g *journal.GroupView, entry uint64, ordinal uint32
 		Ordinal:      ordinal,
 		Offset:       offset,
 	}
+	if g.Flags&journal.GroupHasControl != 0 {
+		h.Control = g.Control
+		if h.Control == nil {
+			h.Control = []byte{} // present but empty: decodeControl refuses it
+		}
+	}
 	if len(g.Stream) >= len(cursorStreamPrefix) && string(g.Stream[:len(cursorStreamPrefix)]) == cursorStreamPrefix {
 		h.Cursor = true
 		h.Stream = g.Stream[len(cursorStreamPrefix):]

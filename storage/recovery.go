@@ -274,6 +274,9 @@ func (r *replayer) handlers(e *journal.Entry, skip int) {
 		}
 		g := bp.gr.Group()
 		st := r.s.app.streams[string(g.Stream)]
+		if st == nil { // deleted by a later group of the entry
+			st = &streamState{name: string(g.Stream)}
+		}
 		bp.callHandlers(st, d.FirstOffset, i == lastAccepted)
 	}
 }

@@ -606,11 +606,16 @@ func (s *Store) completeAppend(f *AppendFuture, dec decision, err error, durabil
 	case errors.Is(err, ErrBatchTooLarge):
 	case err != nil:
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case dec.Outcome == outcomeRejected && dec.Reject != 0:
+		s.stats.rejected.Add(1)
+		err = lifecycleError(f.stream, &dec)
 	case dec.Outcome == outcomeRejected:
 		s.stats.rejected.Add(1)
 		err = &OffsetMismatchError{Stream: f.stream, Expected: dec.Expected, Current: dec.Current}
-	case dec.Outcome == outcomeCursor:
+	case dec.Outcome == outcomeCursor, dec.Outcome == outcomeCommand:
 		res = AppendResult{Stream: f.stream, Durability: durability}
+	case dec.Count == 0: // a create that found the stream as configured
+		res = AppendResult{Stream: f.stream, Durability: durability, Replayed: true}
 	default:
 		res = AppendResult{
 			Stream:      f.stream,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/badbatch/badbatch/disruptor"
 	"github.com/badbatch/badbatch/internal/vfsutil"
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -352,7 +353,7 @@ func (s *Store) lookup(stream string) (streamMeta, bool) {
 	s.stateMu.RLock()
 	defer s.stateMu.RUnlock()
 	st, ok := s.app.streams[stream]
-	if !ok || st.pub.NextOffset == 0 {
+	if !ok || (st.pub.NextOffset == 0 && !st.pub.Explicit) {
 		return streamMeta{}, false
 	}
 	return st.pub, true
@@ -364,14 +365,26 @@ func (s *Store) nextOffset(stream string) uint64 {
 }
 
 func infoOf(name string, m streamMeta) StreamInfo {
-	return StreamInfo{
-		Stream:        name,
-		FirstOffset:   m.FirstOffset,
-		NextOffset:    m.NextOffset,
-		Records:       m.NextOffset - m.FirstOffset,
-		Bytes:         m.Bytes,
-		LastTimestamp: time.Unix(0, m.LastTime),
+	info := StreamInfo{
+		Stream:      name,
+		FirstOffset: m.FirstOffset,
+		NextOffset:  m.NextOffset,
+		Records:     m.NextOffset - m.FirstOffset,
+		Bytes:       m.Bytes,
+		Closed:      m.Closed,
+		ContentType: m.Config.ContentType,
+		TTL:         time.Duration(m.Config.TTL),
 	}
+	if info.ContentType == "" {
+		info.ContentType = badbatch.DefaultContentType
+	}
+	if m.NextOffset > 0 {
+		info.LastTimestamp = time.Unix(0, m.LastTime)
+	}
+	if m.Config.ExpiresAt != 0 {
+		info.ExpiresAt = time.Unix(0, m.Config.ExpiresAt)
+	}
+	return info
 }
 
 // StreamInfo describes one stream, or returns ErrNotFound. It reads memory
@@ -404,7 +417,7 @@ func (s *Store) Streams(ctx context.Context) ([]StreamInfo, error) {
 	s.stateMu.RLock()
 	out := make([]StreamInfo, 0, len(s.app.streams))
 	for name, st := range s.app.streams {
-		if st.pub.NextOffset > 0 {
+		if st.pub.NextOffset > 0 || st.pub.Explicit {
 			out = append(out, infoOf(name, st.pub))
 		}
 	}

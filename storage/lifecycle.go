@@ -1,0 +1,538 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/badbatch/badbatch"
+	"github.com/badbatch/badbatch/journal"
+)
+
+// This file is the stream lifecycle: create with a configuration, close,
+// delete, and idempotent producers. Each is journaled as a group with
+// control bytes (journal.GroupHasControl) on the stream's own name, decided
+// by the business logic from the journal alone (docs/decisions/0018), so
+// that rebuilding the index and a cluster's followers reach the same state.
+
+// StreamConfig is a stream's configuration (badbatch.StreamConfig).
+type StreamConfig = badbatch.StreamConfig
+
+// Producer identifies an idempotent producer's append
+// (badbatch.Producer).
+type Producer = badbatch.Producer
+
+// controlOp is what a group with control bytes does.
+type controlOp uint8
+
+const (
+	opAppend controlOp = 1 // records with options (producer, close, must-exist)
+	opCreate controlOp = 2 // create with a configuration, with optional initial records
+	opDelete controlOp = 3 // delete the stream (no records)
+)
+
+// control flags: which optional fields follow.
+const (
+	ctlConfig    = 1 << 0 // content type, TTL, expires-at
+	ctlClose     = 1 << 1 // close the stream after the group's records
+	ctlProducer  = 1 << 2 // producer id, epoch, seq
+	ctlMustExist = 1 << 3 // refuse unless the stream exists
+	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist
+)
+
+// control is the decoded control bytes of a group. Its byte slices alias
+// the group.
+//
+// Layout (part of the journal format, see doc.go):
+//
+//	[0]      op
+//	uvarint  flags
+//	config:   uvarint content-type length, content type, uvarint TTL (ns), varint expires-at (unix ns, 0 = none)
+//	producer: uvarint id length, id, uvarint epoch, uvarint seq
+type control struct {
+	Op          controlOp
+	Flags       uint64
+	ContentType []byte
+	TTL         int64 // nanoseconds, 0 = none
+	ExpiresAt   int64 // unix nanoseconds, 0 = none
+	ProducerID  []byte
+	Epoch, Seq  uint64
+}
+
+var errBadControl = fmt.Errorf("%w: bad control bytes", errCorruptIndex)
+
+func appendControl(dst []byte, c *control) []byte {
+	dst = append(dst, byte(c.Op))
+	dst = binary.AppendUvarint(dst, c.Flags)
+	if c.Flags&ctlConfig != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(c.ContentType)))
+		dst = append(dst, c.ContentType...)
+		dst = binary.AppendUvarint(dst, uint64(c.TTL))
+		dst = binary.AppendVarint(dst, c.ExpiresAt)
+	}
+	if c.Flags&ctlProducer != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(c.ProducerID)))
+		dst = append(dst, c.ProducerID...)
+		dst = binary.AppendUvarint(dst, c.Epoch)
+		dst = binary.AppendUvarint(dst, c.Seq)
+	}
+	return dst
+}
+
+// decodeControl parses b. Every byte must be used, and unknown ops and
+// flags are refused: they may add fields.
+func decodeControl(b []byte) (control, error) {
+	var c control
+	if len(b) == 0 {
+		return c, errBadControl
+	}
+	c.Op = controlOp(b[0])
+	if c.Op < opAppend || c.Op > opDelete {
+		return c, fmt.Errorf("%w: op %d", errBadControl, b[0])
+	}
+	p := 1
+	uv := func() (uint64, bool) {
+		v, n := binary.Uvarint(b[p:])
+		if n <= 0 {
+			return 0, false
+		}
+		p += n
+		return v, true
+	}
+	bytesField := func() ([]byte, bool) {
+		l, ok := uv()
+		if !ok || l > uint64(len(b)-p) {
+			return nil, false
+		}
+		v := b[p : p+int(l)]
+		p += int(l)
+		return v, true
+	}
+	var ok bool
+	if c.Flags, ok = uv(); !ok || c.Flags&^ctlKnown != 0 {
+		return c, fmt.Errorf("%w: flags", errBadControl)
+	}
+	if c.Flags&ctlConfig != 0 {
+		if c.ContentType, ok = bytesField(); !ok {
+			return c, errBadControl
+		}
+		ttl, ok := uv()
+		if !ok || ttl > math.MaxInt64 {
+			return c, errBadControl
+		}
+		c.TTL = int64(ttl)
+		v, n := binary.Varint(b[p:])
+		if n <= 0 {
+			return c, errBadControl
+		}
+		p += n
+		c.ExpiresAt = v
+	}
+	if c.Flags&ctlProducer != 0 {
+		if c.ProducerID, ok = bytesField(); !ok {
+			return c, errBadControl
+		}
+		if c.Epoch, ok = uv(); !ok {
+			return c, errBadControl
+		}
+		if c.Seq, ok = uv(); !ok {
+			return c, errBadControl
+		}
+	}
+	if p != len(b) {
+		return c, fmt.Errorf("%w: %d stray bytes", errBadControl, len(b)-p)
+	}
+	return c, nil
+}
+
+// streamConfigOf is the configuration a control carries.
+func (c *control) config() streamConfig {
+	return streamConfig{ContentType: string(c.ContentType), TTL: c.TTL, ExpiresAt: c.ExpiresAt}
+}
+
+// streamConfig is a stream's stored configuration.
+type streamConfig struct {
+	ContentType string
+	TTL         int64 // ns
+	ExpiresAt   int64 // unix ns
+}
+
+// normalized is c with the defaults of a stream made by an append.
+func (c streamConfig) normalized() streamConfig {
+	if c.ContentType == "" {
+		c.ContentType = badbatch.DefaultContentType
+	}
+	return c
+}
+
+func configOf(cfg *StreamConfig) streamConfig {
+	c := streamConfig{ContentType: cfg.ContentType, TTL: int64(cfg.TTL)}
+	if c.ContentType == "" {
+		c.ContentType = badbatch.DefaultContentType
+	}
+	if !cfg.ExpiresAt.IsZero() {
+		c.ExpiresAt = cfg.ExpiresAt.UnixNano()
+	}
+	return c
+}
+
+// MaxContentTypeLength bounds StreamConfig.ContentType, in bytes.
+const MaxContentTypeLength = 256
+
+func validateConfig(cfg *StreamConfig) error {
+	if len(cfg.ContentType) > MaxContentTypeLength {
+		return fmt.Errorf("%w: content type is %d bytes, at most %d", ErrInvalidArgument, len(cfg.ContentType), MaxContentTypeLength)
+	}
+	for i := 0; i < len(cfg.ContentType); i++ {
+		if c := cfg.ContentType[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("%w: content type %q must be printable ASCII", ErrInvalidArgument, cfg.ContentType)
+		}
+	}
+	if cfg.TTL < 0 {
+		return fmt.Errorf("%w: negative TTL %v", ErrInvalidArgument, cfg.TTL)
+	}
+	if cfg.TTL > 0 && !cfg.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: a stream has a TTL or an expiry time, not both", ErrInvalidArgument)
+	}
+	if !cfg.ExpiresAt.IsZero() && (cfg.ExpiresAt.Before(minTimestamp) || cfg.ExpiresAt.After(maxTimestamp)) {
+		return fmt.Errorf("%w: expiry time %v outside the representable range", ErrInvalidArgument, cfg.ExpiresAt)
+	}
+	return nil
+}
+
+func validateProducer(p *Producer) error {
+	if p == nil {
+		return nil
+	}
+	if len(p.ID) == 0 || len(p.ID) > badbatch.MaxProducerIDLength {
+		return fmt.Errorf("%w: producer id is %d bytes, want 1 to %d", ErrInvalidArgument, len(p.ID), badbatch.MaxProducerIDLength)
+	}
+	if p.Epoch > math.MaxInt64 || p.Seq > math.MaxInt64 {
+		return fmt.Errorf("%w: producer epoch and seq must be below 2^63", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// controlFor is the control an append with opts needs, if any.
+func controlFor(opts *AppendOptions) (control, bool) {
+	c := control{Op: opAppend}
+	if opts.Close {
+		c.Flags |= ctlClose
+	}
+	if opts.MustExist {
+		c.Flags |= ctlMustExist
+	}
+	if p := opts.Producer; p != nil {
+		c.Flags |= ctlProducer
+		c.ProducerID, c.Epoch, c.Seq = stringBytes(p.ID), p.Epoch, p.Seq
+	}
+	return c, c.Flags != 0
+}
+
+// CreateResult is what CreateStream did.
+type CreateResult struct {
+	// Created is false when the stream already existed with an equal
+	// configuration: nothing changed and recs were not appended.
+	Created bool
+	// Append describes the initial records, when there were any and the
+	// stream was created.
+	Append AppendResult
+}
+
+// CreateStream creates stream with cfg, and appends recs (possibly none)
+// as its first records, atomically. If the stream exists with an equal
+// configuration it changes nothing (Created false); with another one it
+// returns ErrStreamExists. A stream that was appended to without being
+// created has the default configuration (DefaultContentType, no TTL, open).
+//
+// Errors, none of which changes anything stored: those of AppendWith for
+// the records, ErrInvalidArgument for a bad configuration, ErrStreamExists.
+func (s *Store) CreateStream(ctx context.Context, stream string, cfg StreamConfig, recs ...Record) (CreateResult, error) {
+	if err := ctx.Err(); err != nil {
+		return CreateResult{}, err
+	}
+	if err := ValidateStreamName(stream); err != nil {
+		return CreateResult{}, err
+	}
+	if err := validateConfig(&cfg); err != nil {
+		return CreateResult{}, err
+	}
+	if len(recs) > 0 {
+		if err := s.validateAppend(stream, &AppendOptions{}, recs); err != nil {
+			return CreateResult{}, err
+		}
+	}
+	sc := configOf(&cfg)
+	c := control{Op: opCreate, Flags: ctlConfig, ContentType: stringBytes(sc.ContentType), TTL: sc.TTL, ExpiresAt: sc.ExpiresAt}
+	if cfg.Closed {
+		c.Flags |= ctlClose
+	}
+	res, err := s.command(ctx, stream, &c, nil, recs)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	return CreateResult{Created: !res.Replayed, Append: res}, nil
+}
+
+// CloseStream closes stream, after appending recs (possibly none) as its
+// last records, atomically. Closing a closed stream again without records
+// succeeds and changes nothing. opts may carry an expected last offset, an
+// idempotency key or a producer, as for AppendWith.
+//
+// Errors: those of AppendWith, ErrNotFound for a stream that does not
+// exist, ErrStreamClosed when recs are given and the stream is already
+// closed.
+func (s *Store) CloseStream(ctx context.Context, stream string, opts AppendOptions, recs ...Record) (AppendResult, error) {
+	opts.Close, opts.MustExist = true, true
+	if len(recs) > 0 {
+		return s.AppendWith(ctx, stream, opts, recs...)
+	}
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := ValidateStreamName(stream); err != nil {
+		return AppendResult{}, err
+	}
+	if err := validateProducer(opts.Producer); err != nil {
+		return AppendResult{}, err
+	}
+	c, _ := controlFor(&opts)
+	return s.command(ctx, stream, &c, &opts, nil)
+}
+
+// DeleteStream deletes stream: reads answer ErrNotFound afterwards, and a
+// stream created again under the name starts empty, at offset 0. The
+// delete is journaled; the records' space comes back through retention
+// (nothing is rewritten). The global log (ReadGlobal) keeps showing the
+// deleted records until retention removes them.
+//
+// Errors: ErrInvalidStream, ErrNotFound (no such stream), ErrClosed,
+// ErrUnavailable, ctx's error (the delete may still happen).
+func (s *Store) DeleteStream(ctx context.Context, stream string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := ValidateStreamName(stream); err != nil {
+		return err
+	}
+	c := control{Op: opDelete}
+	_, err := s.command(ctx, stream, &c, nil, nil)
+	return err
+}
+
+// command journals one group with control bytes and waits for its
+// decision.
+func (s *Store) command(ctx context.Context, stream string, c *control, opts *AppendOptions, recs []Record) (AppendResult, error) {
+	now := s.now()
+	enc := s.encoders.Get().(*encoder)
+	enc.control = appendControl(enc.control[:0], c)
+	g := journal.Group{Stream: stringBytes(stream), Timestamp: now, Flags: journal.GroupHasControl, Control: enc.control}
+	if opts != nil {
+		g.IdempotencyKey = stringBytes(opts.IdempotencyKey)
+		if opts.ExpectedLastOffset != nil {
+			g.Flags |= journal.GroupHasExpectedOffset
+			g.ExpectedLastOffset = *opts.ExpectedLastOffset
+		}
+	}
+	enc.fill(recs, now)
+	f := newFuture()
+	f.records = len(recs)
+	f.stream = stream
+	if s.metrics != nil {
+		f.start = time.Now()
+	}
+	err := s.publish(&g, enc.recs, f)
+	enc.clear()
+	s.encoders.Put(enc)
+	if err != nil {
+		f.Release()
+		return AppendResult{}, err
+	}
+	res, err := f.Wait(ctx)
+	f.Release()
+	return res, err
+}
+
+// producerState is one producer's place in one stream.
+type producerState struct {
+	Epoch uint64
+	Seq   uint64 // the last accepted seq in Epoch
+	// The last accepted append, answered again for a repeat of Seq.
+	FirstOffset uint64
+	Count       uint32
+	FirstSeq    uint64
+}
+
+// Outcomes of lifecycle groups, beside accepted, rejected and duplicate.
+const (
+	rejectClosed  = 1 // the stream is closed
+	rejectExists  = 2 // created with another configuration
+	rejectMissing = 3 // must exist, does not
+	rejectFenced  = 4 // producer epoch below the current one
+	rejectSeqGap  = 5 // producer seq not the next one
+)
+
+// decideControl decides a group with control bytes. st is the stream's
+// state (nil: it does not exist).
+func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, error) {
+	c, err := decodeControl(h.Control)
+	if err != nil {
+		return decision{}, fmt.Errorf("group at seq %d: %w", h.FirstSeq, err)
+	}
+	st := a.streams[string(h.Stream)]
+	switch c.Op {
+	case opDelete:
+		if h.Records != 0 {
+			return decision{}, fmt.Errorf("%w: delete group at seq %d has records", errCorruptIndex, h.FirstSeq)
+		}
+		if st == nil || !st.exists() {
+			return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
+		}
+		return decision{Outcome: outcomeCommand}, a.deleteStream(st)
+	case opCreate:
+		if c.Flags&ctlConfig == 0 {
+			return decision{}, fmt.Errorf("%w: create group at seq %d without a configuration", errCorruptIndex, h.FirstSeq)
+		}
+		cfg := c.config()
+		if st != nil && st.exists() {
+			if st.meta.Config.normalized() != cfg || st.meta.Closed != (c.Flags&ctlClose != 0) {
+				return decision{Outcome: outcomeRejected, Reject: rejectExists}, nil
+			}
+			return decision{Outcome: outcomeDuplicate, Current: st.lastOffset()}, nil
+		}
+		st = a.newStream(h.Stream)
+		st.meta.Explicit = true
+		st.meta.Config = cfg
+		a.markDirty(st)
+		if h.Records == 0 {
+			st.meta.Closed = c.Flags&ctlClose != 0
+			return decision{Outcome: outcomeCommand}, nil
+		}
+		d, err := a.decideAppend(h, recs)
+		if err == nil && d.Outcome == outcomeAccepted && c.Flags&ctlClose != 0 {
+			st.meta.Closed = true
+		}
+		return d, err
+	}
+	// opAppend: records with options; without records, a close.
+	if c.Flags&ctlMustExist != 0 && (st == nil || !st.exists()) {
+		return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
+	}
+	var pk string
+	var ps producerState
+	if c.Flags&ctlProducer != 0 {
+		a.idemScratch = append(append(append(a.idemScratch[:0], h.Stream...), nameTerminator), c.ProducerID...)
+		pk = string(a.idemScratch)
+		cur, known := a.producers[pk]
+		switch {
+		case known && c.Epoch < cur.Epoch:
+			return decision{Outcome: outcomeRejected, Reject: rejectFenced, Epoch: cur.Epoch}, nil
+		case known && c.Epoch == cur.Epoch && c.Seq <= cur.Seq:
+			return decision{Outcome: outcomeDuplicate, FirstOffset: cur.FirstOffset, Count: int(cur.Count), FirstSeq: cur.FirstSeq}, nil
+		case known && c.Epoch == cur.Epoch && c.Seq != cur.Seq+1:
+			return decision{Outcome: outcomeRejected, Reject: rejectSeqGap, Epoch: cur.Epoch, ExpectedSeq: cur.Seq + 1, Seq: c.Seq}, nil
+		case (!known || c.Epoch > cur.Epoch) && c.Seq != 0:
+			return decision{Outcome: outcomeRejected, Reject: rejectSeqGap, Epoch: c.Epoch, ExpectedSeq: 0, Seq: c.Seq}, nil
+		}
+		ps = producerState{Epoch: c.Epoch, Seq: c.Seq}
+	}
+	var d decision
+	if h.Records == 0 {
+		if c.Flags&ctlClose == 0 {
+			return decision{}, fmt.Errorf("%w: append group at seq %d without records", errCorruptIndex, h.FirstSeq)
+		}
+		if h.HasExpected && h.ExpectedLast != st.lastOffset() {
+			return decision{Outcome: outcomeRejected, Current: st.lastOffset(), Expected: h.ExpectedLast}, nil
+		}
+		d = decision{Outcome: outcomeCommand, Current: st.lastOffset()}
+		if !st.meta.Closed {
+			st.meta.Closed = true
+			a.markDirty(st)
+		}
+	} else {
+		if d, err = a.decideAppend(h, recs); err != nil || d.Outcome != outcomeAccepted {
+			return d, err
+		}
+		if c.Flags&ctlClose != 0 {
+			st = a.streams[string(h.Stream)]
+			st.meta.Closed = true
+		}
+		ps.FirstOffset, ps.Count, ps.FirstSeq = d.FirstOffset, uint32(d.Count), d.FirstSeq
+	}
+	if pk != "" {
+		a.producers[pk] = ps
+		if err := a.x.setProducer(h.Stream, c.ProducerID, ps); err != nil {
+			return decision{}, err
+		}
+	}
+	return d, nil
+}
+
+// newStream adds an empty stream to the state.
+func (a *applier) newStream(name []byte) *streamState {
+	st := &streamState{name: string(name), key: append([]byte(nil), name...)}
+	st.meta.MaxTime = math.MinInt64
+	st.meta.LastTime = math.MinInt64
+	a.stateMu.Lock()
+	a.streams[st.name] = st
+	a.stateMu.Unlock()
+	return st
+}
+
+func (a *applier) markDirty(st *streamState) {
+	if !st.dirty {
+		st.dirty = true
+		a.dirty = append(a.dirty, st)
+	}
+}
+
+// deleteStream removes st and every index key of it. The removal from the
+// stream map is immediate: the delete is journaled, so a reader that sees
+// it early sees a decided outcome.
+func (a *applier) deleteStream(st *streamState) error {
+	for _, tag := range []byte{tagRun, tagTime, tagIdem, tagCursor, tagProducer} {
+		if err := a.x.deletePrefix(streamPrefix(nil, tag, st.key)); err != nil {
+			return err
+		}
+	}
+	if err := a.x.deleteStream(st.key); err != nil {
+		return err
+	}
+	prefix := string(st.key) + string(rune(nameTerminator))
+	for k := range a.idem {
+		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
+			delete(a.idem, k)
+		}
+	}
+	for k := range a.producers {
+		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
+			delete(a.producers, k)
+		}
+	}
+	st.deleted = true
+	a.stateMu.Lock()
+	delete(a.streams, st.name)
+	a.stateMu.Unlock()
+	return nil
+}
+
+// lifecycleError turns a lifecycle rejection into the error the caller
+// sees.
+func lifecycleError(stream string, d *decision) error {
+	switch d.Reject {
+	case rejectClosed:
+		return fmt.Errorf("%w: stream %q", ErrStreamClosed, stream)
+	case rejectExists:
+		return fmt.Errorf("%w: stream %q", ErrStreamExists, stream)
+	case rejectMissing:
+		return fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	case rejectFenced:
+		return &ProducerError{Stream: stream, Epoch: d.Epoch, fenced: true}
+	case rejectSeqGap:
+		return &ProducerError{Stream: stream, Epoch: d.Epoch, ExpectedSeq: d.ExpectedSeq, Seq: d.Seq}
+	}
+	return errors.New("storage: unknown rejection")
+}

@@ -1,0 +1,337 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func vals(recs []StoredRecord) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func TestCreateStream(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	cfg := StreamConfig{ContentType: "application/json", TTL: time.Hour}
+
+	res, err := s.CreateStream(ctx, "a", cfg)
+	require.NoError(t, err)
+	assert.True(t, res.Created)
+	info, err := s.StreamInfo(ctx, "a")
+	require.NoError(t, err, "a created stream exists while empty")
+	assert.Equal(t, uint64(0), info.NextOffset)
+	assert.Equal(t, "application/json", info.ContentType)
+	assert.Equal(t, time.Hour, info.TTL)
+	assert.True(t, info.LastTimestamp.IsZero())
+	list, err := s.Streams(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	res, err = s.CreateStream(ctx, "a", cfg, Record{Value: []byte("ignored")})
+	require.NoError(t, err, "the same configuration again")
+	assert.False(t, res.Created)
+	assert.Empty(t, readAll(t, s, "a"), "a repeated create appends nothing")
+
+	for _, other := range []StreamConfig{
+		{ContentType: "text/plain", TTL: time.Hour},
+		{ContentType: "application/json"},
+		{ContentType: "application/json", TTL: time.Hour, Closed: true},
+	} {
+		_, err = s.CreateStream(ctx, "a", other)
+		assert.ErrorIs(t, err, ErrStreamExists, "%+v", other)
+	}
+
+	// Initial records, atomically with the create; the default content type.
+	res, err = s.CreateStream(ctx, "b", StreamConfig{}, Record{Value: []byte("1")}, Record{Value: []byte("2")})
+	require.NoError(t, err)
+	assert.True(t, res.Created)
+	assert.Equal(t, 2, res.Append.Count)
+	assert.Equal(t, []string{"1", "2"}, vals(readAll(t, s, "b")))
+	info, err = s.StreamInfo(ctx, "b")
+	require.NoError(t, err)
+	assert.Equal(t, "application/octet-stream", info.ContentType)
+
+	// A stream made by an append has the default configuration.
+	_, err = s.Append(ctx, "c", Record{Value: []byte("x")})
+	require.NoError(t, err)
+	res, err = s.CreateStream(ctx, "c", StreamConfig{})
+	require.NoError(t, err)
+	assert.False(t, res.Created)
+	_, err = s.CreateStream(ctx, "c", StreamConfig{ContentType: "text/plain"})
+	assert.ErrorIs(t, err, ErrStreamExists)
+
+	// Bad configurations change nothing.
+	for _, bad := range []StreamConfig{
+		{TTL: -time.Second},
+		{TTL: time.Second, ExpiresAt: time.Now()},
+		{ContentType: "text/\nplain"},
+	} {
+		_, err = s.CreateStream(ctx, "d", bad)
+		assert.ErrorIs(t, err, ErrInvalidArgument, "%+v", bad)
+	}
+	_, err = s.StreamInfo(ctx, "d")
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.CreateStream(ctx, "bad name", StreamConfig{})
+	assert.ErrorIs(t, err, ErrInvalidStream)
+}
+
+func TestCloseStream(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+
+	_, err := s.CloseStream(ctx, "missing", AppendOptions{})
+	assert.ErrorIs(t, err, ErrNotFound)
+
+	_, err = s.Append(ctx, "a", Record{Value: []byte("1")})
+	require.NoError(t, err)
+	_, err = s.CloseStream(ctx, "a", AppendOptions{})
+	require.NoError(t, err)
+	_, err = s.CloseStream(ctx, "a", AppendOptions{})
+	require.NoError(t, err, "closing twice is idempotent")
+	_, err = s.Append(ctx, "a", Record{Value: []byte("2")})
+	assert.ErrorIs(t, err, ErrStreamClosed)
+	_, err = s.CloseStream(ctx, "a", AppendOptions{}, Record{Value: []byte("3")})
+	assert.ErrorIs(t, err, ErrStreamClosed, "a final append to a closed stream")
+	info, err := s.StreamInfo(ctx, "a")
+	require.NoError(t, err)
+	assert.True(t, info.Closed)
+	assert.Equal(t, []string{"1"}, vals(readAll(t, s, "a")))
+
+	// A final append closes atomically.
+	_, err = s.Append(ctx, "b", Record{Value: []byte("1")})
+	require.NoError(t, err)
+	res, err := s.AppendWith(ctx, "b", AppendOptions{Close: true}, Record{Value: []byte("2")})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), res.FirstOffset)
+	_, err = s.Append(ctx, "b", Record{Value: []byte("3")})
+	assert.ErrorIs(t, err, ErrStreamClosed)
+	assert.Equal(t, []string{"1", "2"}, vals(readAll(t, s, "b")))
+
+	// A close with a failed condition changes nothing.
+	_, err = s.Append(ctx, "c", Record{Value: []byte("1")})
+	require.NoError(t, err)
+	_, err = s.CloseStream(ctx, "c", AppendOptions{ExpectedLastOffset: ptr(int64(5))})
+	assert.ErrorIs(t, err, ErrOffsetMismatch)
+	_, err = s.Append(ctx, "c", Record{Value: []byte("2")})
+	require.NoError(t, err, "still open")
+
+	// Created closed.
+	_, err = s.CreateStream(ctx, "d", StreamConfig{Closed: true}, Record{Value: []byte("only")})
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "d", Record{Value: []byte("more")})
+	assert.ErrorIs(t, err, ErrStreamClosed)
+	assert.Equal(t, []string{"only"}, vals(readAll(t, s, "d")))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestDeleteStream(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+
+	assert.ErrorIs(t, s.DeleteStream(ctx, "missing"), ErrNotFound)
+	for i := range 3 {
+		_, err := s.AppendWith(ctx, "a", AppendOptions{IdempotencyKey: "k"}, Record{Value: []byte{byte('0' + i)}})
+		require.NoError(t, err)
+	}
+	_, err := s.Append(ctx, "a", Record{Value: []byte("x")}, Record{Value: []byte("y")})
+	require.NoError(t, err)
+	require.NoError(t, s.SetCursor(ctx, "a", "c1", 1))
+	_, err = s.Append(ctx, "keep", Record{Value: []byte("k")})
+	require.NoError(t, err)
+
+	require.NoError(t, s.DeleteStream(ctx, "a"))
+	_, err = s.StreamInfo(ctx, "a")
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.Read(ctx, "a", 0, 10)
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.Cursor(ctx, "a", "c1")
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ErrorIs(t, s.DeleteStream(ctx, "a"), ErrNotFound, "deleted once")
+	list, err := s.Streams(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, "keep", list[0].Stream)
+
+	// Recreated, it starts empty at offset 0, and forgot the old key.
+	res, err := s.AppendWith(ctx, "a", AppendOptions{IdempotencyKey: "k"}, Record{Value: []byte("new")})
+	require.NoError(t, err)
+	assert.False(t, res.Replayed)
+	assert.Equal(t, uint64(0), res.FirstOffset)
+	assert.Equal(t, []string{"new"}, vals(readAll(t, s, "a")))
+	assert.Equal(t, []string{"k"}, vals(readAll(t, s, "keep")))
+
+	// The global log still holds the deleted records (until retention)
+	// and reads across the delete command.
+	g := readGlobalAll(t, s)
+	assert.Len(t, g, 5, "1 of the 3 keyed appends, 2, keep, new")
+	assert.Equal(t, "new", string(g[len(g)-1].Value))
+}
+
+func TestIdempotentProducer(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	app := func(epoch, seq uint64, v string) (AppendResult, error) {
+		return s.AppendWith(ctx, "a", AppendOptions{Producer: &Producer{ID: "p", Epoch: epoch, Seq: seq}}, Record{Value: []byte(v)})
+	}
+	var pe *ProducerError
+
+	_, err := app(0, 1, "x")
+	require.ErrorAs(t, err, &pe, "a new producer starts at 0")
+	assert.ErrorIs(t, err, ErrProducerSeqGap)
+	assert.Equal(t, uint64(0), pe.ExpectedSeq)
+	assert.Equal(t, uint64(1), pe.Seq)
+
+	r0, err := app(0, 0, "a")
+	require.NoError(t, err)
+	r1, err := app(0, 1, "b")
+	require.NoError(t, err)
+	dup, err := app(0, 1, "b-again")
+	require.NoError(t, err)
+	assert.True(t, dup.Replayed)
+	assert.Equal(t, r1.FirstOffset, dup.FirstOffset)
+	dup, err = app(0, 0, "a-again")
+	require.NoError(t, err, "an older seq is a duplicate too")
+	assert.True(t, dup.Replayed)
+
+	_, err = app(0, 3, "gap")
+	require.ErrorAs(t, err, &pe)
+	assert.ErrorIs(t, err, ErrProducerSeqGap)
+	assert.Equal(t, uint64(2), pe.ExpectedSeq)
+
+	_, err = app(1, 1, "new epoch must start at 0")
+	assert.ErrorIs(t, err, ErrProducerSeqGap)
+	_, err = app(1, 0, "c")
+	require.NoError(t, err)
+	_, err = app(0, 2, "fenced")
+	require.ErrorAs(t, err, &pe)
+	assert.ErrorIs(t, err, ErrProducerFenced)
+	assert.Equal(t, uint64(1), pe.Epoch)
+
+	// Another producer has its own sequence.
+	_, err = s.AppendWith(ctx, "a", AppendOptions{Producer: &Producer{ID: "q"}}, Record{Value: []byte("q0")})
+	require.NoError(t, err)
+
+	assert.Equal(t, []string{"a", "b", "c", "q0"}, vals(readAll(t, s, "a")))
+	assert.Equal(t, uint64(0), r0.FirstOffset)
+
+	_, err = s.AppendWith(ctx, "a", AppendOptions{Producer: &Producer{ID: ""}}, Record{Value: []byte("x")})
+	assert.ErrorIs(t, err, ErrInvalidArgument)
+}
+
+func TestMustExist(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	_, err := s.AppendWith(ctx, "a", AppendOptions{MustExist: true}, Record{Value: []byte("x")})
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.StreamInfo(ctx, "a")
+	assert.ErrorIs(t, err, ErrNotFound, "nothing was created")
+	_, err = s.CreateStream(ctx, "a", StreamConfig{})
+	require.NoError(t, err)
+	_, err = s.AppendWith(ctx, "a", AppendOptions{MustExist: true}, Record{Value: []byte("x")})
+	require.NoError(t, err)
+}
+
+// TestLifecycleRebuild: every lifecycle decision is a function of the
+// journal. Closing and reopening, and rebuilding the index from the
+// journal, give the same state and the same later decisions.
+func TestLifecycleRebuild(t *testing.T) {
+	for _, rebuild := range []bool{false, true} {
+		fs := vfs.NewMem()
+		o := memOptions(fs)
+		s := mustOpen(t, "db", o)
+		ctx := context.Background()
+		_, err := s.CreateStream(ctx, "cfg", StreamConfig{ContentType: "application/json", ExpiresAt: time.Unix(2_000_000_000, 0)})
+		require.NoError(t, err)
+		_, err = s.Append(ctx, "closed", Record{Value: []byte("1")})
+		require.NoError(t, err)
+		_, err = s.CloseStream(ctx, "closed", AppendOptions{})
+		require.NoError(t, err)
+		_, err = s.Append(ctx, "gone", Record{Value: []byte("1")})
+		require.NoError(t, err)
+		require.NoError(t, s.DeleteStream(ctx, "gone"))
+		_, err = s.Append(ctx, "again", Record{Value: []byte("old")})
+		require.NoError(t, err)
+		require.NoError(t, s.DeleteStream(ctx, "again"))
+		_, err = s.Append(ctx, "again", Record{Value: []byte("new")})
+		require.NoError(t, err)
+		_, err = s.AppendWith(ctx, "prod", AppendOptions{Producer: &Producer{ID: "p", Epoch: 3}}, Record{Value: []byte("p0")})
+		require.NoError(t, err)
+		before := snapshotState(t, s)
+		require.NoError(t, s.Close())
+		if rebuild {
+			require.NoError(t, fs.RemoveAll(fs.PathJoin("db", "index")))
+		}
+		s = mustOpen(t, "db", o)
+		assert.Equal(t, before, snapshotState(t, s), "rebuild=%v", rebuild)
+
+		info, err := s.StreamInfo(ctx, "cfg")
+		require.NoError(t, err)
+		assert.Equal(t, "application/json", info.ContentType)
+		assert.Equal(t, int64(2_000_000_000), info.ExpiresAt.Unix())
+		_, err = s.Append(ctx, "closed", Record{Value: []byte("2")})
+		assert.ErrorIs(t, err, ErrStreamClosed)
+		_, err = s.StreamInfo(ctx, "gone")
+		assert.ErrorIs(t, err, ErrNotFound)
+		assert.Equal(t, []string{"new"}, vals(readAll(t, s, "again")))
+		res, err := s.AppendWith(ctx, "prod", AppendOptions{Producer: &Producer{ID: "p", Epoch: 3}}, Record{Value: []byte("p0")})
+		require.NoError(t, err)
+		assert.True(t, res.Replayed, "the producer's seq survived")
+		_, err = s.AppendWith(ctx, "prod", AppendOptions{Producer: &Producer{ID: "p", Epoch: 2}}, Record{Value: []byte("x")})
+		assert.True(t, errors.Is(err, ErrProducerFenced), "%v", err)
+		require.NoError(t, s.Close())
+	}
+}
+
+// FuzzControl decodes arbitrary control bytes: never a panic, an error
+// that wraps errCorruptIndex, and what decodes re-encodes to bytes that
+// decode to the same control.
+func FuzzControl(f *testing.F) {
+	f.Add(appendControl(nil, &control{Op: opCreate, Flags: ctlConfig | ctlClose, ContentType: []byte("text/plain"), TTL: 5e9, ExpiresAt: -7}))
+	f.Add(appendControl(nil, &control{Op: opAppend, Flags: ctlProducer | ctlMustExist, ProducerID: []byte("p"), Epoch: 1 << 40, Seq: 3}))
+	f.Add(appendControl(nil, &control{Op: opDelete}))
+	f.Add([]byte{})
+	f.Add([]byte{9, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeControl(b)
+		if err != nil {
+			require.ErrorIs(t, err, errCorruptIndex)
+			return
+		}
+		again, err := decodeControl(appendControl(nil, &c))
+		require.NoError(t, err)
+		require.Equal(t, c, again)
+	})
+}
+
+// FuzzStreamMeta: the same for the stream metadata value.
+func FuzzStreamMeta(f *testing.F) {
+	f.Add(encodeStreamMeta(nil, &streamMeta{NextOffset: 3, Bytes: 9, LastTime: -1, MaxTime: 5}))
+	f.Add(encodeStreamMeta(nil, &streamMeta{NextOffset: 3, Explicit: true, Closed: true, Config: streamConfig{ContentType: "a/b", TTL: 7, ExpiresAt: -9}}))
+	f.Add(make([]byte, 33))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeStreamMeta(b)
+		if err != nil {
+			require.ErrorIs(t, err, errCorruptIndex)
+			return
+		}
+		again, err := decodeStreamMeta(encodeStreamMeta(nil, &m))
+		require.NoError(t, err)
+		require.Equal(t, m, again)
+	})
+}
