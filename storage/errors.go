@@ -98,7 +98,7 @@ type ProducerError struct {
 	// ExpectedSeq is the seq the producer must send next in Epoch; Seq is
 	// what it sent.
 	ExpectedSeq, Seq uint64
-	fenced       bool
+	fenced           bool
 }
 
 func (e *ProducerError) Error() string {

@@ -13,13 +13,13 @@ import (
 
 // Key tags: the first byte of every index key.
 const (
-	tagApplied = 0x01 // the applied journal position (one key)
-	tagStream  = 0x02 // per-stream metadata
-	tagRun     = 0x03 // sparse (stream, last offset) -> journal position
-	tagTime    = 0x04 // sparse (stream, max timestamp so far) -> offset
-	tagIdem    = 0x05 // (stream, idempotency key) -> original result
-	tagCursor  = 0x06 // (stream, cursor name) -> offset
-	tagChunk   = 0x07 // (first seq) -> per-group decisions of a run of one entry
+	tagApplied  = 0x01 // the applied journal position (one key)
+	tagStream   = 0x02 // per-stream metadata
+	tagRun      = 0x03 // sparse (stream, last offset) -> journal position
+	tagTime     = 0x04 // sparse (stream, max timestamp so far) -> offset
+	tagIdem     = 0x05 // (stream, idempotency key) -> original result
+	tagCursor   = 0x06 // (stream, cursor name) -> offset
+	tagChunk    = 0x07 // (first seq) -> per-group decisions of a run of one entry
 	tagProducer = 0x08 // (stream, producer id) -> epoch, last seq, last result
 )
 

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/disruptor"
 	"github.com/badbatch/badbatch/internal/vfsutil"
-	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/journal"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
