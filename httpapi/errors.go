@@ -23,6 +23,10 @@ const (
 	CodeMethodNotAllowed   = badbatch.CodeMethodNotAllowed   // 405
 	CodeOffsetMismatch     = badbatch.CodeOffsetMismatch     // 409 Expected-Last-Offset mismatch
 	CodeMembershipConflict = badbatch.CodeMembershipConflict // 409 cluster membership change refused
+	CodeStreamClosed       = badbatch.CodeStreamClosed       // 409 append to a closed stream
+	CodeStreamExists       = badbatch.CodeStreamExists       // 409 create with another configuration
+	CodeProducerSeqGap     = badbatch.CodeProducerSeqGap     // 409 producer seq skips one
+	CodeProducerFenced     = badbatch.CodeProducerFenced     // 403 producer epoch fenced
 	CodeGone               = badbatch.CodeGone               // 410 offset below retention
 	CodeTooLarge           = badbatch.CodeTooLarge           // 413 record or request too large
 	CodeUnsupportedType    = badbatch.CodeUnsupportedType    // 415 unsupported content type
@@ -70,6 +74,14 @@ func storeError(err error) *apiError {
 		e.Status, e.Code = http.StatusConflict, CodeOffsetMismatch
 		cur := mismatch.Current
 		e.CurrentLastOffset = &cur
+	case errors.Is(err, storage.ErrStreamClosed):
+		e.Status, e.Code = http.StatusConflict, CodeStreamClosed
+	case errors.Is(err, storage.ErrStreamExists):
+		e.Status, e.Code = http.StatusConflict, CodeStreamExists
+	case errors.Is(err, storage.ErrProducerSeqGap):
+		e.Status, e.Code = http.StatusConflict, CodeProducerSeqGap
+	case errors.Is(err, storage.ErrProducerFenced):
+		e.Status, e.Code = http.StatusForbidden, CodeProducerFenced
 	case errors.Is(err, storage.ErrInvalidStream):
 		e.Status, e.Code = http.StatusBadRequest, CodeInvalidStream
 	case errors.Is(err, storage.ErrInvalidArgument):

@@ -162,7 +162,8 @@ func (s *Server) handleRead(c echo.Context) error {
 		recs, err = s.nextBatch(tctx, stream, from, q.limit+1, q.wait)
 		s.metrics.subscribers.WithLabelValues("longpoll").Dec()
 		done()
-		if err != nil && !errors.Is(err, tctx.Err()) {
+		// A closed stream answers at once: nothing more will come.
+		if err != nil && !errors.Is(err, tctx.Err()) && !errors.Is(err, storage.ErrStreamClosed) {
 			return storeError(err)
 		}
 	}

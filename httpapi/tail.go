@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -107,6 +108,8 @@ func (s *Server) serveSSE(c echo.Context, stream string, q readQuery) error {
 		}
 		buf = buf[:0]
 		switch {
+		case errors.Is(err, storage.ErrStreamClosed):
+			buf = append(buf, "event: closed\ndata: {}\n\n"...)
 		case err != nil:
 			buf = appendSSEError(buf, storeError(err))
 		case len(recs) == 0:
@@ -208,6 +211,9 @@ func (s *Server) wsLoop(ctx context.Context, conn *websocket.Conn, stream string
 		recs, err := s.nextBatch(ctx, stream, from, s.opts.TailBatch, s.opts.HeartbeatInterval)
 		if ctx.Err() != nil {
 			return websocket.StatusNormalClosure, ""
+		}
+		if errors.Is(err, storage.ErrStreamClosed) {
+			return websocket.StatusNormalClosure, "stream closed"
 		}
 		if err != nil {
 			e := storeError(err)

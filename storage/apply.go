@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // This file is the business logic: a deterministic function from the
@@ -75,6 +76,10 @@ type streamState struct {
 	// batch and only ever shows state whose index keys are committed.
 	// Guarded by the store's stateMu.
 	pub streamMeta
+	// touched is the wall-clock time of the last read (unix ns), which
+	// slides a TTL in memory; touchSent is the last time a read asked for
+	// a journaled touch (lifecycle.go).
+	touched, touchSent atomic.Int64
 }
 
 func (st *streamState) lastOffset() int64 { return int64(st.meta.NextOffset) - 1 }
@@ -237,7 +242,10 @@ func (a *applier) decide(h *groupHeader, recs recordSource) (decision, error) {
 
 // decideAppend decides an append of records.
 func (a *applier) decideAppend(h *groupHeader, recs recordSource) (decision, error) {
-	st := a.streams[string(h.Stream)]
+	st, err := a.liveStream(h)
+	if err != nil {
+		return decision{}, err
+	}
 	if len(h.IdemKey) > 0 {
 		a.idemScratch = append(append(append(a.idemScratch[:0], h.Stream...), nameTerminator), h.IdemKey...)
 		if r, ok := a.idem[string(a.idemScratch)]; ok && a.live(r) {
@@ -291,6 +299,9 @@ func (a *applier) decideAppend(h *groupHeader, recs recordSource) (decision, err
 		st.meta.MaxTime = maxTime
 	}
 	a.markDirty(st)
+	if st.meta.Config.TTL > 0 && h.Time > st.meta.Access {
+		st.meta.Access = h.Time
+	}
 	d := decision{Outcome: outcomeAccepted, FirstOffset: first, Count: h.Records, FirstSeq: h.FirstSeq, Bytes: st.meta.Bytes - bytesBefore}
 	if len(h.IdemKey) > 0 {
 		r := idemRecord{Time: h.Time, FirstOffset: first, Count: uint32(h.Records), FirstSeq: h.FirstSeq}

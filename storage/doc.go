@@ -72,8 +72,12 @@
 // An append is one journal group whose Stream is the stream name. A
 // SetCursor is a command group whose Stream is 0x00 'c' followed by the
 // stream name (stream names never start with 0x00), holding one record:
-// key = cursor name, value = offset as 8 bytes big endian. These encodings
-// are part of the on-disk format.
+// key = cursor name, value = offset as 8 bytes big endian. A lifecycle
+// operation (create with a configuration, close, delete, touch, and appends
+// with a producer, a close or a must-exist condition) is a group on the
+// stream's own name with control bytes (journal.GroupHasControl; layout on
+// the control type in lifecycle.go; decision 0018), holding the records
+// that go with it, or none. These encodings are part of the on-disk format.
 //
 // # Index key layout (Pebble)
 //
@@ -88,7 +92,10 @@
 //	                                                  [1:9] next entry index, [9:13] next group ordinal,
 //	                                                  [13:21] next seq, [21:29] idempotency clock (ns, int64)
 //	0x02 0x02 stream                                stream metadata, 32 bytes: next offset, bytes (keys +
-//	                                                  values), last timestamp (ns), max timestamp (ns)
+//	                                                  values), last timestamp (ns), max timestamp (ns); then,
+//	                                                  for a stream with lifecycle state: flags (1: created,
+//	                                                  2: closed), uvarint content-type length, content type,
+//	                                                  uvarint TTL (ns), varint expires-at (ns), varint access (ns)
 //	0x03 0x03 stream 0x00 lastOffset(8)             run: one accepted group, 28 bytes: entry index (8),
 //	                                                  group ordinal (4), byte offset of the group in the entry
 //	                                                  payload (4), record count (4), first seq (8)
@@ -98,6 +105,8 @@
 //	0x05 0x05 stream 0x00 idempotencyKey            original result, 28 bytes: group time (ns, 8),
 //	                                                  first offset (8), count (4), first seq (8)
 //	0x06 0x06 stream 0x00 cursorName                offset (8)
+//	0x08 0x08 stream 0x00 producerId                producer, 36 bytes: epoch (8), last seq (8), first offset (8),
+//	                                                  count (4), first seq (8) of its last accepted append
 //	0x07 0x07 firstSeq(8)                           chunk: the decisions on consecutive groups of one entry
 //	                                                  applied in one Pebble batch: uvarint entry index, uvarint
 //	                                                  first ordinal, uvarint byte offset, uvarint n, then n times

@@ -99,6 +99,9 @@ type streamMeta struct {
 	Explicit bool
 	Closed   bool
 	Config   streamConfig
+	// Access is the journaled time of the last create, append or touch
+	// (unix ns): a TTL runs from it.
+	Access int64
 }
 
 // streamMeta flag bits, in the optional tail of the value.
@@ -111,7 +114,7 @@ const (
 // timestamp, max timestamp (32 bytes); then, only for a stream with
 // lifecycle state, a flags byte (metaExplicit, metaClosed), uvarint
 // content-type length, content type, uvarint TTL (ns), varint expires-at
-// (unix ns).
+// (unix ns), varint access time (unix ns).
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
@@ -124,14 +127,15 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.Closed {
 		flags |= metaClosed
 	}
-	if flags == 0 && m.Config == (streamConfig{}) {
+	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 {
 		return dst
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(m.Config.ContentType)))
 	dst = append(dst, m.Config.ContentType...)
 	dst = binary.AppendUvarint(dst, uint64(m.Config.TTL))
-	return binary.AppendVarint(dst, m.Config.ExpiresAt)
+	dst = binary.AppendVarint(dst, m.Config.ExpiresAt)
+	return binary.AppendVarint(dst, m.Access)
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
@@ -161,10 +165,15 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 	}
 	m.Config.TTL = int64(ttl)
 	e, k2 := binary.Varint(rest[k1:])
-	if k2 <= 0 || k1+k2 != len(rest) {
+	if k2 <= 0 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
 	}
 	m.Config.ExpiresAt = e
+	acc, k3 := binary.Varint(rest[k1+k2:])
+	if k3 <= 0 || k1+k2+k3 != len(rest) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.Access = acc
 	return m, nil
 }
 

@@ -32,6 +32,7 @@ const (
 	opAppend controlOp = 1 // records with options (producer, close, must-exist)
 	opCreate controlOp = 2 // create with a configuration, with optional initial records
 	opDelete controlOp = 3 // delete the stream (no records)
+	opTouch  controlOp = 4 // a read slid the stream's TTL (no records)
 )
 
 // control flags: which optional fields follow.
@@ -40,7 +41,8 @@ const (
 	ctlClose     = 1 << 1 // close the stream after the group's records
 	ctlProducer  = 1 << 2 // producer id, epoch, seq
 	ctlMustExist = 1 << 3 // refuse unless the stream exists
-	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist
+	ctlIfExpired = 1 << 4 // delete only a stream that has expired (the reaper)
+	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist | ctlIfExpired
 )
 
 // control is the decoded control bytes of a group. Its byte slices alias
@@ -90,7 +92,7 @@ func decodeControl(b []byte) (control, error) {
 		return c, errBadControl
 	}
 	c.Op = controlOp(b[0])
-	if c.Op < opAppend || c.Op > opDelete {
+	if c.Op < opAppend || c.Op > opTouch {
 		return c, fmt.Errorf("%w: op %d", errBadControl, b[0])
 	}
 	p := 1
@@ -382,14 +384,27 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 	if err != nil {
 		return decision{}, fmt.Errorf("group at seq %d: %w", h.FirstSeq, err)
 	}
-	st := a.streams[string(h.Stream)]
+	st, err := a.liveStream(h)
+	if err != nil {
+		return decision{}, err
+	}
 	switch c.Op {
-	case opDelete:
+	case opDelete, opTouch:
 		if h.Records != 0 {
-			return decision{}, fmt.Errorf("%w: delete group at seq %d has records", errCorruptIndex, h.FirstSeq)
+			return decision{}, fmt.Errorf("%w: command group at seq %d has records", errCorruptIndex, h.FirstSeq)
+		}
+		if c.Flags&ctlIfExpired != 0 {
+			return decision{Outcome: outcomeCommand}, nil // liveStream deleted it if it had expired
 		}
 		if st == nil || !st.exists() {
 			return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
+		}
+		if c.Op == opTouch {
+			if h.Time > st.meta.Access {
+				st.meta.Access = h.Time
+				a.markDirty(st)
+			}
+			return decision{Outcome: outcomeCommand}, nil
 		}
 		return decision{Outcome: outcomeCommand}, a.deleteStream(st)
 	case opCreate:
@@ -406,6 +421,7 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		st = a.newStream(h.Stream)
 		st.meta.Explicit = true
 		st.meta.Config = cfg
+		st.meta.Access = h.Time
 		a.markDirty(st)
 		if h.Records == 0 {
 			st.meta.Closed = c.Flags&ctlClose != 0
@@ -469,6 +485,31 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		}
 	}
 	return d, nil
+}
+
+// liveStream returns the state of the group's stream, nil if it does not
+// exist. A stream that has expired at the group's journaled time is
+// deleted first: expiry is decided from the journal alone, like every
+// other decision.
+func (a *applier) liveStream(h *groupHeader) (*streamState, error) {
+	st := a.streams[string(h.Stream)]
+	if st == nil || !st.meta.expired(h.Time, 0) {
+		return st, nil
+	}
+	return nil, a.deleteStream(st)
+}
+
+// expired reports whether a stream with this metadata has expired at t
+// (unix ns); touched is a later access known only in memory (0: none).
+func (m *streamMeta) expired(t, touched int64) bool {
+	if m.Config.ExpiresAt != 0 && t >= m.Config.ExpiresAt {
+		return true
+	}
+	if m.Config.TTL <= 0 {
+		return false
+	}
+	last := max(m.Access, touched)
+	return t-last >= m.Config.TTL
 }
 
 // newStream adds an empty stream to the state.
@@ -535,4 +576,77 @@ func lifecycleError(stream string, d *decision) error {
 		return &ProducerError{Stream: stream, Epoch: d.Epoch, ExpectedSeq: d.ExpectedSeq, Seq: d.Seq}
 	}
 	return errors.New("storage: unknown rejection")
+}
+
+// touch slides the TTL of stream for a read. The slide is immediate in
+// memory; it is journaled (a touch command, fire and forget) once the
+// journaled access time lags the read by more than an eighth of the TTL,
+// at most once per eighth. So a restart (or a new cluster leader) loses at
+// most an eighth of the TTL of slide, and reads add at most 8 small
+// journal groups per TTL per stream.
+func (s *Store) touch(stream string) {
+	s.stateMu.RLock()
+	st := s.app.streams[stream]
+	var ttl, access int64
+	if st != nil {
+		ttl, access = st.pub.Config.TTL, st.pub.Access
+	}
+	s.stateMu.RUnlock()
+	if st == nil || ttl <= 0 {
+		return
+	}
+	now := s.now()
+	for {
+		old := st.touched.Load()
+		if now <= old || st.touched.CompareAndSwap(old, now) {
+			break
+		}
+	}
+	step := max(ttl/8, 1)
+	if now-access <= step || now-st.touchSent.Load() <= step {
+		return
+	}
+	st.touchSent.Store(now)
+	c := control{Op: opTouch}
+	s.fireCommand(stream, &c)
+}
+
+// fireCommand journals a command group without waiting for its outcome
+// (touches and the reaper's deletes: a lost one changes no acknowledged
+// state).
+func (s *Store) fireCommand(stream string, c *control) {
+	enc := s.encoders.Get().(*encoder)
+	enc.control = appendControl(enc.control[:0], c)
+	g := journal.Group{Stream: stringBytes(stream), Timestamp: s.now(), Flags: journal.GroupHasControl, Control: enc.control}
+	f := newFuture()
+	f.stream = stream
+	if err := s.publish(&g, nil, f); err != nil {
+		s.log.Debug("storage: lifecycle command not journaled", "stream", stream, "err", err)
+	}
+	f.Release() // the completer recycles it
+	s.encoders.Put(enc)
+}
+
+// reapExpired journals a delete for every stream that has expired by the
+// wall clock. Reads already answer ErrNotFound for such a stream; the
+// delete removes its index keys, and the business logic decides it from
+// the journaled time like any other (ctlIfExpired: a stream that a later
+// append revived is left alone).
+func (s *Store) reapExpired() {
+	if s.closed.Load() || s.Err() != nil {
+		return
+	}
+	now := s.now()
+	var victims []string
+	s.stateMu.RLock()
+	for name, st := range s.app.streams {
+		if (st.pub.Config.TTL > 0 || st.pub.Config.ExpiresAt != 0) && st.pub.expired(now, st.touched.Load()) {
+			victims = append(victims, name)
+		}
+	}
+	s.stateMu.RUnlock()
+	for _, name := range victims {
+		c := control{Op: opDelete, Flags: ctlIfExpired}
+		s.fireCommand(name, &c)
+	}
 }

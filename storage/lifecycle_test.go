@@ -335,3 +335,127 @@ func FuzzStreamMeta(f *testing.F) {
 		require.Equal(t, m, again)
 	})
 }
+
+// TestStreamTTL: a TTL slides with reads and appends, not with
+// StreamInfo; a slide survives a restart up to an eighth of the TTL; an
+// expired stream answers ErrNotFound, and the business logic deletes it by
+// the journaled time.
+func TestStreamTTL(t *testing.T) {
+	fs := vfs.NewMem()
+	clock := newFakeClock()
+	t0 := clock.now()
+	o := memOptions(fs)
+	o.now = clock.now
+	s := mustOpen(t, "db", o)
+	ctx := context.Background()
+	at := func(d time.Duration) { clock.set(t0.Add(d)) }
+
+	_, err := s.CreateStream(ctx, "ttl", StreamConfig{TTL: 10 * time.Second}, Record{Value: []byte("1")})
+	require.NoError(t, err)
+	_, err = s.CreateStream(ctx, "head", StreamConfig{TTL: 10 * time.Second})
+	require.NoError(t, err)
+
+	at(5 * time.Second)
+	_, err = s.Read(ctx, "ttl", 0, 10) // slides to t0+5s, and journals a touch
+	require.NoError(t, err)
+	_, err = s.StreamInfo(ctx, "head") // does not slide
+	require.NoError(t, err)
+
+	at(12 * time.Second)
+	_, err = s.StreamInfo(ctx, "ttl")
+	require.NoError(t, err, "the read at 5s slid the TTL to 15s")
+	_, err = s.StreamInfo(ctx, "head")
+	assert.ErrorIs(t, err, ErrNotFound, "HEAD did not slide it: expired at 10s")
+	_, err = s.Read(ctx, "head", 0, 10)
+	assert.ErrorIs(t, err, ErrNotFound)
+	list, err := s.Streams(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	// The slide survives a restart (the touch was journaled).
+	require.NoError(t, s.Close())
+	s = mustOpen(t, "db", o)
+	_, err = s.StreamInfo(ctx, "ttl")
+	require.NoError(t, err, "after a restart, the journaled touch at 5s still holds")
+
+	// An append slides it too.
+	at(14 * time.Second)
+	_, err = s.Append(ctx, "ttl", Record{Value: []byte("2")})
+	require.NoError(t, err)
+	at(23 * time.Second)
+	_, err = s.StreamInfo(ctx, "ttl")
+	require.NoError(t, err, "the append at 14s slid it to 24s")
+	at(24 * time.Second)
+	_, err = s.StreamInfo(ctx, "ttl")
+	assert.ErrorIs(t, err, ErrNotFound)
+
+	// The business logic decides expiry by the journaled time: an append
+	// with MustExist finds nothing, a plain append starts a new stream.
+	_, err = s.AppendWith(ctx, "ttl", AppendOptions{MustExist: true}, Record{Value: []byte("x")})
+	assert.ErrorIs(t, err, ErrNotFound)
+	res, err := s.Append(ctx, "ttl", Record{Value: []byte("new")})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), res.FirstOffset, "a new stream, without the old TTL")
+	info, err := s.StreamInfo(ctx, "ttl")
+	require.NoError(t, err)
+	assert.Zero(t, info.TTL)
+
+	// The reaper deletes what has expired, and only that.
+	s.reapExpired()
+	require.NoError(t, s.Close()) // drains the reaper's deletes
+	s = mustOpen(t, "db", o)
+	defer func() { require.NoError(t, s.Close()) }()
+	s.stateMu.RLock()
+	_, kept := s.app.streams["head"]
+	s.stateMu.RUnlock()
+	assert.False(t, kept, "the reaper deleted the expired stream")
+	assert.Equal(t, []string{"new"}, vals(readAll(t, s, "ttl")))
+}
+
+func TestStreamExpiresAt(t *testing.T) {
+	clock := newFakeClock()
+	t0 := clock.now()
+	o := memOptions(vfs.NewMem())
+	o.now = clock.now
+	s := mustOpen(t, "db", o)
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	_, err := s.CreateStream(ctx, "e", StreamConfig{ExpiresAt: t0.Add(time.Minute)}, Record{Value: []byte("1")})
+	require.NoError(t, err)
+	clock.set(t0.Add(59 * time.Second))
+	_, err = s.Read(ctx, "e", 0, 1)
+	require.NoError(t, err)
+	clock.set(t0.Add(time.Minute))
+	_, err = s.Read(ctx, "e", 0, 1)
+	assert.ErrorIs(t, err, ErrNotFound, "reads do not slide an expiry time")
+	_, err = s.CloseStream(ctx, "e", AppendOptions{})
+	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// TestWaitOnClosedStream: a tail at the end of a closed stream ends at
+// once, and one waiting when the stream closes wakes.
+func TestWaitOnClosedStream(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	_, err := s.Append(ctx, "a", Record{Value: []byte("1")})
+	require.NoError(t, err)
+	require.NoError(t, s.Wait(ctx, "a", 0))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Wait(ctx, "a", 1) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("Wait returned before the close: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	_, err = s.CloseStream(ctx, "a", AppendOptions{})
+	require.NoError(t, err)
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, ErrStreamClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not wake on the close")
+	}
+	assert.ErrorIs(t, s.Wait(ctx, "a", 1), ErrStreamClosed)
+	assert.NoError(t, s.Wait(ctx, "a", 0), "a record below the end is still there")
+}

@@ -55,6 +55,9 @@ func (s *Store) beginStreamRead(stream string, limit int) (streamMeta, error) {
 		s.endRead()
 		return streamMeta{}, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
 	}
+	if m.Config.TTL > 0 {
+		s.touch(stream)
+	}
 	return m, nil
 }
 

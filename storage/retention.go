@@ -22,13 +22,14 @@ const retentionInterval = time.Second
 // startRetention enforces the limits once, so that a store opened over
 // more data than its limits allow (written before the last index flush, or
 // under other limits) serves none of it, then starts the retention
-// goroutine if a limit is set. Close stops and joins it.
+// goroutine, which also reaps expired streams (lifecycle.go). Close stops
+// and joins it.
 func (s *Store) startRetention() {
-	if s.opts.RetentionBytes == 0 && s.opts.RetentionAge == 0 {
-		return
-	}
-	if _, err := s.enforceRetention(time.Now()); err != nil {
-		s.log.Error("storage: retention at open", "err", err)
+	limits := s.opts.RetentionBytes != 0 || s.opts.RetentionAge != 0
+	if limits {
+		if _, err := s.enforceRetention(time.Now()); err != nil {
+			s.log.Error("storage: retention at open", "err", err)
+		}
 	}
 	s.retainKick = make(chan struct{}, 1)
 	s.retainStop = make(chan struct{})
@@ -41,6 +42,10 @@ func (s *Store) startRetention() {
 				return
 			case <-t.C:
 			case <-s.retainKick:
+			}
+			s.reapExpired()
+			if !limits {
+				continue
 			}
 			if _, err := s.enforceRetention(time.Now()); err != nil {
 				s.log.Error("storage: retention", "err", err)

@@ -306,12 +306,23 @@ func (s *Store) Close() error {
 
 // Wait blocks until the stream's NextOffset is greater than offset (the
 // record at offset is committed), ctx ends (ctx.Err()) or the store closes
-// (ErrClosed). The stream need not exist yet.
+// (ErrClosed). The stream need not exist yet. When the stream is closed
+// and holds no record at offset, none will ever come: Wait returns
+// ErrStreamClosed at once.
 func (s *Store) Wait(ctx context.Context, stream string, offset uint64) error {
 	if err := ValidateStreamName(stream); err != nil {
 		return err
 	}
-	return s.waitFor(ctx, func() bool { return s.nextOffset(stream) > offset })
+	closed := false
+	err := s.waitFor(ctx, func() bool {
+		m, _ := s.lookup(stream)
+		closed = m.Closed && m.NextOffset <= offset
+		return m.NextOffset > offset || closed
+	})
+	if err == nil && closed {
+		return fmt.Errorf("%w: stream %q ends at offset %d", ErrStreamClosed, stream, offset)
+	}
+	return err
 }
 
 // waitFor blocks until done reports true (checked after every business
@@ -353,10 +364,19 @@ func (s *Store) lookup(stream string) (streamMeta, bool) {
 	s.stateMu.RLock()
 	defer s.stateMu.RUnlock()
 	st, ok := s.app.streams[stream]
-	if !ok || (st.pub.NextOffset == 0 && !st.pub.Explicit) {
+	if !ok || !s.visible(st, s.now()) {
 		return streamMeta{}, false
 	}
 	return st.pub, true
+}
+
+// visible reports whether readers see st at wall-clock time now: it was
+// created or written, and has not expired. REQUIRES: stateMu held.
+func (s *Store) visible(st *streamState, now int64) bool {
+	if st.pub.NextOffset == 0 && !st.pub.Explicit {
+		return false
+	}
+	return !st.pub.expired(now, st.touched.Load())
 }
 
 func (s *Store) nextOffset(stream string) uint64 {
@@ -414,10 +434,11 @@ func (s *Store) Streams(ctx context.Context) ([]StreamInfo, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	now := s.now()
 	s.stateMu.RLock()
 	out := make([]StreamInfo, 0, len(s.app.streams))
 	for name, st := range s.app.streams {
-		if st.pub.NextOffset > 0 || st.pub.Explicit {
+		if s.visible(st, now) {
 			out = append(out, infoOf(name, st.pub))
 		}
 	}
