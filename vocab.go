@@ -128,6 +128,11 @@ type StreamInfo struct {
 	// TTL and ExpiresAt are the stream's configured lifetime (zero: none).
 	TTL       time.Duration `json:"ttl,omitempty"`
 	ExpiresAt time.Time     `json:"expires_at,omitzero"`
+	// ForkedFrom names the stream this one was forked from ("" for a
+	// stream that is not a fork); its offsets below ForkOffset are that
+	// stream's records.
+	ForkedFrom string `json:"forked_from,omitempty"`
+	ForkOffset uint64 `json:"fork_offset,omitempty"`
 }
 
 // CodeOfStatus is the error code for an HTTP status when the answer does

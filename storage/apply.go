@@ -259,6 +259,9 @@ func (a *applier) decideAppend(h *groupHeader, recs recordSource) (decision, err
 	if h.HasExpected && h.ExpectedLast != last {
 		return decision{Outcome: outcomeRejected, Current: last, Expected: h.ExpectedLast}, nil
 	}
+	if st != nil && st.meta.SoftDeleted {
+		return decision{Outcome: outcomeRejected, Reject: rejectDeleted}, nil
+	}
 	if st != nil && st.meta.Closed {
 		return decision{Outcome: outcomeRejected, Reject: rejectClosed, Current: last}, nil
 	}

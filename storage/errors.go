@@ -57,6 +57,11 @@ var (
 	// ErrStreamExists is returned by CreateStream for a stream that exists
 	// with another configuration: nothing was changed.
 	ErrStreamExists = errors.New("storage: stream exists with another configuration")
+	// ErrStreamDeleted is returned for a stream that was deleted while
+	// forks still read its records: it answers nothing until its last
+	// fork is deleted, and then it is gone for good. errors.Is(err,
+	// ErrGone) is true too.
+	ErrStreamDeleted = fmt.Errorf("%w: stream deleted; forks still read it", ErrGone)
 	// ErrProducerFenced is matched by *ProducerError for an append whose
 	// producer epoch is older than the producer's current epoch.
 	ErrProducerFenced = errors.New("storage: producer fenced by a newer epoch")

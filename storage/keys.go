@@ -102,19 +102,30 @@ type streamMeta struct {
 	// Access is the journaled time of the last create, append or touch
 	// (unix ns): a TTL runs from it.
 	Access int64
+	// A fork reads offsets [0, ForkOffset) from Source ("" for a stream
+	// that is not a fork). Forks counts the live forks of this stream;
+	// a stream deleted while it has forks is SoftDeleted (410) until the
+	// last one goes.
+	Source      string
+	ForkOffset  uint64
+	Forks       uint64
+	SoftDeleted bool
 }
 
 // streamMeta flag bits, in the optional tail of the value.
 const (
 	metaExplicit = 1 << 0
 	metaClosed   = 1 << 1
+	metaDeleted  = 1 << 2
+	metaKnown    = metaExplicit | metaClosed | metaDeleted
 )
 
 // streamMeta value layout (big endian): next offset, bytes, last
 // timestamp, max timestamp (32 bytes); then, only for a stream with
 // lifecycle state, a flags byte (metaExplicit, metaClosed), uvarint
 // content-type length, content type, uvarint TTL (ns), varint expires-at
-// (unix ns), varint access time (unix ns).
+// (unix ns), varint access time (unix ns), uvarint source length, source,
+// uvarint fork offset, uvarint live forks.
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
@@ -127,7 +138,10 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.Closed {
 		flags |= metaClosed
 	}
-	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 {
+	if m.SoftDeleted {
+		flags |= metaDeleted
+	}
+	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 {
 		return dst
 	}
 	dst = append(dst, flags)
@@ -135,7 +149,11 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = append(dst, m.Config.ContentType...)
 	dst = binary.AppendUvarint(dst, uint64(m.Config.TTL))
 	dst = binary.AppendVarint(dst, m.Config.ExpiresAt)
-	return binary.AppendVarint(dst, m.Access)
+	dst = binary.AppendVarint(dst, m.Access)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Source)))
+	dst = append(dst, m.Source...)
+	dst = binary.AppendUvarint(dst, m.ForkOffset)
+	return binary.AppendUvarint(dst, m.Forks)
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
@@ -152,9 +170,9 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 		return m, nil
 	}
 	flags, rest := v[32], v[33:]
-	m.Explicit, m.Closed = flags&metaExplicit != 0, flags&metaClosed != 0
+	m.Explicit, m.Closed, m.SoftDeleted = flags&metaExplicit != 0, flags&metaClosed != 0, flags&metaDeleted != 0
 	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > uint64(len(rest)-k) || flags&^(metaExplicit|metaClosed) != 0 {
+	if k <= 0 || n > uint64(len(rest)-k) || flags&^metaKnown != 0 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
 	}
 	m.Config.ContentType = string(rest[k : k+int(n)])
@@ -170,10 +188,25 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 	}
 	m.Config.ExpiresAt = e
 	acc, k3 := binary.Varint(rest[k1+k2:])
-	if k3 <= 0 || k1+k2+k3 != len(rest) {
+	if k3 <= 0 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
 	}
 	m.Access = acc
+	rest = rest[k1+k2+k3:]
+	n, k = binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.Source = string(rest[k : k+int(n)])
+	rest = rest[k+int(n):]
+	var k4, k5 int
+	m.ForkOffset, k4 = binary.Uvarint(rest)
+	if k4 > 0 {
+		m.Forks, k5 = binary.Uvarint(rest[k4:])
+	}
+	if k4 <= 0 || k5 <= 0 || k4+k5 != len(rest) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
 	return m, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/badbatch/badbatch"
@@ -33,6 +34,7 @@ const (
 	opCreate controlOp = 2 // create with a configuration, with optional initial records
 	opDelete controlOp = 3 // delete the stream (no records)
 	opTouch  controlOp = 4 // a read slid the stream's TTL (no records)
+	opFork   controlOp = 5 // create as a fork of another stream, with optional records
 )
 
 // control flags: which optional fields follow.
@@ -42,7 +44,8 @@ const (
 	ctlProducer  = 1 << 2 // producer id, epoch, seq
 	ctlMustExist = 1 << 3 // refuse unless the stream exists
 	ctlIfExpired = 1 << 4 // delete only a stream that has expired (the reaper)
-	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist | ctlIfExpired
+	ctlFork      = 1 << 5 // source stream and fork offset
+	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist | ctlIfExpired | ctlFork
 )
 
 // control is the decoded control bytes of a group. Its byte slices alias
@@ -54,6 +57,7 @@ const (
 //	uvarint  flags
 //	config:   uvarint content-type length, content type, uvarint TTL (ns), varint expires-at (unix ns, 0 = none)
 //	producer: uvarint id length, id, uvarint epoch, uvarint seq
+//	fork:     uvarint source length, source, uvarint fork offset
 type control struct {
 	Op          controlOp
 	Flags       uint64
@@ -62,6 +66,8 @@ type control struct {
 	ExpiresAt   int64 // unix nanoseconds, 0 = none
 	ProducerID  []byte
 	Epoch, Seq  uint64
+	Source      []byte
+	ForkOffset  uint64
 }
 
 var errBadControl = fmt.Errorf("%w: bad control bytes", errCorruptIndex)
@@ -81,6 +87,11 @@ func appendControl(dst []byte, c *control) []byte {
 		dst = binary.AppendUvarint(dst, c.Epoch)
 		dst = binary.AppendUvarint(dst, c.Seq)
 	}
+	if c.Flags&ctlFork != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(c.Source)))
+		dst = append(dst, c.Source...)
+		dst = binary.AppendUvarint(dst, c.ForkOffset)
+	}
 	return dst
 }
 
@@ -92,7 +103,7 @@ func decodeControl(b []byte) (control, error) {
 		return c, errBadControl
 	}
 	c.Op = controlOp(b[0])
-	if c.Op < opAppend || c.Op > opTouch {
+	if c.Op < opAppend || c.Op > opFork {
 		return c, fmt.Errorf("%w: op %d", errBadControl, b[0])
 	}
 	p := 1
@@ -141,6 +152,14 @@ func decodeControl(b []byte) (control, error) {
 			return c, errBadControl
 		}
 		if c.Seq, ok = uv(); !ok {
+			return c, errBadControl
+		}
+	}
+	if c.Flags&ctlFork != 0 {
+		if c.Source, ok = bytesField(); !ok {
+			return c, errBadControl
+		}
+		if c.ForkOffset, ok = uv(); !ok {
 			return c, errBadControl
 		}
 	}
@@ -325,6 +344,51 @@ func (s *Store) DeleteStream(ctx context.Context, stream string) error {
 	return err
 }
 
+// ForkStream creates stream as a fork of source at offset: the fork reads
+// source's records [0, offset) without copying them, then its own, which
+// start at offset (recs, possibly none, appended atomically with the
+// fork). cfg nil takes the source's configuration. A source with forks
+// that is deleted answers ErrStreamDeleted (410) until its last fork is
+// deleted; then it is gone.
+//
+// Errors, none of which changes anything stored: ErrInvalidStream,
+// ErrStreamExists (stream exists), ErrNotFound (no such source),
+// ErrStreamDeleted (the source is soft-deleted), ErrInvalidArgument (offset
+// past the source's NextOffset, a bad configuration), those of AppendWith
+// for recs.
+func (s *Store) ForkStream(ctx context.Context, stream, source string, offset uint64, cfg *StreamConfig, recs ...Record) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := ValidateStreamName(stream); err != nil {
+		return AppendResult{}, err
+	}
+	if err := ValidateStreamName(source); err != nil {
+		return AppendResult{}, err
+	}
+	if stream == source {
+		return AppendResult{}, fmt.Errorf("%w: a stream cannot fork itself", ErrInvalidArgument)
+	}
+	c := control{Op: opFork, Flags: ctlFork, Source: stringBytes(source), ForkOffset: offset}
+	if cfg != nil {
+		if err := validateConfig(cfg); err != nil {
+			return AppendResult{}, err
+		}
+		sc := configOf(cfg)
+		c.Flags |= ctlConfig
+		c.ContentType, c.TTL, c.ExpiresAt = stringBytes(sc.ContentType), sc.TTL, sc.ExpiresAt
+		if cfg.Closed {
+			c.Flags |= ctlClose
+		}
+	}
+	if len(recs) > 0 {
+		if err := s.validateAppend(stream, &AppendOptions{}, recs); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	return s.command(ctx, stream, &c, nil, recs)
+}
+
 // command journals one group with control bytes and waits for its
 // decision.
 func (s *Store) command(ctx context.Context, stream string, c *control, opts *AppendOptions, recs []Record) (AppendResult, error) {
@@ -375,6 +439,8 @@ const (
 	rejectMissing = 3 // must exist, does not
 	rejectFenced  = 4 // producer epoch below the current one
 	rejectSeqGap  = 5 // producer seq not the next one
+	rejectDeleted = 6 // soft-deleted: forks still read it
+	rejectRange   = 7 // a fork offset past the source's end
 )
 
 // decideControl decides a group with control bytes. st is the stream's
@@ -388,7 +454,15 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 	if err != nil {
 		return decision{}, err
 	}
+	if st != nil && st.meta.SoftDeleted {
+		if c.Flags&ctlIfExpired != 0 {
+			return decision{Outcome: outcomeCommand}, nil
+		}
+		return decision{Outcome: outcomeRejected, Reject: rejectDeleted}, nil
+	}
 	switch c.Op {
+	case opFork:
+		return a.decideFork(h, &c, st, recs)
 	case opDelete, opTouch:
 		if h.Records != 0 {
 			return decision{}, fmt.Errorf("%w: command group at seq %d has records", errCorruptIndex, h.FirstSeq)
@@ -512,6 +586,49 @@ func (m *streamMeta) expired(t, touched int64) bool {
 	return t-last >= m.Config.TTL
 }
 
+// decideFork creates the group's stream as a fork of c.Source at
+// c.ForkOffset: it reads the source's offsets below the fork offset and
+// its own from there on. Without a configuration it takes the source's.
+func (a *applier) decideFork(h *groupHeader, c *control, st *streamState, recs recordSource) (decision, error) {
+	if c.Flags&ctlFork == 0 {
+		return decision{}, fmt.Errorf("%w: fork group at seq %d without a source", errCorruptIndex, h.FirstSeq)
+	}
+	if st != nil && st.exists() {
+		return decision{Outcome: outcomeRejected, Reject: rejectExists}, nil
+	}
+	src := a.streams[string(c.Source)]
+	switch {
+	case src == nil || !src.exists() || src.meta.expired(h.Time, 0):
+		return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
+	case src.meta.SoftDeleted:
+		return decision{Outcome: outcomeRejected, Reject: rejectDeleted}, nil
+	case c.ForkOffset > src.meta.NextOffset:
+		return decision{Outcome: outcomeRejected, Reject: rejectRange}, nil
+	}
+	st = a.newStream(h.Stream)
+	st.meta.Explicit = true
+	st.meta.Config = src.meta.Config.normalized()
+	if c.Flags&ctlConfig != 0 {
+		st.meta.Config = c.config()
+	}
+	st.meta.Access = h.Time
+	st.meta.Source = string(c.Source)
+	st.meta.ForkOffset = c.ForkOffset
+	st.meta.NextOffset = c.ForkOffset
+	src.meta.Forks++
+	a.markDirty(src)
+	a.markDirty(st)
+	if h.Records == 0 {
+		st.meta.Closed = c.Flags&ctlClose != 0
+		return decision{Outcome: outcomeCommand}, nil
+	}
+	d, err := a.decideAppend(h, recs)
+	if err == nil && d.Outcome == outcomeAccepted && c.Flags&ctlClose != 0 {
+		st.meta.Closed = true
+	}
+	return d, err
+}
+
 // newStream adds an empty stream to the state.
 func (a *applier) newStream(name []byte) *streamState {
 	st := &streamState{name: string(name), key: append([]byte(nil), name...)}
@@ -534,6 +651,12 @@ func (a *applier) markDirty(st *streamState) {
 // stream map is immediate: the delete is journaled, so a reader that sees
 // it early sees a decided outcome.
 func (a *applier) deleteStream(st *streamState) error {
+	if st.meta.Forks > 0 {
+		// Forks still read its records: keep them, refuse everything else.
+		st.meta.SoftDeleted = true
+		a.markDirty(st)
+		return nil
+	}
 	for _, tag := range []byte{tagRun, tagTime, tagIdem, tagCursor, tagProducer} {
 		if err := a.x.deletePrefix(streamPrefix(nil, tag, st.key)); err != nil {
 			return err
@@ -557,6 +680,20 @@ func (a *applier) deleteStream(st *streamState) error {
 	a.stateMu.Lock()
 	delete(a.streams, st.name)
 	a.stateMu.Unlock()
+	if st.meta.Source == "" {
+		return nil
+	}
+	// The source loses a fork; a soft-deleted source whose last fork
+	// this was goes for good (and so on up the chain).
+	src := a.streams[st.meta.Source]
+	if src == nil || src.meta.Forks == 0 {
+		return fmt.Errorf("%w: fork %q of %q without a fork count", errCorruptIndex, st.name, st.meta.Source)
+	}
+	src.meta.Forks--
+	a.markDirty(src)
+	if src.meta.SoftDeleted && src.meta.Forks == 0 {
+		return a.deleteStream(src)
+	}
 	return nil
 }
 
@@ -570,6 +707,10 @@ func lifecycleError(stream string, d *decision) error {
 		return fmt.Errorf("%w: stream %q", ErrStreamExists, stream)
 	case rejectMissing:
 		return fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+	case rejectDeleted:
+		return fmt.Errorf("%w: stream %q", ErrStreamDeleted, stream)
+	case rejectRange:
+		return fmt.Errorf("%w: stream %q: fork offset past the source's end", ErrInvalidArgument, stream)
 	case rejectFenced:
 		return &ProducerError{Stream: stream, Epoch: d.Epoch, fenced: true}
 	case rejectSeqGap:
@@ -649,4 +790,82 @@ func (s *Store) reapExpired() {
 		c := control{Op: opDelete, Flags: ctlIfExpired}
 		s.fireCommand(name, &c)
 	}
+}
+
+// forkLink is one stream of a fork chain as readers see it: the fork's
+// offsets [From, To) are this stream's records.
+type forkLink struct {
+	name     string
+	from, to uint64
+	first    uint64 // the stream's own first retained offset
+}
+
+// forkChain returns how stream's offsets map onto the streams it was
+// forked from, root first, stream itself last (one link for a stream that
+// is not a fork). REQUIRES: beginRead held.
+func (s *Store) forkChain(stream string) []forkLink {
+	s.stateMu.RLock()
+	defer s.stateMu.RUnlock()
+	st := s.app.streams[stream]
+	if st == nil || st.pub.Source == "" {
+		return nil
+	}
+	var chain []forkLink
+	to := uint64(math.MaxUint64)
+	for st != nil {
+		link := forkLink{name: st.name, to: to, first: st.pub.FirstOffset}
+		if st.pub.Source != "" {
+			link.from = st.pub.ForkOffset
+			to = min(to, st.pub.ForkOffset)
+		}
+		chain = append(chain, link)
+		if st.pub.Source == "" {
+			break
+		}
+		st = s.app.streams[st.pub.Source]
+	}
+	slices.Reverse(chain)
+	// A link whose range is empty (a fork below its source's fork
+	// offset) reads nothing.
+	out := chain[:0]
+	for _, l := range chain {
+		if l.from < l.to {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// ownerOf returns the link holding offset off.
+func ownerOf(chain []forkLink, off uint64) forkLink {
+	for _, l := range chain {
+		if off >= l.from && off < l.to {
+			return l
+		}
+	}
+	return chain[len(chain)-1]
+}
+
+// chainFirst is the first offset a fork can still read: retention
+// removes the oldest records of the streams it reads through.
+func chainFirst(chain []forkLink) uint64 {
+	for _, l := range chain {
+		if f := max(l.from, l.first); f < l.to {
+			return f
+		}
+	}
+	return chain[len(chain)-1].from
+}
+
+// missing is the error for a stream that readers do not see: deleted
+// while forks read it (ErrStreamDeleted, 410), or not there.
+func (s *Store) missing(stream string) error {
+	s.stateMu.RLock()
+	st := s.app.streams[stream]
+	soft := st != nil && st.pub.SoftDeleted
+	s.stateMu.RUnlock()
+	if soft {
+		return fmt.Errorf("%w: stream %q", ErrStreamDeleted, stream)
+	}
+	return fmt.Errorf("%w: stream %q", ErrNotFound, stream)
 }

@@ -459,3 +459,142 @@ func TestWaitOnClosedStream(t *testing.T) {
 	assert.ErrorIs(t, s.Wait(ctx, "a", 1), ErrStreamClosed)
 	assert.NoError(t, s.Wait(ctx, "a", 0), "a record below the end is still there")
 }
+
+func TestForkStream(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	for _, batch := range [][]string{{"a0", "a1"}, {"a2", "a3", "a4"}} {
+		recs := make([]Record, len(batch))
+		for i, v := range batch {
+			recs[i] = Record{Value: []byte(v)}
+		}
+		_, err := s.CreateStream(ctx, "src", StreamConfig{ContentType: "text/plain"})
+		require.NoError(t, err)
+		_, err = s.Append(ctx, "src", recs...)
+		require.NoError(t, err)
+	}
+	// Fork inside the second append, with a first record of its own.
+	res, err := s.ForkStream(ctx, "f", "src", 3, nil, Record{Value: []byte("f3")})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), res.FirstOffset)
+	_, err = s.Append(ctx, "f", Record{Value: []byte("f4")})
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "src", Record{Value: []byte("a5")})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a0", "a1", "a2", "f3", "f4"}, vals(readAll(t, s, "f")))
+	assert.Equal(t, []string{"a0", "a1", "a2", "a3", "a4", "a5"}, vals(readAll(t, s, "src")), "the source diverges")
+	got, err := s.Read(ctx, "f", 2, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a2", "f3"}, vals(got), "a page across the fork point")
+	assert.Equal(t, "f", got[0].Stream)
+	info, err := s.StreamInfo(ctx, "f")
+	require.NoError(t, err)
+	assert.Equal(t, "text/plain", info.ContentType, "the source's configuration")
+	assert.Equal(t, "src", info.ForkedFrom)
+	assert.Equal(t, uint64(3), info.ForkOffset)
+	assert.Equal(t, uint64(5), info.NextOffset)
+
+	// A fork of the fork, below its fork point.
+	_, err = s.ForkStream(ctx, "ff", "f", 1, &StreamConfig{ContentType: "application/json"})
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "ff", Record{Value: []byte("1"), JSON: true})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a0", "1"}, vals(readAll(t, s, "ff")))
+	// And one at its end.
+	_, err = s.ForkStream(ctx, "fe", "f", 5, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a0", "a1", "a2", "f3", "f4"}, vals(readAll(t, s, "fe")))
+
+	// Refusals change nothing.
+	_, err = s.ForkStream(ctx, "x", "src", 7, nil)
+	assert.ErrorIs(t, err, ErrInvalidArgument, "past the source's end")
+	_, err = s.ForkStream(ctx, "x", "nope", 0, nil)
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.ForkStream(ctx, "f", "src", 0, nil)
+	assert.ErrorIs(t, err, ErrStreamExists)
+
+	// Deleting a source with forks soft-deletes it: 410 for it, its
+	// forks read on; the last fork's delete cascades.
+	require.NoError(t, s.DeleteStream(ctx, "src"))
+	_, err = s.Read(ctx, "src", 0, 1)
+	assert.ErrorIs(t, err, ErrStreamDeleted)
+	assert.ErrorIs(t, err, ErrGone)
+	_, err = s.Append(ctx, "src", Record{Value: []byte("no")})
+	assert.ErrorIs(t, err, ErrStreamDeleted)
+	_, err = s.CreateStream(ctx, "src", StreamConfig{})
+	assert.ErrorIs(t, err, ErrStreamDeleted)
+	_, err = s.ForkStream(ctx, "x", "src", 0, nil)
+	assert.ErrorIs(t, err, ErrStreamDeleted)
+	assert.Equal(t, []string{"a0", "a1", "a2", "f3", "f4"}, vals(readAll(t, s, "f")))
+
+	require.NoError(t, s.DeleteStream(ctx, "f")) // f has forks: soft
+	assert.Equal(t, []string{"a0", "1"}, vals(readAll(t, s, "ff")))
+	require.NoError(t, s.DeleteStream(ctx, "ff"))
+	_, err = s.StreamInfo(ctx, "src")
+	assert.ErrorIs(t, err, ErrStreamDeleted, "fe still reads src through f")
+	require.NoError(t, s.DeleteStream(ctx, "fe"))
+	for _, name := range []string{"src", "f", "ff", "fe"} {
+		_, err = s.StreamInfo(ctx, name)
+		assert.ErrorIs(t, err, ErrNotFound, "%s: the cascade removed it", name)
+		assert.NotErrorIs(t, err, ErrGone, name)
+	}
+	_, err = s.Append(ctx, "src", Record{Value: []byte("fresh")})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"fresh"}, vals(readAll(t, s, "src")))
+}
+
+func TestForkRebuildAndTime(t *testing.T) {
+	for _, rebuild := range []bool{false, true} {
+		fs := vfs.NewMem()
+		clock := newFakeClock()
+		t0 := clock.now()
+		o := memOptions(fs)
+		o.now = clock.now
+		s := mustOpen(t, "db", o)
+		ctx := context.Background()
+		for i := range 6 {
+			clock.set(t0.Add(time.Duration(i) * time.Second))
+			_, err := s.Append(ctx, "src", Record{Value: []byte{byte('0' + i)}})
+			require.NoError(t, err)
+		}
+		_, err := s.ForkStream(ctx, "f", "src", 3, nil)
+		require.NoError(t, err)
+		clock.set(t0.Add(10 * time.Second))
+		_, err = s.Append(ctx, "f", Record{Value: []byte("x")})
+		require.NoError(t, err)
+		require.NoError(t, s.DeleteStream(ctx, "src"))
+		before := snapshotState(t, s)
+		require.NoError(t, s.Close())
+		if rebuild {
+			require.NoError(t, fs.RemoveAll(fs.PathJoin("db", "index")))
+		}
+		s = mustOpen(t, "db", o)
+		assert.Equal(t, before, snapshotState(t, s), "rebuild=%v", rebuild)
+		assert.Equal(t, []string{"0", "1", "2", "x"}, vals(readAll(t, s, "f")))
+		_, err = s.StreamInfo(ctx, "src")
+		assert.ErrorIs(t, err, ErrStreamDeleted)
+
+		for _, tc := range []struct {
+			at   time.Duration
+			want []string
+		}{
+			{1 * time.Second, []string{"1", "2", "x"}},
+			{3 * time.Second, []string{"x"}, // the source's 3s record is past the fork
+			},
+			{11 * time.Second, nil},
+		} {
+			got, err := s.ReadFromTime(ctx, "f", t0.Add(tc.at), 10)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, valsOrNil(got), "from %v", tc.at)
+		}
+		require.NoError(t, s.Close())
+	}
+}
+
+func valsOrNil(recs []StoredRecord) []string {
+	if len(recs) == 0 {
+		return nil
+	}
+	return vals(recs)
+}

@@ -53,7 +53,10 @@ func (s *Store) beginStreamRead(stream string, limit int) (streamMeta, error) {
 	m, ok := s.lookup(stream)
 	if !ok {
 		s.endRead()
-		return streamMeta{}, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+		return streamMeta{}, s.missing(stream)
+	}
+	if m.Source != "" {
+		m.FirstOffset = chainFirst(s.forkChain(stream))
 	}
 	if m.Config.TTL > 0 {
 		s.touch(stream)
@@ -122,11 +125,24 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 		return out, nil // at or past the end
 	}
 	out = slices.Grow(out, int(end-from)) // end-from <= MaxReadLimit
-	key := stringBytes(stream)
+	chain := s.forkChain(stream)
+	key, owner, segEnd := stringBytes(stream), stream, end
 	var gr journal.GroupReader
 	for off := from; off < end; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if chain != nil {
+			// A fork reads its lower offsets from the streams it was
+			// forked from.
+			l := ownerOf(chain, off)
+			owner, key, segEnd = l.name, stringBytes(l.name), min(end, l.to)
+			if off < l.first {
+				if len(out) > 0 {
+					return out, nil
+				}
+				return nil, fmt.Errorf("%w: stream %q offset %d", ErrGone, stream, off)
+			}
 		}
 		r, lastOffset, ok, err := s.x.findRun(key, off)
 		if err != nil {
@@ -152,14 +168,14 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 				return fmt.Errorf("storage: group %d of entry %d: %w", r.Ordinal, r.Entry, gr.Err())
 			}
 			g := gr.Group()
-			if g.FirstSeq != r.FirstSeq || g.Records != int(r.Count) || string(g.Stream) != stream {
+			if g.FirstSeq != r.FirstSeq || g.Records != int(r.Count) || string(g.Stream) != owner {
 				return fmt.Errorf("%w: run of stream %q at offset %d does not match journal entry %d", errCorruptIndex, stream, firstOffset, r.Entry)
 			}
 			for o := firstOffset; gr.NextRecord(); o++ {
 				if o < off {
 					continue
 				}
-				if o >= end {
+				if o >= segEnd {
 					break
 				}
 				v := gr.Record()
@@ -177,7 +193,7 @@ func (s *Store) readRange(ctx context.Context, stream string, from, end uint64, 
 			}
 			return nil, fmt.Errorf("storage: read journal: %w", err)
 		}
-		off = lastOffset + 1
+		off = min(lastOffset+1, segEnd)
 	}
 	return out, nil
 }
@@ -280,7 +296,7 @@ func (s *Store) ReadFromTime(ctx context.Context, stream string, t time.Time, li
 	} else if t.After(maxTimestamp) {
 		return nil, nil
 	}
-	from, ok, err := s.x.findTime(stringBytes(stream), ns)
+	from, ok, err := s.findTime(stream, ns)
 	if err != nil {
 		return nil, fmt.Errorf("storage: read time index: %w", err)
 	}
@@ -305,6 +321,27 @@ func (s *Store) ReadFromTime(ctx context.Context, stream string, t time.Time, li
 		from = end
 	}
 	return out, nil
+}
+
+// findTime is the index's time lookup through a fork's chain: the first
+// link whose own records reach ns within the fork's view answers (a
+// fork's own time keys start afresh at the fork, and the records before
+// it did not reach ns).
+func (s *Store) findTime(stream string, ns int64) (uint64, bool, error) {
+	chain := s.forkChain(stream)
+	if chain == nil {
+		return s.x.findTime(stringBytes(stream), ns)
+	}
+	for _, l := range chain {
+		off, ok, err := s.x.findTime(stringBytes(l.name), ns)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok && off < l.to {
+			return max(off, l.from), true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // ReadGlobal returns up to limit records of every stream in commit order,

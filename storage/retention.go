@@ -147,6 +147,14 @@ func (s *Store) trimIndex(newFirst uint64) error {
 		if first == 0 {
 			continue
 		}
+		s.stateMu.RLock()
+		fork, forkOffset := st.pub.Source != "", st.pub.ForkOffset
+		s.stateMu.RUnlock()
+		if fork && first <= forkOffset {
+			// The fork's own records are all retained; what it reads
+			// below them is its source's, trimmed with the source.
+			continue
+		}
 		if err := b.DeleteRange(runKey(nil, st.key, 0), runKey(nil, st.key, first), nil); err != nil {
 			return err
 		}

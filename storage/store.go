@@ -373,7 +373,7 @@ func (s *Store) lookup(stream string) (streamMeta, bool) {
 // visible reports whether readers see st at wall-clock time now: it was
 // created or written, and has not expired. REQUIRES: stateMu held.
 func (s *Store) visible(st *streamState, now int64) bool {
-	if st.pub.NextOffset == 0 && !st.pub.Explicit {
+	if (st.pub.NextOffset == 0 && !st.pub.Explicit) || st.pub.SoftDeleted {
 		return false
 	}
 	return !st.pub.expired(now, st.touched.Load())
@@ -394,6 +394,8 @@ func infoOf(name string, m streamMeta) StreamInfo {
 		Closed:      m.Closed,
 		ContentType: m.Config.ContentType,
 		TTL:         time.Duration(m.Config.TTL),
+		ForkedFrom:  m.Source,
+		ForkOffset:  m.ForkOffset,
 	}
 	if info.ContentType == "" {
 		info.ContentType = badbatch.DefaultContentType
@@ -421,7 +423,10 @@ func (s *Store) StreamInfo(ctx context.Context, stream string) (StreamInfo, erro
 	}
 	m, ok := s.lookup(stream)
 	if !ok {
-		return StreamInfo{}, fmt.Errorf("%w: stream %q", ErrNotFound, stream)
+		return StreamInfo{}, s.missing(stream)
+	}
+	if m.Source != "" {
+		m.FirstOffset = chainFirst(s.forkChain(stream))
 	}
 	return infoOf(stream, m), nil
 }
