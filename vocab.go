@@ -58,15 +58,15 @@ const MaxProducerIDLength = 256
 type StreamConfig struct {
 	// ContentType is the MIME type of the stream's records, as the Durable
 	// Streams protocol serves them. Empty: "application/octet-stream".
-	ContentType string `json:"content_type,omitempty"`
+	ContentType string
 	// TTL, when positive, deletes the stream once it has gone TTL without
 	// a read or an append (a sliding lifetime). Zero: none.
-	TTL time.Duration `json:"ttl,omitempty"`
+	TTL time.Duration
 	// ExpiresAt, when not zero, deletes the stream at that instant. At most
 	// one of TTL and ExpiresAt is set.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	ExpiresAt time.Time
 	// Closed creates the stream closed (with its initial records, if any).
-	Closed bool `json:"closed,omitempty"`
+	Closed bool
 }
 
 // DefaultContentType is the content type of a stream created without one.
@@ -125,9 +125,10 @@ type StreamInfo struct {
 	ContentType string `json:"content_type"`
 	// Closed says the stream takes no more appends.
 	Closed bool `json:"closed,omitempty"`
-	// TTL and ExpiresAt are the stream's configured lifetime (zero: none).
-	TTL       time.Duration `json:"ttl,omitempty"`
-	ExpiresAt time.Time     `json:"expires_at,omitzero"`
+	// TTLSeconds and ExpiresAt are the stream's configured lifetime (zero:
+	// none); a TTL below a second shows as 0 here.
+	TTLSeconds int64     `json:"ttl_seconds,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
 	// ForkedFrom names the stream this one was forked from ("" for a
 	// stream that is not a fork); its offsets below ForkOffset are that
 	// stream's records.

@@ -127,10 +127,20 @@ type streamInfoResponse struct {
 	Records       uint64  `json:"records"`
 	Bytes         uint64  `json:"bytes"`
 	LastTimestamp *string `json:"last_timestamp"`
+	ContentType   string  `json:"content_type"`
+	Closed        bool    `json:"closed"`
+	TTLSeconds    int64   `json:"ttl_seconds,omitempty"`
+	ExpiresAt     string  `json:"expires_at,omitempty"`
+	ForkedFrom    string  `json:"forked_from,omitempty"`
+	ForkOffset    uint64  `json:"fork_offset,omitempty"`
 }
 
 func toStreamInfo(i storage.StreamInfo) streamInfoResponse {
-	o := streamInfoResponse{Stream: i.Stream, FirstOffset: i.FirstOffset, NextOffset: i.NextOffset, Records: i.Records, Bytes: i.Bytes}
+	o := streamInfoResponse{Stream: i.Stream, FirstOffset: i.FirstOffset, NextOffset: i.NextOffset, Records: i.Records, Bytes: i.Bytes,
+		ContentType: i.ContentType, Closed: i.Closed, TTLSeconds: i.TTLSeconds, ForkedFrom: i.ForkedFrom, ForkOffset: i.ForkOffset}
+	if !i.ExpiresAt.IsZero() {
+		o.ExpiresAt = i.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
 	if !i.LastTimestamp.IsZero() {
 		ts := i.LastTimestamp.UTC().Format(time.RFC3339Nano)
 		o.LastTimestamp = &ts

@@ -66,6 +66,9 @@ func (s *Server) handleAppend(c echo.Context) error {
 		sc.expected = n
 		opts.ExpectedLastOffset = &sc.expected
 	}
+	if aerr := lifecycleOptions(req.Header, &opts); aerr != nil {
+		return aerr
+	}
 	kind, aerr := classifyContentType(headerValue(req.Header, echo.HeaderContentType))
 	if aerr != nil {
 		return aerr
@@ -90,7 +93,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 		if err, done := s.clusterAppendError(c, err); done {
 			return err
 		}
-		aerr := storeError(err)
+		aerr := toAPIError(s.lifecycleError(c, err))
 		if aerr.CurrentLastOffset != nil {
 			c.Response().Header().Set(headerStreamNextOffset, strconv.FormatInt(*aerr.CurrentLastOffset+1, 10))
 		}

@@ -76,6 +76,7 @@ type Options struct {
 var CORSAllowHeaders = []string{
 	"Authorization", "Content-Type", "Accept", "Idempotency-Key", "Expected-Last-Offset",
 	"Last-Event-ID", "Record-Key", "If-None-Match",
+	"Producer-Id", "Producer-Epoch", "Producer-Seq", "Stream-Closed",
 }
 
 // CORSExposeHeaders are the answer headers a cross-origin page may read
@@ -83,6 +84,7 @@ var CORSAllowHeaders = []string{
 var CORSExposeHeaders = []string{
 	"Stream-Next-Offset", "Durability", "Idempotent-Replayed", "Retry-After", "Leader-Id",
 	"Location", "ETag", "Applied-Index", "X-Request-Id", "WWW-Authenticate",
+	"Producer-Epoch", "Producer-Expected-Seq", "Producer-Received-Seq",
 }
 
 // DefaultOptions returns the defaults: 127.0.0.1:8080, 32 MiB per request,

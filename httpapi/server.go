@@ -33,6 +33,10 @@ type Store interface {
 	StreamInfo(ctx context.Context, stream string) (storage.StreamInfo, error)
 	SetCursor(ctx context.Context, stream, name string, offset uint64) error
 	Cursor(ctx context.Context, stream, name string) (uint64, error)
+	CreateStream(ctx context.Context, stream string, cfg storage.StreamConfig, recs ...storage.Record) (storage.CreateResult, error)
+	ForkStream(ctx context.Context, stream, source string, offset uint64, cfg *storage.StreamConfig, recs ...storage.Record) (storage.AppendResult, error)
+	CloseStream(ctx context.Context, stream string, opts storage.AppendOptions, recs ...storage.Record) (storage.AppendResult, error)
+	DeleteStream(ctx context.Context, stream string) error
 	Ready() bool
 	Err() error
 }
@@ -253,6 +257,9 @@ func (s *Server) routes() *echo.Echo {
 	v1.GET("/streams", s.handleStreams, read)
 	v1.GET("/streams/:stream", s.handleStreamInfo, read)
 	v1.HEAD("/streams/:stream", s.handleStreamHead, read)
+	v1.PUT("/streams/:stream", s.handleCreateStream)
+	v1.DELETE("/streams/:stream", s.handleDeleteStream)
+	v1.POST("/streams/:stream/close", s.handleCloseStream)
 	v1.POST("/streams/:stream/records", s.handleAppend)
 	v1.GET("/streams/:stream/records", s.handleRead, read)
 	v1.GET("/streams/:stream/ws", s.handleWebSocket, read)

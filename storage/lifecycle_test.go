@@ -32,7 +32,7 @@ func TestCreateStream(t *testing.T) {
 	require.NoError(t, err, "a created stream exists while empty")
 	assert.Equal(t, uint64(0), info.NextOffset)
 	assert.Equal(t, "application/json", info.ContentType)
-	assert.Equal(t, time.Hour, info.TTL)
+	assert.Equal(t, int64(3600), info.TTLSeconds)
 	assert.True(t, info.LastTimestamp.IsZero())
 	list, err := s.Streams(ctx)
 	require.NoError(t, err)
@@ -398,7 +398,7 @@ func TestStreamTTL(t *testing.T) {
 	assert.Equal(t, uint64(0), res.FirstOffset, "a new stream, without the old TTL")
 	info, err := s.StreamInfo(ctx, "ttl")
 	require.NoError(t, err)
-	assert.Zero(t, info.TTL)
+	assert.Zero(t, info.TTLSeconds)
 
 	// The reaper deletes what has expired, and only that.
 	s.reapExpired()

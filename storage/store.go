@@ -393,7 +393,7 @@ func infoOf(name string, m streamMeta) StreamInfo {
 		Bytes:       m.Bytes,
 		Closed:      m.Closed,
 		ContentType: m.Config.ContentType,
-		TTL:         time.Duration(m.Config.TTL),
+		TTLSeconds:  m.Config.TTL / int64(time.Second),
 		ForkedFrom:  m.Source,
 		ForkOffset:  m.ForkOffset,
 	}
