@@ -176,8 +176,8 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 	key := ""
 	if opts != nil {
 		key = opts.IdempotencyKey
-		if opts.ExpectedLastOffset != nil {
-			h.Set("Expected-Last-Offset", strconv.FormatInt(*opts.ExpectedLastOffset, 10))
+		if err := lifecycleHeaders(h, opts); err != nil {
+			return AppendResult{}, err
 		}
 	}
 	if key == "" && c.s.generateIdempotencyKeys {
@@ -192,6 +192,104 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 	err := c.doJSON(ctx, request{method: http.MethodPost, path: "/v1/streams/" + url.PathEscape(stream) + "/records",
 		header: h, body: body.Bytes(), safety: safety}, &res)
 	return res, err
+}
+
+// lifecycleHeaders sets the headers of an append's conditions.
+func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
+	if opts.MustExist {
+		return newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
+	}
+	if opts.ExpectedLastOffset != nil {
+		h.Set("Expected-Last-Offset", strconv.FormatInt(*opts.ExpectedLastOffset, 10))
+	}
+	if p := opts.Producer; p != nil {
+		if p.ID == "" {
+			return newClientError(CodeInvalidOptions, "a Producer needs an ID", nil)
+		}
+		h.Set("Producer-Id", p.ID)
+		h.Set("Producer-Epoch", strconv.FormatUint(p.Epoch, 10))
+		h.Set("Producer-Seq", strconv.FormatUint(p.Seq, 10))
+	}
+	if opts.Close {
+		h.Set("Stream-Closed", "true")
+	}
+	return nil
+}
+
+// StreamConfig is a stream's configuration (badbatch.StreamConfig): its
+// content type, TTL or expiry time, and whether it starts closed.
+type StreamConfig = badbatch.StreamConfig
+
+// CreateStream creates a stream with cfg. It returns true when it created
+// it, false when the stream existed with the same configuration (nothing
+// changed); another configuration is ErrStreamExists. Safe to retry.
+func (c *Client) CreateStream(ctx context.Context, stream string, cfg StreamConfig) (bool, error) {
+	body := map[string]any{}
+	if cfg.ContentType != "" {
+		body["content_type"] = cfg.ContentType
+	}
+	if cfg.TTL > 0 {
+		if cfg.TTL%time.Second != 0 {
+			return false, newClientError(CodeInvalidOptions, "a TTL is whole seconds over HTTP", nil)
+		}
+		body["ttl_seconds"] = int64(cfg.TTL / time.Second)
+	}
+	if !cfg.ExpiresAt.IsZero() {
+		body["expires_at"] = cfg.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	if cfg.Closed {
+		body["closed"] = true
+	}
+	return c.putStream(ctx, stream, body)
+}
+
+// ForkStream creates stream as a fork of source at offset: it reads
+// source's records below offset, then its own. cfg nil takes the source's
+// configuration (only its content type, TTL and expiry are sent). Safe to
+// retry: a repeat answers ErrStreamExists.
+func (c *Client) ForkStream(ctx context.Context, stream, source string, offset uint64, cfg *StreamConfig) error {
+	body := map[string]any{"fork": map[string]any{"stream": source, "offset": offset}}
+	if cfg != nil {
+		body["content_type"] = cfg.ContentType
+		if cfg.TTL > 0 {
+			body["ttl_seconds"] = int64(cfg.TTL / time.Second)
+		}
+		if !cfg.ExpiresAt.IsZero() {
+			body["expires_at"] = cfg.ExpiresAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	_, err := c.putStream(ctx, stream, body)
+	return err
+}
+
+func (c *Client) putStream(ctx context.Context, stream string, body map[string]any) (bool, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return false, newClientError(CodeInvalidOptions, err.Error(), err)
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	var status int
+	err = c.doJSON(ctx, request{method: http.MethodPut, path: "/v1/streams/" + url.PathEscape(stream),
+		header: h, body: b, safety: idempotentWrite, status: &status}, nil)
+	return status == http.StatusCreated, err
+}
+
+// CloseStream closes a stream: appends are refused afterwards
+// (ErrStreamClosed) and tails end after its last record. Closing a closed
+// stream again succeeds. To close with a final append atomically, append
+// with AppendOptions.Close.
+func (c *Client) CloseStream(ctx context.Context, stream string) error {
+	return c.doJSON(ctx, request{method: http.MethodPost, path: "/v1/streams/" + url.PathEscape(stream) + "/close",
+		safety: idempotentWrite}, nil)
+}
+
+// DeleteStream deletes a stream (ErrNotFound when there is none). A
+// stream with forks is soft-deleted: it answers ErrGone until its last
+// fork is deleted. Not retried after an unknown outcome: a repeat of a
+// delete that took effect answers ErrNotFound.
+func (c *Client) DeleteStream(ctx context.Context, stream string) error {
+	return c.doJSON(ctx, request{method: http.MethodDelete, path: "/v1/streams/" + url.PathEscape(stream),
+		safety: unsafeWrite}, nil)
 }
 
 func toWire(r *Record) (wireRecord, error) {

@@ -29,6 +29,10 @@ const (
 	CodeNoLeader           = badbatch.CodeNoLeader
 	CodeNotLeader          = badbatch.CodeNotLeader
 	CodeNotCluster         = badbatch.CodeNotCluster
+	CodeStreamClosed       = badbatch.CodeStreamClosed
+	CodeStreamExists       = badbatch.CodeStreamExists
+	CodeProducerSeqGap     = badbatch.CodeProducerSeqGap
+	CodeProducerFenced     = badbatch.CodeProducerFenced
 	CodeInvalidOptions     = badbatch.CodeInvalidOptions
 	CodeConnection         = badbatch.CodeConnection
 	CodeTimeout            = badbatch.CodeTimeout
@@ -54,6 +58,10 @@ var (
 	ErrNoLeader           = errors.New("client: no_leader")
 	ErrNotLeader          = errors.New("client: not_leader")
 	ErrNotCluster         = errors.New("client: not_cluster")
+	ErrStreamClosed       = errors.New("client: stream_closed")
+	ErrStreamExists       = errors.New("client: stream_exists")
+	ErrProducerSeqGap     = errors.New("client: producer_seq_gap")
+	ErrProducerFenced     = errors.New("client: producer_fenced")
 	// ErrInvalidOptions: a bad option value, reported by New before any
 	// request.
 	ErrInvalidOptions = errors.New("client: invalid_options")
@@ -83,6 +91,10 @@ var kindSentinels = map[string]error{
 	CodeNoLeader:           ErrNoLeader,
 	CodeNotLeader:          ErrNotLeader,
 	CodeNotCluster:         ErrNotCluster,
+	CodeStreamClosed:       ErrStreamClosed,
+	CodeStreamExists:       ErrStreamExists,
+	CodeProducerSeqGap:     ErrProducerSeqGap,
+	CodeProducerFenced:     ErrProducerFenced,
 	CodeInvalidOptions:     ErrInvalidOptions,
 	CodeConnection:         ErrConnection,
 	CodeTimeout:            ErrTimeout,
@@ -106,6 +118,10 @@ type Error struct {
 	// CurrentLastOffset is the stream's last offset on offset_mismatch
 	// (-1: empty); nil otherwise.
 	CurrentLastOffset *int64
+	// ProducerEpoch is the producer's current epoch on producer_fenced and
+	// producer_seq_gap; ExpectedSeq and ReceivedSeq are the seq the server
+	// wanted and the one it got on producer_seq_gap. Nil otherwise.
+	ProducerEpoch, ExpectedSeq, ReceivedSeq *uint64
 	// RetryAfter is the server's Retry-After (429, 503), if any.
 	RetryAfter time.Duration
 	// RequestID is the server's X-Request-Id, for its logs.
@@ -144,13 +160,13 @@ func statusOfKind(code string) int {
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
-	case CodeForbidden:
+	case CodeForbidden, CodeProducerFenced:
 		return http.StatusForbidden
 	case CodeNotFound, CodeNotCluster:
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeOffsetMismatch, CodeMembershipConflict:
+	case CodeOffsetMismatch, CodeMembershipConflict, CodeStreamClosed, CodeStreamExists, CodeProducerSeqGap:
 		return http.StatusConflict
 	case CodeGone:
 		return http.StatusGone

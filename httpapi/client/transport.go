@@ -48,6 +48,8 @@ type request struct {
 	// timeout is added to RequestTimeout for one attempt (a long-poll's
 	// wait).
 	timeout time.Duration
+	// status, when not nil, receives the status of a successful answer.
+	status *int
 }
 
 // attemptError is an attempt's failure with what the retry decision needs.
@@ -117,6 +119,9 @@ func (c *Client) attempt(ctx context.Context, r request, out any) *attemptError 
 	}
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return &attemptError{err: errorFromAnswer(resp, data)}
+	}
+	if r.status != nil {
+		*r.status = resp.StatusCode
 	}
 	if out == nil || len(data) == 0 {
 		return nil
@@ -204,6 +209,14 @@ func errorFromAnswer(resp *http.Response, data []byte) *Error {
 		e.Message = strings.TrimSpace(string(data))
 		if e.Message == "" {
 			e.Message = http.StatusText(resp.StatusCode)
+		}
+	}
+	for _, f := range []struct {
+		header string
+		dst    **uint64
+	}{{"Producer-Epoch", &e.ProducerEpoch}, {"Producer-Expected-Seq", &e.ExpectedSeq}, {"Producer-Received-Seq", &e.ReceivedSeq}} {
+		if n, err := strconv.ParseUint(resp.Header.Get(f.header), 10, 64); err == nil {
+			*f.dst = &n
 		}
 	}
 	if v := resp.Header.Get("Retry-After"); v != "" {

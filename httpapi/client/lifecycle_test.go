@@ -1,0 +1,83 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/badbatch/badbatch"
+	"github.com/badbatch/badbatch/httpapi/client"
+)
+
+func TestClientLifecycle(t *testing.T) {
+	srv := startServer(t, nil)
+	c, err := client.New(srv.URL(), nil)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := context.Background()
+
+	created, err := c.CreateStream(ctx, "s", client.StreamConfig{ContentType: "text/plain", TTL: time.Hour})
+	require.NoError(t, err)
+	assert.True(t, created)
+	created, err = c.CreateStream(ctx, "s", client.StreamConfig{ContentType: "text/plain", TTL: time.Hour})
+	require.NoError(t, err)
+	assert.False(t, created)
+	_, err = c.CreateStream(ctx, "s", client.StreamConfig{})
+	assert.ErrorIs(t, err, client.ErrStreamExists)
+	info, err := c.StreamInfo(ctx, "s")
+	require.NoError(t, err)
+	assert.Equal(t, "text/plain", info.ContentType)
+	assert.Equal(t, int64(3600), info.TTLSeconds)
+
+	p := func(epoch, seq uint64) *client.AppendOptions {
+		return &client.AppendOptions{Producer: &badbatch.Producer{ID: "p", Epoch: epoch, Seq: seq}}
+	}
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("a")}, p(0, 0))
+	require.NoError(t, err)
+	res, err := c.Append(ctx, "s", client.Record{Value: []byte("a")}, p(0, 0))
+	require.NoError(t, err)
+	assert.True(t, res.Replayed)
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("x")}, p(0, 5))
+	var ce *client.Error
+	require.True(t, errors.As(err, &ce), "%v", err)
+	assert.ErrorIs(t, err, client.ErrProducerSeqGap)
+	require.NotNil(t, ce.ExpectedSeq)
+	assert.Equal(t, uint64(1), *ce.ExpectedSeq)
+	assert.Equal(t, uint64(5), *ce.ReceivedSeq)
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("b")}, p(2, 0))
+	require.NoError(t, err)
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("x")}, p(1, 0))
+	assert.ErrorIs(t, err, client.ErrProducerFenced)
+	require.True(t, errors.As(err, &ce))
+	assert.Equal(t, uint64(2), *ce.ProducerEpoch)
+
+	require.NoError(t, c.ForkStream(ctx, "f", "s", 1, nil))
+	_, err = c.Append(ctx, "f", client.Record{Value: []byte("f1")}, nil)
+	require.NoError(t, err)
+	page, err := c.Read(ctx, "f", client.ReadRequest{From: client.Earliest, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Records, 2)
+	assert.Equal(t, "a", string(page.Records[0].Value))
+	assert.Equal(t, "f1", string(page.Records[1].Value))
+
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("last")}, &client.AppendOptions{Close: true})
+	require.NoError(t, err)
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("more")}, nil)
+	assert.ErrorIs(t, err, client.ErrStreamClosed)
+	require.NoError(t, c.CloseStream(ctx, "s"))
+
+	require.NoError(t, c.DeleteStream(ctx, "s"))
+	_, err = c.StreamInfo(ctx, "s")
+	assert.ErrorIs(t, err, client.ErrGone, "soft-deleted: f reads it")
+	require.NoError(t, c.DeleteStream(ctx, "f"))
+	_, err = c.StreamInfo(ctx, "s")
+	assert.ErrorIs(t, err, client.ErrNotFound)
+	assert.ErrorIs(t, c.DeleteStream(ctx, "s"), client.ErrNotFound)
+
+	_, err = c.Append(ctx, "s", client.Record{Value: []byte("x")}, &client.AppendOptions{MustExist: true})
+	assert.ErrorIs(t, err, client.ErrInvalidOptions)
+}
