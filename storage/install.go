@@ -117,6 +117,7 @@ func (s *Store) swapIn(commit uint64) error {
 		return fmt.Errorf("storage: install snapshot: open journal: %w", err)
 	}
 	s.j = j
+	s.jErr.Store(j)
 	if err := s.openIndex(); err != nil {
 		return err
 	}

@@ -580,7 +580,7 @@ func TestForkRebuildAndTime(t *testing.T) {
 			want []string
 		}{
 			{1 * time.Second, []string{"1", "2", "x"}},
-			{3 * time.Second, []string{"x"}},// the source's 3s record is past the fork
+			{3 * time.Second, []string{"x"}}, // the source's 3s record is past the fork
 
 			{11 * time.Second, nil},
 		} {

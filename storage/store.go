@@ -27,10 +27,13 @@ type Store struct {
 	log      *slog.Logger
 	metrics  MetricsHook
 
-	j  *journal.Journal
-	x  *index
-	d  *disruptor.Disruptor[slot]
-	bp *businessProcessor // standalone only
+	j *journal.Journal
+	// jErr is j for Err, which producers call without readMu: a snapshot
+	// install swaps j under readMu only.
+	jErr atomic.Pointer[journal.Journal]
+	x    *index
+	d    *disruptor.Disruptor[slot]
+	bp   *businessProcessor // standalone only
 	// rep is the cluster-mode state (nil standalone).
 	rep *replica
 
@@ -143,6 +146,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open journal: %w", err)
 	}
+	s.jErr.Store(s.j)
 	s.openTimes.journal = time.Since(t0)
 	t0 = time.Now()
 	if err := s.openIndex(); err != nil {
@@ -235,7 +239,7 @@ func (s *Store) Err() error {
 	if p := s.failure.Load(); p != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, *p)
 	}
-	if err := s.j.Err(); err != nil {
+	if err := s.jErr.Load().Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil

@@ -42,7 +42,10 @@ func TestEntrySizeBound(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				v := fmt.Appendf(make([]byte, 0, 20<<10), "p%d-%d", p, i)
-				_, err := ld.Store().Append(ctx, "s", storage.Record{Value: v[:cap(v)]})
+				// Through whichever node leads, under one key: a loaded
+				// machine can move leadership mid-test (-race beside
+				// other packages did).
+				_, err := c.appendRetry(ctx, "s", storage.AppendOptions{IdempotencyKey: fmt.Sprintf("p%d-%d", p, i)}, storage.Record{Value: v[:cap(v)]})
 				errs <- err
 			}
 		})
@@ -52,6 +55,7 @@ func TestEntrySizeBound(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+	ld = c.leader(10 * time.Second)
 	assert.Len(t, readAll(t, ld, "s"), 16*20)
 
 	largest, packed := 0, 0
