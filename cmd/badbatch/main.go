@@ -56,7 +56,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newClusterCmd(), newAppendCmd(), newReadCmd(), newTailCmd(), newStreamsCmd(),
+	root.AddCommand(newServeCmd(), newClusterCmd(), newStreamCmd(), newAppendCmd(), newReadCmd(), newTailCmd(), newStreamsCmd(),
 		newCursorCmd(), newVerifyCmd(), newBenchCmd())
 	return root
 }

@@ -150,6 +150,36 @@ func TestCommandsAgainstServer(t *testing.T) {
 
 	_, err = run(t, ctx, "", "read", "never-written", "--server", url)
 	assert.ErrorContains(t, err, "not_found")
+
+	// The stream lifecycle.
+	out, err = run(t, ctx, "", "stream", "create", "cfg", "--content-type", "text/plain", "--ttl", "1h", "--server", url)
+	require.NoError(t, err)
+	assert.Equal(t, "created cfg\n", out)
+	out, err = run(t, ctx, "", "stream", "create", "cfg", "--content-type", "text/plain", "--ttl", "1h", "--server", url)
+	require.NoError(t, err)
+	assert.Equal(t, "cfg exists with this configuration\n", out)
+	_, err = run(t, ctx, "", "stream", "create", "cfg", "--server", url)
+	assert.ErrorContains(t, err, "stream_exists")
+	_, err = run(t, ctx, "", "stream", "create", "bad", "--ttl", "1500ms", "--server", url)
+	assert.ErrorContains(t, err, "whole seconds")
+	out, err = run(t, ctx, "", "stream", "fork", "words2", "words", "2", "--server", url)
+	require.NoError(t, err)
+	assert.Equal(t, "forked words2 from words at offset 2\n", out)
+	out, err = run(t, ctx, "", "read", "words2", "--server", url, "--text")
+	require.NoError(t, err)
+	assert.Equal(t, "alpha\nbeta\n", out)
+	_, err = run(t, ctx, "", "stream", "close", "words2", "--server", url)
+	require.NoError(t, err)
+	_, err = run(t, ctx, "gamma2\n", "append", "words2", "--server", url)
+	assert.ErrorContains(t, err, "stream_closed")
+	_, err = run(t, ctx, "", "stream", "delete", "words", "--server", url)
+	require.NoError(t, err)
+	_, err = run(t, ctx, "", "read", "words", "--server", url)
+	assert.ErrorContains(t, err, "gone", "a fork still reads it")
+	_, err = run(t, ctx, "", "stream", "delete", "words2", "--server", url)
+	require.NoError(t, err)
+	_, err = run(t, ctx, "", "read", "words", "--server", url)
+	assert.ErrorContains(t, err, "not_found")
 }
 
 func TestVerify(t *testing.T) {
