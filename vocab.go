@@ -96,6 +96,11 @@ type AppendResult struct {
 	// Replayed is true when an idempotency key matched an earlier append:
 	// the result is that append's, and nothing new was stored.
 	Replayed bool `json:"replayed"`
+	// ProducerSeq, for an append with a Producer, is the producer's
+	// highest accepted seq: the append's own, or for a repeat (Replayed)
+	// the highest one accepted before. The HTTP API answers it in the
+	// Producer-Seq header.
+	ProducerSeq uint64 `json:"-"`
 }
 
 // Durability values of AppendResult.Durability.

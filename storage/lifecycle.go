@@ -434,13 +434,14 @@ type producerState struct {
 
 // Outcomes of lifecycle groups, beside accepted, rejected and duplicate.
 const (
-	rejectClosed  = 1 // the stream is closed
-	rejectExists  = 2 // created with another configuration
-	rejectMissing = 3 // must exist, does not
-	rejectFenced  = 4 // producer epoch below the current one
-	rejectSeqGap  = 5 // producer seq not the next one
-	rejectDeleted = 6 // soft-deleted: forks still read it
-	rejectRange   = 7 // a fork offset past the source's end
+	rejectClosed   = 1 // the stream is closed
+	rejectExists   = 2 // created with another configuration
+	rejectMissing  = 3 // must exist, does not
+	rejectFenced   = 4 // producer epoch below the current one
+	rejectSeqGap   = 5 // producer seq not the next one
+	rejectDeleted  = 6 // soft-deleted: forks still read it
+	rejectRange    = 7 // a fork offset past the source's end
+	rejectEpochSeq = 8 // a producer's newer epoch must start at seq 0
 )
 
 // decideControl decides a group with control bytes. st is the stream's
@@ -521,10 +522,12 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		case known && c.Epoch < cur.Epoch:
 			return decision{Outcome: outcomeRejected, Reject: rejectFenced, Epoch: cur.Epoch}, nil
 		case known && c.Epoch == cur.Epoch && c.Seq <= cur.Seq:
-			return decision{Outcome: outcomeDuplicate, FirstOffset: cur.FirstOffset, Count: int(cur.Count), FirstSeq: cur.FirstSeq}, nil
+			return decision{Outcome: outcomeDuplicate, FirstOffset: cur.FirstOffset, Count: int(cur.Count), FirstSeq: cur.FirstSeq, Seq: cur.Seq}, nil
 		case known && c.Epoch == cur.Epoch && c.Seq != cur.Seq+1:
 			return decision{Outcome: outcomeRejected, Reject: rejectSeqGap, Epoch: cur.Epoch, ExpectedSeq: cur.Seq + 1, Seq: c.Seq}, nil
-		case (!known || c.Epoch > cur.Epoch) && c.Seq != 0:
+		case known && c.Epoch > cur.Epoch && c.Seq != 0:
+			return decision{Outcome: outcomeRejected, Reject: rejectEpochSeq, Epoch: c.Epoch, Seq: c.Seq}, nil
+		case !known && c.Seq != 0:
 			return decision{Outcome: outcomeRejected, Reject: rejectSeqGap, Epoch: c.Epoch, ExpectedSeq: 0, Seq: c.Seq}, nil
 		}
 		ps = producerState{Epoch: c.Epoch, Seq: c.Seq}
@@ -533,6 +536,13 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 	if h.Records == 0 {
 		if c.Flags&ctlClose == 0 {
 			return decision{}, fmt.Errorf("%w: append group at seq %d without records", errCorruptIndex, h.FirstSeq)
+		}
+		if st == nil || !st.exists() {
+			return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
+		}
+		if st.meta.Config.TTL > 0 && h.Time > st.meta.Access {
+			st.meta.Access = h.Time // a close renews a TTL, as an append does
+			a.markDirty(st)
 		}
 		if h.HasExpected && h.ExpectedLast != st.lastOffset() {
 			return decision{Outcome: outcomeRejected, Current: st.lastOffset(), Expected: h.ExpectedLast}, nil
@@ -553,6 +563,7 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		ps.FirstOffset, ps.Count, ps.FirstSeq = d.FirstOffset, uint32(d.Count), d.FirstSeq
 	}
 	if pk != "" {
+		d.Seq = c.Seq
 		a.producers[pk] = ps
 		if err := a.x.setProducer(h.Stream, c.ProducerID, ps); err != nil {
 			return decision{}, err
@@ -709,6 +720,8 @@ func lifecycleError(stream string, d *decision) error {
 		return fmt.Errorf("%w: stream %q", ErrNotFound, stream)
 	case rejectDeleted:
 		return fmt.Errorf("%w: stream %q", ErrStreamDeleted, stream)
+	case rejectEpochSeq:
+		return fmt.Errorf("%w: stream %q: producer epoch %d must start at seq 0, not %d", ErrInvalidArgument, stream, d.Epoch, d.Seq)
 	case rejectRange:
 		return fmt.Errorf("%w: stream %q: fork offset past the source's end", ErrInvalidArgument, stream)
 	case rejectFenced:

@@ -204,9 +204,11 @@ func TestIdempotentProducer(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, dup.Replayed)
 	assert.Equal(t, r1.FirstOffset, dup.FirstOffset)
+	assert.Equal(t, uint64(1), dup.ProducerSeq)
 	dup, err = app(0, 0, "a-again")
 	require.NoError(t, err, "an older seq is a duplicate too")
 	assert.True(t, dup.Replayed)
+	assert.Equal(t, uint64(1), dup.ProducerSeq, "the highest accepted seq")
 
 	_, err = app(0, 3, "gap")
 	require.ErrorAs(t, err, &pe)
@@ -214,7 +216,7 @@ func TestIdempotentProducer(t *testing.T) {
 	assert.Equal(t, uint64(2), pe.ExpectedSeq)
 
 	_, err = app(1, 1, "new epoch must start at 0")
-	assert.ErrorIs(t, err, ErrProducerSeqGap)
+	assert.ErrorIs(t, err, ErrInvalidArgument)
 	_, err = app(1, 0, "c")
 	require.NoError(t, err)
 	_, err = app(0, 2, "fenced")

@@ -613,9 +613,9 @@ func (s *Store) completeAppend(f *AppendFuture, dec decision, err error, durabil
 		s.stats.rejected.Add(1)
 		err = &OffsetMismatchError{Stream: f.stream, Expected: dec.Expected, Current: dec.Current}
 	case dec.Outcome == outcomeCursor, dec.Outcome == outcomeCommand:
-		res = AppendResult{Stream: f.stream, Durability: durability}
-	case dec.Count == 0: // a create that found the stream as configured
-		res = AppendResult{Stream: f.stream, Durability: durability, Replayed: true}
+		res = AppendResult{Stream: f.stream, Durability: durability, ProducerSeq: dec.Seq}
+	case dec.Count == 0: // a create that found the stream as configured, or a repeated close
+		res = AppendResult{Stream: f.stream, Durability: durability, Replayed: true, ProducerSeq: dec.Seq}
 	default:
 		res = AppendResult{
 			Stream:      f.stream,
@@ -626,6 +626,7 @@ func (s *Store) completeAppend(f *AppendFuture, dec decision, err error, durabil
 			LastSeq:     dec.FirstSeq + uint64(dec.Count) - 1,
 			Replayed:    dec.Outcome == outcomeDuplicate,
 			Durability:  durability,
+			ProducerSeq: dec.Seq,
 		}
 		if res.Replayed {
 			s.stats.duplicates.Add(1)
