@@ -16,6 +16,7 @@ const (
 	CodeStreamExists       = "stream_exists"       // 409 create with another configuration
 	CodeProducerSeqGap     = "producer_seq_gap"    // 409 a producer seq that skips one
 	CodeProducerFenced     = "producer_fenced"     // 403 a producer epoch older than the stream's
+	CodeStreamSeq          = "stream_seq"          // 409 a Stream-Seq not above the stream's last
 	CodeGone               = "gone"                // 410 offset below retention
 	CodeTooLarge           = "too_large"           // 413 record or request too large
 	CodeUnsupportedType    = "unsupported_type"    // 415 unsupported content type

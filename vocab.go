@@ -29,6 +29,11 @@ type AppendOptions struct {
 	// appends are refused with stream_closed, and tails end after the last
 	// record. False: the stream stays open.
 	Close bool
+	// StreamSeq, when not empty, is the writer's sequence label for this
+	// append (the Durable Streams protocol's Stream-Seq): it must sort
+	// after the stream's last accepted label, byte by byte, or the append
+	// is refused with stream_seq. Empty: none. At most 256 bytes.
+	StreamSeq string
 	// MustExist refuses the append with not_found unless the stream exists
 	// (was created, or appended to, and not deleted). False: an append to a
 	// new stream creates it with the default configuration.

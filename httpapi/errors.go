@@ -27,6 +27,7 @@ const (
 	CodeStreamExists       = badbatch.CodeStreamExists       // 409 create with another configuration
 	CodeProducerSeqGap     = badbatch.CodeProducerSeqGap     // 409 producer seq skips one
 	CodeProducerFenced     = badbatch.CodeProducerFenced     // 403 producer epoch fenced
+	CodeStreamSeq          = badbatch.CodeStreamSeq          // 409 Stream-Seq not above the last
 	CodeGone               = badbatch.CodeGone               // 410 offset below retention
 	CodeTooLarge           = badbatch.CodeTooLarge           // 413 record or request too large
 	CodeUnsupportedType    = badbatch.CodeUnsupportedType    // 415 unsupported content type
@@ -78,6 +79,8 @@ func storeError(err error) *apiError {
 		e.Status, e.Code = http.StatusConflict, CodeStreamClosed
 	case errors.Is(err, storage.ErrStreamExists):
 		e.Status, e.Code = http.StatusConflict, CodeStreamExists
+	case errors.Is(err, storage.ErrStreamSeq):
+		e.Status, e.Code = http.StatusConflict, CodeStreamSeq
 	case errors.Is(err, storage.ErrProducerSeqGap):
 		e.Status, e.Code = http.StatusConflict, CodeProducerSeqGap
 	case errors.Is(err, storage.ErrProducerFenced):

@@ -23,6 +23,7 @@ const (
 	headerProducerExpectedSeq = "Producer-Expected-Seq"
 	headerProducerReceivedSeq = "Producer-Received-Seq"
 	headerStreamClosed        = "Stream-Closed"
+	headerStreamSeq           = "Stream-Seq"
 )
 
 // maxCreateBody bounds the JSON body of PUT /v1/streams/{stream}.
@@ -201,6 +202,12 @@ func lifecycleOptions(h http.Header, opts *storage.AppendOptions) *apiError {
 			return badRequest("Producer-Epoch %q and Producer-Seq %q: want integers from 0 to 2^53-1", epoch, seq)
 		}
 		opts.Producer = &storage.Producer{ID: id, Epoch: e, Seq: n}
+	}
+	if v := headerValue(h, headerStreamSeq); v != "" {
+		if len(v) > maxIdempotencyKey {
+			return badRequest("Stream-Seq longer than %d bytes", maxIdempotencyKey)
+		}
+		opts.StreamSeq = v
 	}
 	if v := headerValue(h, headerStreamClosed); v != "" {
 		switch strings.ToLower(strings.TrimSpace(v)) {

@@ -76,7 +76,7 @@ type Options struct {
 var CORSAllowHeaders = []string{
 	"Authorization", "Content-Type", "Accept", "Idempotency-Key", "Expected-Last-Offset",
 	"Last-Event-ID", "Record-Key", "If-None-Match",
-	"Producer-Id", "Producer-Epoch", "Producer-Seq", "Stream-Closed",
+	"Producer-Id", "Producer-Epoch", "Producer-Seq", "Stream-Closed", "Stream-Seq",
 }
 
 // CORSExposeHeaders are the answer headers a cross-origin page may read

@@ -189,6 +189,9 @@ func (s *Store) validateAppend(stream string, opts *AppendOptions, recs []Record
 	if err := validateProducer(opts.Producer); err != nil {
 		return err
 	}
+	if len(opts.StreamSeq) > MaxIdempotencyKeyLength {
+		return fmt.Errorf("%w: stream seq is %d bytes, at most %d", ErrInvalidArgument, len(opts.StreamSeq), MaxIdempotencyKeyLength)
+	}
 	total := 0
 	for i := range recs {
 		r := &recs[i]

@@ -62,6 +62,9 @@ var (
 	// fork is deleted, and then it is gone for good. errors.Is(err,
 	// ErrGone) is true too.
 	ErrStreamDeleted = fmt.Errorf("%w: stream deleted; forks still read it", ErrGone)
+	// ErrStreamSeq is returned for an append whose StreamSeq does not sort
+	// after the stream's last accepted one: nothing was stored.
+	ErrStreamSeq = errors.New("storage: stream seq not above the last one")
 	// ErrProducerFenced is matched by *ProducerError for an append whose
 	// producer epoch is older than the producer's current epoch.
 	ErrProducerFenced = errors.New("storage: producer fenced by a newer epoch")

@@ -110,6 +110,8 @@ type streamMeta struct {
 	ForkOffset  uint64
 	Forks       uint64
 	SoftDeleted bool
+	// StreamSeq is the last accepted writer sequence label ("": none).
+	StreamSeq string
 }
 
 // streamMeta flag bits, in the optional tail of the value.
@@ -125,7 +127,8 @@ const (
 // lifecycle state, a flags byte (metaExplicit, metaClosed), uvarint
 // content-type length, content type, uvarint TTL (ns), varint expires-at
 // (unix ns), varint access time (unix ns), uvarint source length, source,
-// uvarint fork offset, uvarint live forks.
+// uvarint fork offset, uvarint live forks, uvarint stream-seq length,
+// stream seq.
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
@@ -141,7 +144,7 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.SoftDeleted {
 		flags |= metaDeleted
 	}
-	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 {
+	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 && m.StreamSeq == "" {
 		return dst
 	}
 	dst = append(dst, flags)
@@ -153,7 +156,9 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.Source)))
 	dst = append(dst, m.Source...)
 	dst = binary.AppendUvarint(dst, m.ForkOffset)
-	return binary.AppendUvarint(dst, m.Forks)
+	dst = binary.AppendUvarint(dst, m.Forks)
+	dst = binary.AppendUvarint(dst, uint64(len(m.StreamSeq)))
+	return append(dst, m.StreamSeq...)
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
@@ -204,9 +209,15 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 	if k4 > 0 {
 		m.Forks, k5 = binary.Uvarint(rest[k4:])
 	}
-	if k4 <= 0 || k5 <= 0 || k4+k5 != len(rest) {
+	if k4 <= 0 || k5 <= 0 {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
 	}
+	rest = rest[k4+k5:]
+	n, k = binary.Uvarint(rest)
+	if k <= 0 || n != uint64(len(rest)-k) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	m.StreamSeq = string(rest[k:])
 	return m, nil
 }
 

@@ -45,7 +45,8 @@ const (
 	ctlMustExist = 1 << 3 // refuse unless the stream exists
 	ctlIfExpired = 1 << 4 // delete only a stream that has expired (the reaper)
 	ctlFork      = 1 << 5 // source stream and fork offset
-	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist | ctlIfExpired | ctlFork
+	ctlStreamSeq = 1 << 6 // a writer's sequence label
+	ctlKnown     = ctlConfig | ctlClose | ctlProducer | ctlMustExist | ctlIfExpired | ctlFork | ctlStreamSeq
 )
 
 // control is the decoded control bytes of a group. Its byte slices alias
@@ -58,6 +59,7 @@ const (
 //	config:   uvarint content-type length, content type, uvarint TTL (ns), varint expires-at (unix ns, 0 = none)
 //	producer: uvarint id length, id, uvarint epoch, uvarint seq
 //	fork:     uvarint source length, source, uvarint fork offset
+//	seq:      uvarint stream-seq length, stream seq
 type control struct {
 	Op          controlOp
 	Flags       uint64
@@ -68,6 +70,7 @@ type control struct {
 	Epoch, Seq  uint64
 	Source      []byte
 	ForkOffset  uint64
+	StreamSeq   []byte
 }
 
 var errBadControl = fmt.Errorf("%w: bad control bytes", errCorruptIndex)
@@ -91,6 +94,10 @@ func appendControl(dst []byte, c *control) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(c.Source)))
 		dst = append(dst, c.Source...)
 		dst = binary.AppendUvarint(dst, c.ForkOffset)
+	}
+	if c.Flags&ctlStreamSeq != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(c.StreamSeq)))
+		dst = append(dst, c.StreamSeq...)
 	}
 	return dst
 }
@@ -160,6 +167,11 @@ func decodeControl(b []byte) (control, error) {
 			return c, errBadControl
 		}
 		if c.ForkOffset, ok = uv(); !ok {
+			return c, errBadControl
+		}
+	}
+	if c.Flags&ctlStreamSeq != 0 {
+		if c.StreamSeq, ok = bytesField(); !ok {
 			return c, errBadControl
 		}
 	}
@@ -249,6 +261,10 @@ func controlFor(opts *AppendOptions) (control, bool) {
 	if p := opts.Producer; p != nil {
 		c.Flags |= ctlProducer
 		c.ProducerID, c.Epoch, c.Seq = stringBytes(p.ID), p.Epoch, p.Seq
+	}
+	if opts.StreamSeq != "" {
+		c.Flags |= ctlStreamSeq
+		c.StreamSeq = stringBytes(opts.StreamSeq)
 	}
 	return c, c.Flags != 0
 }
@@ -434,14 +450,15 @@ type producerState struct {
 
 // Outcomes of lifecycle groups, beside accepted, rejected and duplicate.
 const (
-	rejectClosed   = 1 // the stream is closed
-	rejectExists   = 2 // created with another configuration
-	rejectMissing  = 3 // must exist, does not
-	rejectFenced   = 4 // producer epoch below the current one
-	rejectSeqGap   = 5 // producer seq not the next one
-	rejectDeleted  = 6 // soft-deleted: forks still read it
-	rejectRange    = 7 // a fork offset past the source's end
-	rejectEpochSeq = 8 // a producer's newer epoch must start at seq 0
+	rejectClosed    = 1 // the stream is closed
+	rejectExists    = 2 // created with another configuration
+	rejectMissing   = 3 // must exist, does not
+	rejectFenced    = 4 // producer epoch below the current one
+	rejectSeqGap    = 5 // producer seq not the next one
+	rejectDeleted   = 6 // soft-deleted: forks still read it
+	rejectRange     = 7 // a fork offset past the source's end
+	rejectEpochSeq  = 8 // a producer's newer epoch must start at seq 0
+	rejectStreamSeq = 9 // a writer seq label not above the last one
 )
 
 // decideControl decides a group with control bytes. st is the stream's
@@ -532,6 +549,9 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		}
 		ps = producerState{Epoch: c.Epoch, Seq: c.Seq}
 	}
+	if c.Flags&ctlStreamSeq != 0 && st != nil && st.exists() && st.meta.StreamSeq != "" && string(c.StreamSeq) <= st.meta.StreamSeq {
+		return decision{Outcome: outcomeRejected, Reject: rejectStreamSeq}, nil
+	}
 	var d decision
 	if h.Records == 0 {
 		if c.Flags&ctlClose == 0 {
@@ -556,9 +576,12 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		if d, err = a.decideAppend(h, recs); err != nil || d.Outcome != outcomeAccepted {
 			return d, err
 		}
+		st = a.streams[string(h.Stream)]
 		if c.Flags&ctlClose != 0 {
-			st = a.streams[string(h.Stream)]
 			st.meta.Closed = true
+		}
+		if c.Flags&ctlStreamSeq != 0 {
+			st.meta.StreamSeq = string(c.StreamSeq)
 		}
 		ps.FirstOffset, ps.Count, ps.FirstSeq = d.FirstOffset, uint32(d.Count), d.FirstSeq
 	}
@@ -720,6 +743,8 @@ func lifecycleError(stream string, d *decision) error {
 		return fmt.Errorf("%w: stream %q", ErrNotFound, stream)
 	case rejectDeleted:
 		return fmt.Errorf("%w: stream %q", ErrStreamDeleted, stream)
+	case rejectStreamSeq:
+		return fmt.Errorf("%w: stream %q", ErrStreamSeq, stream)
 	case rejectEpochSeq:
 		return fmt.Errorf("%w: stream %q: producer epoch %d must start at seq 0, not %d", ErrInvalidArgument, stream, d.Epoch, d.Seq)
 	case rejectRange:

@@ -600,3 +600,31 @@ func valsOrNil(recs []StoredRecord) []string {
 	}
 	return vals(recs)
 }
+
+func TestStreamSeq(t *testing.T) {
+	s := mustOpen(t, "db", memOptions(vfs.NewMem()))
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	app := func(seq string) error {
+		_, err := s.AppendWith(ctx, "a", AppendOptions{StreamSeq: seq}, Record{Value: []byte(seq)})
+		return err
+	}
+	require.NoError(t, app("001"))
+	require.NoError(t, app("002"))
+	assert.ErrorIs(t, app("001"), ErrStreamSeq)
+	assert.ErrorIs(t, app("002"), ErrStreamSeq, "equal is not above")
+	require.NoError(t, app("2"))
+	assert.ErrorIs(t, app("10"), ErrStreamSeq, "byte order, not numeric: \"10\" < \"2\"")
+	require.NoError(t, app("a"))
+	assert.ErrorIs(t, app("B"), ErrStreamSeq, "uppercase sorts before lowercase")
+	require.NoError(t, app("b"))
+	assert.Equal(t, []string{"001", "002", "2", "a", "b"}, vals(readAll(t, s, "a")))
+
+	// A producer's repeat is recognized before the label.
+	p := &Producer{ID: "p"}
+	_, err := s.AppendWith(ctx, "a", AppendOptions{Producer: p, StreamSeq: "c"}, Record{Value: []byte("c")})
+	require.NoError(t, err)
+	res, err := s.AppendWith(ctx, "a", AppendOptions{Producer: p, StreamSeq: "c"}, Record{Value: []byte("c")})
+	require.NoError(t, err)
+	assert.True(t, res.Replayed)
+}

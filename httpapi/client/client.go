@@ -213,6 +213,9 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 	if opts.Close {
 		h.Set("Stream-Closed", "true")
 	}
+	if opts.StreamSeq != "" {
+		h.Set("Stream-Seq", opts.StreamSeq)
+	}
 	return nil
 }
 

@@ -33,6 +33,7 @@ const (
 	CodeStreamExists       = badbatch.CodeStreamExists
 	CodeProducerSeqGap     = badbatch.CodeProducerSeqGap
 	CodeProducerFenced     = badbatch.CodeProducerFenced
+	CodeStreamSeq          = badbatch.CodeStreamSeq
 	CodeInvalidOptions     = badbatch.CodeInvalidOptions
 	CodeConnection         = badbatch.CodeConnection
 	CodeTimeout            = badbatch.CodeTimeout
@@ -62,6 +63,7 @@ var (
 	ErrStreamExists       = errors.New("client: stream_exists")
 	ErrProducerSeqGap     = errors.New("client: producer_seq_gap")
 	ErrProducerFenced     = errors.New("client: producer_fenced")
+	ErrStreamSeq          = errors.New("client: stream_seq")
 	// ErrInvalidOptions: a bad option value, reported by New before any
 	// request.
 	ErrInvalidOptions = errors.New("client: invalid_options")
@@ -95,6 +97,7 @@ var kindSentinels = map[string]error{
 	CodeStreamExists:       ErrStreamExists,
 	CodeProducerSeqGap:     ErrProducerSeqGap,
 	CodeProducerFenced:     ErrProducerFenced,
+	CodeStreamSeq:          ErrStreamSeq,
 	CodeInvalidOptions:     ErrInvalidOptions,
 	CodeConnection:         ErrConnection,
 	CodeTimeout:            ErrTimeout,
@@ -166,7 +169,7 @@ func statusOfKind(code string) int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeOffsetMismatch, CodeMembershipConflict, CodeStreamClosed, CodeStreamExists, CodeProducerSeqGap:
+	case CodeOffsetMismatch, CodeMembershipConflict, CodeStreamClosed, CodeStreamExists, CodeProducerSeqGap, CodeStreamSeq:
 		return http.StatusConflict
 	case CodeGone:
 		return http.StatusGone
