@@ -166,7 +166,8 @@ test(`close ends the stream: appends are refused, readers see EOF`, async () => 
   assert.equal(await res.text(), `last words`)
   assert.equal(res.streamClosed, true)
 
-  // a long-poll at the end of a closed stream returns at once instead of waiting
+  // a live (long-poll) session started at the end of a closed stream ends at once
+  // instead of waiting for data that can never come
   const started = Date.now()
   const live = await handle.stream({ offset: finalOffset, live: `long-poll` })
   await live.closed
