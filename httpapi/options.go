@@ -26,6 +26,10 @@ type Options struct {
 	MaxReadLimit int
 	// MaxWait caps the wait= of a long-poll read.
 	MaxWait time.Duration
+	// LongPollTimeout is how long a Durable Streams long-poll
+	// (/v1/stream/{name}?live=long-poll) waits at the tail before it
+	// answers 204.
+	LongPollTimeout time.Duration
 	// Tokens enables bearer-token auth. Nil means no auth (allowed only on a
 	// loopback address unless AllowInsecureNoAuth is set; see CheckListen).
 	Tokens *TokenSet
@@ -97,6 +101,7 @@ func DefaultOptions() *Options {
 		DefaultReadLimit:  100,
 		MaxReadLimit:      10000,
 		MaxWait:           60 * time.Second,
+		LongPollTimeout:   30 * time.Second,
 		HeartbeatInterval: 15 * time.Second,
 		TailBatch:         1000,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -119,8 +124,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: read limits %d/%d", ErrInvalidOptions, o.DefaultReadLimit, o.MaxReadLimit)
 	case o.RateLimit < 0:
 		return fmt.Errorf("%w: RateLimit %v", ErrInvalidOptions, o.RateLimit)
-	case o.HeartbeatInterval <= 0 || o.TailBatch <= 0 || o.MaxWait <= 0:
-		return fmt.Errorf("%w: HeartbeatInterval, TailBatch and MaxWait must be positive", ErrInvalidOptions)
+	case o.HeartbeatInterval <= 0 || o.TailBatch <= 0 || o.MaxWait <= 0 || o.LongPollTimeout <= 0:
+		return fmt.Errorf("%w: HeartbeatInterval, TailBatch, MaxWait and LongPollTimeout must be positive", ErrInvalidOptions)
 	}
 	for _, origin := range o.CORSOrigins {
 		if origin == "" || strings.ContainsAny(origin, " \t,") {

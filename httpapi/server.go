@@ -266,6 +266,11 @@ func (s *Server) routes() *echo.Echo {
 	v1.GET("/streams/:stream/cursors/:name", s.handleGetCursor, read)
 	v1.PUT("/streams/:stream/cursors/:name", s.handlePutCursor)
 	v1.GET("/records", s.handleGlobal, read)
+	// The Durable Streams protocol (durable.go): its own CORS, its own
+	// long-poll, over the same streams.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions} {
+		v1.Add(m, "/stream/:name", s.handleDS)
+	}
 	v1.GET("/cluster", s.handleClusterStatus)
 	v1.POST("/cluster/nodes", s.handleAddNode)
 	v1.DELETE("/cluster/nodes/:id", s.handleRemoveNode)

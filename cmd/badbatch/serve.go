@@ -72,6 +72,7 @@ type serveFlags struct {
 	logLevel          string
 	logFormat         string
 	corsOrigins       string
+	longPollTimeout   time.Duration
 	// Cluster mode.
 	nodeID            uint64
 	clusterAddr       string
@@ -124,6 +125,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&f.longPollTimeout, "long-poll-timeout", 30*time.Second, "how long a Durable Streams long-poll waits at the tail before it answers 204")
 	fs.StringVar(&f.corsOrigins, "cors-origins", "", "answer cross-origin browser requests from these origins, `ORIGIN,...` (\"*\": any); empty: no CORS")
 	fs.Uint64Var(&f.nodeID, "node-id", 0, "cluster mode: this node's id (never reused)")
 	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "cluster mode: host:port of this node's cluster port")
@@ -170,6 +172,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	opts.Logger = logger
 	opts.Metrics = httpapi.NewMetrics()
 	opts.CORSOrigins = parseOrigins(f.corsOrigins)
+	opts.LongPollTimeout = f.longPollTimeout
 	if f.tokensFile != "" {
 		if opts.Tokens, err = httpapi.LoadTokens(f.tokensFile); err != nil {
 			return err
