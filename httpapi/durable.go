@@ -742,4 +742,3 @@ func appendSSEControl(buf []byte, next uint64, upToDate, closed bool, cursor str
 	}
 	return append(buf, "}\n\n"...)
 }
-
