@@ -239,11 +239,13 @@ func (s *Server) dsCreate(c echo.Context, name string) error {
 	}
 	ctx := req.Context()
 	status := http.StatusCreated
-	from, fork := req.Header.Get(headerDSForkedFrom), false
-	if from != "" || req.Header.Get(headerDSForkSubOffset) != "" || req.Header.Get(headerDSForkOffset) != "" {
-		fork = true
-		if err := s.dsFork(c, name, cfg, recs); err != nil {
+	if req.Header.Get(headerDSForkedFrom) != "" || req.Header.Get(headerDSForkSubOffset) != "" || req.Header.Get(headerDSForkOffset) != "" {
+		existed, err := s.dsFork(c, name, cfg, recs)
+		if err != nil {
 			return err
+		}
+		if existed {
+			status = http.StatusOK
 		}
 	} else {
 		res, err := s.store.CreateStream(ctx, name, cfg, recs...)
@@ -259,7 +261,7 @@ func (s *Server) dsCreate(c echo.Context, name string) error {
 		return storeError(err)
 	}
 	h := c.Response().Header()
-	if status == http.StatusCreated || fork {
+	if status == http.StatusCreated {
 		scheme := "http"
 		if req.TLS != nil {
 			scheme = "https"
@@ -276,81 +278,81 @@ func (s *Server) dsCreate(c echo.Context, name string) error {
 // counts messages into the append at the offset on a JSON stream, and
 // bytes into it on any other (the fork then starts with that prefix of the
 // append as its own first message).
-func (s *Server) dsFork(c echo.Context, name string, cfg storage.StreamConfig, recs []storage.Record) error {
+func (s *Server) dsFork(c echo.Context, name string, cfg storage.StreamConfig, recs []storage.Record) (existed bool, err error) {
 	h := c.Request().Header
 	from := h.Get(headerDSForkedFrom)
 	if from == "" {
-		return badRequest("Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
+		return false, badRequest("Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
 	}
 	source := from
 	if i := strings.LastIndex(from, "/v1/stream/"); i >= 0 {
 		source = from[i+len("/v1/stream/"):]
 	}
 	if err := storage.ValidateStreamName(source); err != nil {
-		return storeError(err)
+		return false, storeError(err)
 	}
 	if err := s.authorize(c, PermRead, source); err != nil {
-		return err
+		return false, err
 	}
 	ctx := c.Request().Context()
 	src, err := s.store.StreamInfo(ctx, source)
+	if errors.Is(err, storage.ErrStreamDeleted) {
+		return false, newError(http.StatusConflict, CodeStreamExists, "%v", err)
+	}
 	if err != nil {
-		return storeError(err)
+		return false, storeError(err)
 	}
 	offset := src.NextOffset
 	offHeader := h.Get(headerDSForkOffset)
 	if offHeader != "" {
 		off, sub, ok := parseDSOffset(offHeader)
 		if !ok || sub != 0 {
-			return badRequest("Stream-Fork-Offset %q: want an offset of the source", offHeader)
+			return false, badRequest("Stream-Fork-Offset %q: want an offset of the source", offHeader)
 		}
 		offset = off
 	}
 	if offset > src.NextOffset {
-		return badRequest("Stream-Fork-Offset is past the source's end")
+		return false, badRequest("Stream-Fork-Offset is past the source's end")
 	}
+	var sub uint64
 	if v := h.Get(headerDSForkSubOffset); v != "" {
-		sub, err := parseCounter(v)
+		n, err := parseCounter(v)
 		if err != nil {
-			return badRequest("Stream-Fork-Sub-Offset %q: want a count", v)
+			return false, badRequest("Stream-Fork-Sub-Offset %q: want a count", v)
 		}
-		if sub > 0 && offHeader == "" {
-			return badRequest("Stream-Fork-Sub-Offset needs Stream-Fork-Offset")
+		if n > 0 && offHeader == "" {
+			return false, badRequest("Stream-Fork-Sub-Offset needs Stream-Fork-Offset")
 		}
-		if sub > 0 {
-			if isJSONType(src.ContentType) {
-				if offset+sub > src.NextOffset {
-					return badRequest("Stream-Fork-Sub-Offset is past the source's end")
-				}
-				offset += sub
-			} else {
-				page, err := s.store.Read(ctx, source, offset, 1)
-				if err != nil {
-					return storeError(err)
-				}
-				if len(page) == 0 || sub > uint64(len(page[0].Value)) {
-					return badRequest("Stream-Fork-Sub-Offset is past the append's end")
-				}
-				recs = append([]storage.Record{{Value: page[0].Value[:sub]}}, recs...)
+		switch {
+		case n == 0:
+		case isJSONType(src.ContentType):
+			// Messages are records: n messages into the append.
+			if offset+n > src.NextOffset {
+				return false, badRequest("Stream-Fork-Sub-Offset is past the source's end")
 			}
+			offset += n
+		default:
+			sub = n // bytes into the append at offset
 		}
+	}
+	if ct := h.Get(echo.HeaderContentType); ct != "" && mediaType(ct) != mediaType(src.ContentType) {
+		return false, newError(http.StatusConflict, CodeStreamExists, "a fork has its source's content type %q", src.ContentType)
 	}
 	var fcfg *storage.StreamConfig
-	if h.Get(echo.HeaderContentType) != "" || cfg.TTL > 0 || !cfg.ExpiresAt.IsZero() {
+	if cfg.TTL > 0 || !cfg.ExpiresAt.IsZero() {
 		fcfg = &cfg
-		if h.Get(echo.HeaderContentType) == "" {
-			fcfg.ContentType = src.ContentType
-		}
+		fcfg.ContentType = src.ContentType
 	}
-	if _, err := s.store.ForkStream(ctx, name, source, offset, fcfg, recs...); err != nil {
-		return s.dsError(c, name, err)
+	res, err := s.store.ForkStream(ctx, name, source, offset, sub, fcfg, recs...)
+	if err != nil {
+		return false, s.dsError(c, name, err)
 	}
-	if cfg.Closed {
+	if cfg.Closed && !res.Replayed {
 		if _, err := s.store.CloseStream(ctx, name, storage.AppendOptions{}); err != nil {
-			return s.dsError(c, name, err)
+			return false, s.dsError(c, name, err)
 		}
 	}
-	return nil
+	return res.Replayed, nil
 }
 
 // dsStreamHeaders sets the stream's description headers.
@@ -537,6 +539,9 @@ func (s *Server) dsRead(c echo.Context, name string) error {
 		return storeError(err)
 	}
 	h := c.Response().Header()
+	if live == "long-poll" {
+		h.Set(headerDSCursor, dsCursor(q.Get("cursor")))
+	}
 	if len(recs) == 0 && live == "long-poll" {
 		if !info.Closed {
 			tctx, done, ok := s.beginTail(req)
@@ -550,7 +555,6 @@ func (s *Server) dsRead(c echo.Context, name string) error {
 				return storeError(err)
 			}
 		}
-		h.Set(headerDSCursor, dsCursor(q.Get("cursor")))
 		if len(recs) == 0 {
 			if cur, err := s.store.StreamInfo(ctx, name); err == nil {
 				info = cur

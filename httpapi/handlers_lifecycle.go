@@ -99,7 +99,11 @@ func (s *Server) handleCreateStream(c echo.Context) error {
 		if b.ContentType != "" || b.TTLSeconds != nil || b.ExpiresAt != nil || b.Closed {
 			fcfg = &cfg
 		}
-		_, err = s.store.ForkStream(ctx, stream, b.Fork.Stream, *b.Fork.Offset, fcfg)
+		var res storage.AppendResult
+		res, err = s.store.ForkStream(ctx, stream, b.Fork.Stream, *b.Fork.Offset, 0, fcfg)
+		if err == nil && res.Replayed {
+			status = http.StatusOK
+		}
 	} else {
 		var res storage.CreateResult
 		res, err = s.store.CreateStream(ctx, stream, cfg)

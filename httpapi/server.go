@@ -34,7 +34,7 @@ type Store interface {
 	SetCursor(ctx context.Context, stream, name string, offset uint64) error
 	Cursor(ctx context.Context, stream, name string) (uint64, error)
 	CreateStream(ctx context.Context, stream string, cfg storage.StreamConfig, recs ...storage.Record) (storage.CreateResult, error)
-	ForkStream(ctx context.Context, stream, source string, offset uint64, cfg *storage.StreamConfig, recs ...storage.Record) (storage.AppendResult, error)
+	ForkStream(ctx context.Context, stream, source string, offset, sub uint64, cfg *storage.StreamConfig, recs ...storage.Record) (storage.AppendResult, error)
 	CloseStream(ctx context.Context, stream string, opts storage.AppendOptions, recs ...storage.Record) (storage.AppendResult, error)
 	DeleteStream(ctx context.Context, stream string) error
 	Ready() bool

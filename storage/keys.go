@@ -112,6 +112,9 @@ type streamMeta struct {
 	SoftDeleted bool
 	// StreamSeq is the last accepted writer sequence label ("": none).
 	StreamSeq string
+	// ForkSub is a fork's sub-offset: its first own record is the first
+	// ForkSub bytes of the source's record at ForkOffset (0: none).
+	ForkSub uint64
 }
 
 // streamMeta flag bits, in the optional tail of the value.
@@ -128,7 +131,7 @@ const (
 // content-type length, content type, uvarint TTL (ns), varint expires-at
 // (unix ns), varint access time (unix ns), uvarint source length, source,
 // uvarint fork offset, uvarint live forks, uvarint stream-seq length,
-// stream seq.
+// stream seq, uvarint fork sub-offset.
 func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.NextOffset)
 	dst = binary.BigEndian.AppendUint64(dst, m.Bytes)
@@ -144,7 +147,7 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.SoftDeleted {
 		flags |= metaDeleted
 	}
-	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 && m.StreamSeq == "" {
+	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 && m.StreamSeq == "" && m.ForkSub == 0 {
 		return dst
 	}
 	dst = append(dst, flags)
@@ -158,7 +161,8 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.AppendUvarint(dst, m.ForkOffset)
 	dst = binary.AppendUvarint(dst, m.Forks)
 	dst = binary.AppendUvarint(dst, uint64(len(m.StreamSeq)))
-	return append(dst, m.StreamSeq...)
+	dst = append(dst, m.StreamSeq...)
+	return binary.AppendUvarint(dst, m.ForkSub)
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
@@ -214,10 +218,15 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 	}
 	rest = rest[k4+k5:]
 	n, k = binary.Uvarint(rest)
-	if k <= 0 || n != uint64(len(rest)-k) {
+	if k <= 0 || n > uint64(len(rest)-k) {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
 	}
-	m.StreamSeq = string(rest[k:])
+	m.StreamSeq = string(rest[k : k+int(n)])
+	rest = rest[k+int(n):]
+	m.ForkSub, k = binary.Uvarint(rest)
+	if k <= 0 || k != len(rest) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
 	return m, nil
 }
 

@@ -58,7 +58,7 @@ const (
 //	uvarint  flags
 //	config:   uvarint content-type length, content type, uvarint TTL (ns), varint expires-at (unix ns, 0 = none)
 //	producer: uvarint id length, id, uvarint epoch, uvarint seq
-//	fork:     uvarint source length, source, uvarint fork offset
+//	fork:     uvarint source length, source, uvarint fork offset, uvarint sub-offset
 //	seq:      uvarint stream-seq length, stream seq
 type control struct {
 	Op          controlOp
@@ -70,6 +70,7 @@ type control struct {
 	Epoch, Seq  uint64
 	Source      []byte
 	ForkOffset  uint64
+	ForkSub     uint64
 	StreamSeq   []byte
 }
 
@@ -94,6 +95,7 @@ func appendControl(dst []byte, c *control) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(c.Source)))
 		dst = append(dst, c.Source...)
 		dst = binary.AppendUvarint(dst, c.ForkOffset)
+		dst = binary.AppendUvarint(dst, c.ForkSub)
 	}
 	if c.Flags&ctlStreamSeq != 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(c.StreamSeq)))
@@ -167,6 +169,9 @@ func decodeControl(b []byte) (control, error) {
 			return c, errBadControl
 		}
 		if c.ForkOffset, ok = uv(); !ok {
+			return c, errBadControl
+		}
+		if c.ForkSub, ok = uv(); !ok {
 			return c, errBadControl
 		}
 	}
@@ -363,16 +368,19 @@ func (s *Store) DeleteStream(ctx context.Context, stream string) error {
 // ForkStream creates stream as a fork of source at offset: the fork reads
 // source's records [0, offset) without copying them, then its own, which
 // start at offset (recs, possibly none, appended atomically with the
-// fork). cfg nil takes the source's configuration. A source with forks
-// that is deleted answers ErrStreamDeleted (410) until its last fork is
-// deleted; then it is gone.
+// fork). sub > 0 forks inside the record at offset: the fork's first own
+// record is a copy of that record's first sub bytes. cfg nil takes the
+// source's configuration. Forking again with the same source, offset, sub
+// and configuration changes nothing (Replayed). A source with forks that
+// is deleted answers ErrStreamDeleted (410) until its last fork is
+// deleted; then it is gone, and its name is free again.
 //
 // Errors, none of which changes anything stored: ErrInvalidStream,
-// ErrStreamExists (stream exists), ErrNotFound (no such source),
-// ErrStreamDeleted (the source is soft-deleted), ErrInvalidArgument (offset
-// past the source's NextOffset, a bad configuration), those of AppendWith
-// for recs.
-func (s *Store) ForkStream(ctx context.Context, stream, source string, offset uint64, cfg *StreamConfig, recs ...Record) (AppendResult, error) {
+// ErrStreamExists (stream exists otherwise, or is a soft-deleted source;
+// or source is soft-deleted), ErrNotFound (no such source),
+// ErrInvalidArgument (offset past the source's NextOffset, sub past the
+// record's end, a bad configuration), those of AppendWith for recs.
+func (s *Store) ForkStream(ctx context.Context, stream, source string, offset, sub uint64, cfg *StreamConfig, recs ...Record) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
 	}
@@ -385,7 +393,17 @@ func (s *Store) ForkStream(ctx context.Context, stream, source string, offset ui
 	if stream == source {
 		return AppendResult{}, fmt.Errorf("%w: a stream cannot fork itself", ErrInvalidArgument)
 	}
-	c := control{Op: opFork, Flags: ctlFork, Source: stringBytes(source), ForkOffset: offset}
+	c := control{Op: opFork, Flags: ctlFork, Source: stringBytes(source), ForkOffset: offset, ForkSub: sub}
+	if sub > 0 {
+		page, err := s.Read(ctx, source, offset, 1)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if len(page) == 0 || sub > uint64(len(page[0].Value)) {
+			return AppendResult{}, fmt.Errorf("%w: sub-offset %d past the end of %q's record %d", ErrInvalidArgument, sub, source, offset)
+		}
+		recs = append([]Record{{Key: page[0].Key, Value: page[0].Value[:sub], Headers: page[0].Headers}}, recs...)
+	}
 	if cfg != nil {
 		if err := validateConfig(cfg); err != nil {
 			return AppendResult{}, err
@@ -473,8 +491,12 @@ func (a *applier) decideControl(h *groupHeader, recs recordSource) (decision, er
 		return decision{}, err
 	}
 	if st != nil && st.meta.SoftDeleted {
-		if c.Flags&ctlIfExpired != 0 {
+		switch {
+		case c.Flags&ctlIfExpired != 0:
 			return decision{Outcome: outcomeCommand}, nil
+		case c.Op == opCreate || c.Op == opFork:
+			// The name is taken until the last fork lets it go.
+			return decision{Outcome: outcomeRejected, Reject: rejectExists}, nil
 		}
 		return decision{Outcome: outcomeRejected, Reject: rejectDeleted}, nil
 	}
@@ -627,15 +649,25 @@ func (a *applier) decideFork(h *groupHeader, c *control, st *streamState, recs r
 	if c.Flags&ctlFork == 0 {
 		return decision{}, fmt.Errorf("%w: fork group at seq %d without a source", errCorruptIndex, h.FirstSeq)
 	}
+	src := a.streams[string(c.Source)]
 	if st != nil && st.exists() {
+		// The same fork again is no change; anything else is a conflict.
+		same := st.meta.Source == string(c.Source) && st.meta.ForkOffset == c.ForkOffset && st.meta.ForkSub == c.ForkSub
+		if same && c.Flags&ctlConfig != 0 {
+			same = st.meta.Config.normalized() == c.config()
+		} else if same && src != nil {
+			same = st.meta.Config.normalized() == src.meta.Config.normalized()
+		}
+		if same {
+			return decision{Outcome: outcomeDuplicate, Current: st.lastOffset()}, nil
+		}
 		return decision{Outcome: outcomeRejected, Reject: rejectExists}, nil
 	}
-	src := a.streams[string(c.Source)]
 	switch {
 	case src == nil || !src.exists() || src.meta.expired(h.Time, 0):
 		return decision{Outcome: outcomeRejected, Reject: rejectMissing}, nil
 	case src.meta.SoftDeleted:
-		return decision{Outcome: outcomeRejected, Reject: rejectDeleted}, nil
+		return decision{Outcome: outcomeRejected, Reject: rejectExists}, nil
 	case c.ForkOffset > src.meta.NextOffset:
 		return decision{Outcome: outcomeRejected, Reject: rejectRange}, nil
 	}
@@ -648,6 +680,7 @@ func (a *applier) decideFork(h *groupHeader, c *control, st *streamState, recs r
 	st.meta.Access = h.Time
 	st.meta.Source = string(c.Source)
 	st.meta.ForkOffset = c.ForkOffset
+	st.meta.ForkSub = c.ForkSub
 	st.meta.NextOffset = c.ForkOffset
 	src.meta.Forks++
 	a.markDirty(src)

@@ -477,7 +477,7 @@ func TestForkStream(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// Fork inside the second append, with a first record of its own.
-	res, err := s.ForkStream(ctx, "f", "src", 3, nil, Record{Value: []byte("f3")})
+	res, err := s.ForkStream(ctx, "f", "src", 3, 0, nil, Record{Value: []byte("f3")})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), res.FirstOffset)
 	_, err = s.Append(ctx, "f", Record{Value: []byte("f4")})
@@ -498,22 +498,39 @@ func TestForkStream(t *testing.T) {
 	assert.Equal(t, uint64(5), info.NextOffset)
 
 	// A fork of the fork, below its fork point.
-	_, err = s.ForkStream(ctx, "ff", "f", 1, &StreamConfig{ContentType: "application/json"})
+	_, err = s.ForkStream(ctx, "ff", "f", 1, 0, &StreamConfig{ContentType: "application/json"})
 	require.NoError(t, err)
 	_, err = s.Append(ctx, "ff", Record{Value: []byte("1"), JSON: true})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a0", "1"}, vals(readAll(t, s, "ff")))
 	// And one at its end.
-	_, err = s.ForkStream(ctx, "fe", "f", 5, nil)
+	_, err = s.ForkStream(ctx, "fe", "f", 5, 0, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a0", "a1", "a2", "f3", "f4"}, vals(readAll(t, s, "fe")))
 
 	// Refusals change nothing.
-	_, err = s.ForkStream(ctx, "x", "src", 7, nil)
+	_, err = s.ForkStream(ctx, "x", "src", 7, 0, nil)
 	assert.ErrorIs(t, err, ErrInvalidArgument, "past the source's end")
-	_, err = s.ForkStream(ctx, "x", "nope", 0, nil)
+	_, err = s.ForkStream(ctx, "x", "nope", 0, 0, nil)
 	assert.ErrorIs(t, err, ErrNotFound)
-	_, err = s.ForkStream(ctx, "f", "src", 0, nil)
+	_, err = s.ForkStream(ctx, "f", "src", 0, 0, nil)
+	assert.ErrorIs(t, err, ErrStreamExists, "another fork point")
+	res, err = s.ForkStream(ctx, "f", "src", 3, 0, nil)
+	require.NoError(t, err, "the same fork again")
+	assert.True(t, res.Replayed)
+
+	// A fork inside one append: its first own record is a prefix of it.
+	_, err = s.Append(ctx, "bytes", Record{Value: []byte("hello")})
+	require.NoError(t, err)
+	_, err = s.ForkStream(ctx, "hel", "bytes", 0, 3, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"hel"}, vals(readAll(t, s, "hel")))
+	_, err = s.ForkStream(ctx, "x", "bytes", 0, 6, nil)
+	assert.ErrorIs(t, err, ErrInvalidArgument, "past the record's end")
+	res, err = s.ForkStream(ctx, "hel", "bytes", 0, 3, nil)
+	require.NoError(t, err)
+	assert.True(t, res.Replayed)
+	_, err = s.ForkStream(ctx, "hel", "bytes", 0, 2, nil)
 	assert.ErrorIs(t, err, ErrStreamExists)
 
 	// Deleting a source with forks soft-deletes it: 410 for it, its
@@ -525,9 +542,9 @@ func TestForkStream(t *testing.T) {
 	_, err = s.Append(ctx, "src", Record{Value: []byte("no")})
 	assert.ErrorIs(t, err, ErrStreamDeleted)
 	_, err = s.CreateStream(ctx, "src", StreamConfig{})
-	assert.ErrorIs(t, err, ErrStreamDeleted)
-	_, err = s.ForkStream(ctx, "x", "src", 0, nil)
-	assert.ErrorIs(t, err, ErrStreamDeleted)
+	assert.ErrorIs(t, err, ErrStreamExists, "the name is taken while forks read it")
+	_, err = s.ForkStream(ctx, "x", "src", 0, 0, nil)
+	assert.ErrorIs(t, err, ErrStreamExists)
 	assert.Equal(t, []string{"a0", "a1", "a2", "f3", "f4"}, vals(readAll(t, s, "f")))
 
 	require.NoError(t, s.DeleteStream(ctx, "f")) // f has forks: soft
@@ -560,7 +577,7 @@ func TestForkRebuildAndTime(t *testing.T) {
 			_, err := s.Append(ctx, "src", Record{Value: []byte{byte('0' + i)}})
 			require.NoError(t, err)
 		}
-		_, err := s.ForkStream(ctx, "f", "src", 3, nil)
+		_, err := s.ForkStream(ctx, "f", "src", 3, 0, nil)
 		require.NoError(t, err)
 		clock.set(t0.Add(10 * time.Second))
 		_, err = s.Append(ctx, "f", Record{Value: []byte("x")})
