@@ -2,7 +2,7 @@
 # Durable Streams conformance for BadBatch (issue 14): installs the pinned suite with
 # `npm ci`, builds badbatch, serves it from a temp dir, then runs the official
 # conformance suite (run.sh) and the official-client test (client.test.mjs).
-# Exits non-zero if either fails. Not wired into .ci/run.
+# Exits non-zero if either fails. .ci/run runs it.
 #
 #   conformance/durable-streams/ci.sh
 #
@@ -19,6 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+"$root/.ci/apt-install" curl
 echo "== npm ci"
 (cd "$here" && npm ci --no-audit --no-fund)
 

@@ -19,6 +19,6 @@ for (const file of report.testResults ?? []) {
   }
 }
 if (passed + failed.length === 0) failed.push(`no tests ran`)
-console.log(`== summary: ${passed} passed, ${failed.length} failed, ${skipped} skipped`)
+console.log(`durable streams conformance: ${passed} passed, ${failed.length} failed, ${skipped} skipped`)
 for (const name of failed) console.log(`FAILED: ${name}`)
 process.exit(failed.length > 0 ? 1 : 0)
