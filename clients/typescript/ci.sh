@@ -40,4 +40,4 @@ export BADBATCH_BIN="$bin_dir/badbatch"
 
 echo "== tests: unit, conformance, cluster redirects, browser"
 node --test --test-concurrency=1 --test-reporter=spec \
-  build-test/test/unit.test.js build-test/test/conformance.test.js build-test/test/cluster.test.js build-test/test/browser.test.js
+  build-test/test/unit.test.js build-test/test/conformance.test.js build-test/test/lifecycle.test.js build-test/test/cluster.test.js build-test/test/browser.test.js

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::tail::Tail;
-use crate::types::{decode_records, int, object, AppendOptions, AppendResult, GlobalPage, Page, Position, Record, StreamInfo};
+use crate::types::{
+    decode_records, int, object, AppendOptions, AppendResult, GlobalPage, Page, Position, Record, StreamConfig, StreamInfo,
+};
 
 /// A BadBatch client: one per server, shared by every thread.
 ///
@@ -87,6 +89,7 @@ pub(crate) enum Idem {
 
 /// A server's answer, read whole.
 pub(crate) struct Answer {
+    pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
     pub(crate) replayed: bool,
 }
@@ -343,12 +346,80 @@ impl Client {
         if let Some(o) = opts.expected_last_offset {
             headers.push(("Expected-Last-Offset", o.to_string()));
         }
-        let idem = if key.is_some() { Idem::Safe } else { Idem::Unsafe };
+        if let Some(p) = &opts.producer {
+            if p.id.is_empty() || p.id.len() > 256 || !p.id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::new(ErrorKind::InvalidOptions, "producer id: want 1 to 256 printable ASCII characters"));
+            }
+            const MAX_COUNTER: u64 = (1 << 53) - 1;
+            if p.epoch > MAX_COUNTER || p.seq > MAX_COUNTER {
+                return Err(Error::new(ErrorKind::InvalidOptions, "producer epoch and seq: want 0 to 2^53-1"));
+            }
+            headers.push(("Producer-Id", p.id.clone()));
+            headers.push(("Producer-Epoch", p.epoch.to_string()));
+            headers.push(("Producer-Seq", p.seq.to_string()));
+        }
+        if opts.close {
+            headers.push(("Stream-Closed", "true".to_string()));
+        }
+        // A producer's seq makes a repeat harmless too: the server answers it with the first result.
+        let idem = if key.is_some() || opts.producer.is_some() { Idem::Safe } else { Idem::Unsafe };
         let path = format!("/v1/streams/{}/records", segment(stream));
         let ans = self.call("POST", &path, Some(("application/json", body)), &headers, idem)?;
         let mut res = AppendResult::decode(&ans.body)?;
         res.replayed |= ans.replayed;
         Ok(res)
+    }
+
+    /// Creates `stream` with `config`: `true` when it created it, `false` when it existed with
+    /// the same configuration (nothing changed); another configuration is
+    /// [`ErrorKind::StreamExists`]. Safe to retry.
+    pub fn create_stream(&self, stream: &str, config: &StreamConfig) -> Result<bool> {
+        check_name("stream", stream)?;
+        let mut body = serde_json::Map::new();
+        config.put(&mut body)?;
+        Ok(self.put_stream(stream, body)?.status == 201)
+    }
+
+    /// Creates `stream` as a fork of `source` at `offset`: it reads the source's records below
+    /// `offset`, then its own. `config` `None` takes the source's configuration. A fork onto an
+    /// existing stream is [`ErrorKind::StreamExists`]; a missing source [`ErrorKind::NotFound`].
+    pub fn fork_stream(&self, stream: &str, source: &str, offset: i64, config: Option<&StreamConfig>) -> Result<()> {
+        check_name("stream", stream)?;
+        check_name("source stream", source)?;
+        if offset < 0 {
+            return Err(Error::new(ErrorKind::InvalidOptions, format!("fork offset {}: want 0 or more", offset)));
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("fork".into(), serde_json::json!({"stream": source, "offset": offset}));
+        if let Some(c) = config {
+            c.put(&mut body)?;
+        }
+        self.put_stream(stream, body)?;
+        Ok(())
+    }
+
+    fn put_stream(&self, stream: &str, body: serde_json::Map<String, Value>) -> Result<Answer> {
+        let body = Value::Object(body).to_string();
+        // Safe to retry: an equal configuration again changes nothing.
+        self.call("PUT", &format!("/v1/streams/{}", segment(stream)), Some(("application/json", body.as_bytes())), &[], Idem::Safe)
+    }
+
+    /// Closes `stream`: appends are refused ([`ErrorKind::StreamClosed`]) and tails end after its
+    /// last record. Closing a closed stream again succeeds; safe to retry. To close with a final
+    /// append atomically, append with [`AppendOptions::close`].
+    pub fn close_stream(&self, stream: &str) -> Result<()> {
+        check_name("stream", stream)?;
+        self.call("POST", &format!("/v1/streams/{}/close", segment(stream)), None, &[], Idem::Safe)?;
+        Ok(())
+    }
+
+    /// Deletes `stream` ([`ErrorKind::NotFound`] when there is none). A stream that forks still
+    /// read is soft-deleted: it answers [`ErrorKind::Gone`] until its last fork is deleted. Not
+    /// retried after an unknown outcome: a repeat of a delete that took effect answers not_found.
+    pub fn delete_stream(&self, stream: &str) -> Result<()> {
+        check_name("stream", stream)?;
+        self.call("DELETE", &format!("/v1/streams/{}", segment(stream)), None, &[], Idem::Unsafe)?;
+        Ok(())
     }
 
     /// Reads one page of `stream` from `from`; `limit`: the page size (`None`: the server's
@@ -384,8 +455,9 @@ impl Client {
 
     /// A live tail of `stream` from `from`: an [`Iterator`] of records over SSE that reconnects
     /// with `Last-Event-ID` after any failure (a server restart included) and resumes with no
-    /// gap and no duplicate. It ends (after yielding the error) only on an error a retry cannot
-    /// fix: `not_found`, `gone`, `forbidden`, `unauthorized`, `bad_request`, `invalid_stream`.
+    /// gap and no duplicate. It ends when the stream is closed (after its last record), or
+    /// (after yielding the error) on an error a retry cannot fix: `not_found`, `gone`,
+    /// `forbidden`, `unauthorized`, `bad_request`, `invalid_stream`.
     /// Drop it (or call [`Tail::close`]) to stop.
     pub fn tail(&self, stream: &str, from: Position) -> Tail {
         Tail::open(self.inner.clone(), stream, from)
@@ -498,16 +570,22 @@ impl Client {
                 }
                 Ok(resp) => {
                     let replayed = resp.header("Idempotent-Replayed").map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+                    let status = resp.status();
                     match read_body(resp) {
-                        Ok(body) => return Ok(Answer { body, replayed }),
+                        Ok(body) => return Ok(Answer { status, body, replayed }),
                         Err(e) => (io_error(&e), idem != Idem::Unsafe, None),
                     }
                 }
                 Err(ureq::Error::Status(status, resp)) => {
                     let ra = parse_retry_after(resp.header("Retry-After"));
                     let rid = resp.header("X-Request-Id").map(str::to_string);
+                    let producer: Vec<(String, String)> = ["Producer-Epoch", "Producer-Expected-Seq", "Producer-Received-Seq"]
+                        .iter()
+                        .filter_map(|h| resp.header(h).map(|v| (h.to_string(), v.to_string())))
+                        .collect();
                     let body_bytes = read_body(resp).unwrap_or_default();
-                    let err = Error::from_answer(status, &body_bytes, ra, rid);
+                    let err = Error::from_answer(status, &body_bytes, ra, rid)
+                        .with_producer_headers(|name| producer.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()));
                     let retryable = match status {
                         429 => true,
                         // no_leader stores nothing; unavailable (a journal failed mid-write, a store

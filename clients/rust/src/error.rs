@@ -23,9 +23,19 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// 409: `expected_last_offset` did not hold; see [`Error::current_last_offset`].
     OffsetMismatch,
+    /// 409: an append to a closed stream.
+    StreamClosed,
+    /// 409: a create with another configuration, or a fork onto an existing stream.
+    StreamExists,
+    /// 409: an idempotent producer's seq skips one; see [`Error::expected_seq`],
+    /// [`Error::received_seq`] and [`Error::producer_epoch`].
+    ProducerSeqGap,
+    /// 403: an idempotent producer's epoch is older than its current one; see
+    /// [`Error::producer_epoch`].
+    ProducerFenced,
     /// 409: a cluster membership change was refused.
     MembershipConflict,
-    /// 410: offset below retention.
+    /// 410: offset below retention, or a stream deleted while forks still read it.
     Gone,
     /// 413: a record or request above the server's limits.
     TooLarge,
@@ -53,7 +63,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the vocabulary's order.
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::BadRequest,
         ErrorKind::InvalidStream,
         ErrorKind::Unauthorized,
@@ -61,6 +71,10 @@ impl ErrorKind {
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::OffsetMismatch,
+        ErrorKind::StreamClosed,
+        ErrorKind::StreamExists,
+        ErrorKind::ProducerSeqGap,
+        ErrorKind::ProducerFenced,
         ErrorKind::MembershipConflict,
         ErrorKind::Gone,
         ErrorKind::TooLarge,
@@ -87,6 +101,10 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::OffsetMismatch => "offset_mismatch",
+            ErrorKind::StreamClosed => "stream_closed",
+            ErrorKind::StreamExists => "stream_exists",
+            ErrorKind::ProducerSeqGap => "producer_seq_gap",
+            ErrorKind::ProducerFenced => "producer_fenced",
             ErrorKind::MembershipConflict => "membership_conflict",
             ErrorKind::Gone => "gone",
             ErrorKind::TooLarge => "too_large",
@@ -161,6 +179,9 @@ pub struct Error {
     message: String,
     status: Option<u16>,
     current_last_offset: Option<i64>,
+    producer_epoch: Option<u64>,
+    expected_seq: Option<u64>,
+    received_seq: Option<u64>,
     retry_after: Option<Duration>,
     request_id: Option<String>,
 }
@@ -173,6 +194,9 @@ impl Error {
             message: message.into(),
             status: None,
             current_last_offset: None,
+            producer_epoch: None,
+            expected_seq: None,
+            received_seq: None,
             retry_after: None,
             request_id: None,
         }
@@ -203,7 +227,28 @@ impl Error {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
             message = if text.is_empty() { format!("HTTP {}", status) } else { text };
         }
-        Error { kind, code, message, status: Some(status), current_last_offset: clo, retry_after, request_id }
+        Error {
+            kind,
+            code,
+            message,
+            status: Some(status),
+            current_last_offset: clo,
+            producer_epoch: None,
+            expected_seq: None,
+            received_seq: None,
+            retry_after,
+            request_id,
+        }
+    }
+
+    /// Adds what an answer's `Producer-Epoch`, `Producer-Expected-Seq` and
+    /// `Producer-Received-Seq` headers say (`header` looks one up by name).
+    pub(crate) fn with_producer_headers<'a>(mut self, header: impl Fn(&str) -> Option<&'a str>) -> Error {
+        let counter = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
+        self.producer_epoch = counter("Producer-Epoch");
+        self.expected_seq = counter("Producer-Expected-Seq");
+        self.received_seq = counter("Producer-Received-Seq");
+        self
     }
 
     /// What went wrong.
@@ -233,6 +278,22 @@ impl Error {
         self.current_last_offset
     }
 
+    /// For [`ErrorKind::ProducerFenced`] and [`ErrorKind::ProducerSeqGap`]: the producer's
+    /// current epoch (`Producer-Epoch`).
+    pub fn producer_epoch(&self) -> Option<u64> {
+        self.producer_epoch
+    }
+
+    /// For [`ErrorKind::ProducerSeqGap`]: the seq the server expected (`Producer-Expected-Seq`).
+    pub fn expected_seq(&self) -> Option<u64> {
+        self.expected_seq
+    }
+
+    /// For [`ErrorKind::ProducerSeqGap`]: the seq the append carried (`Producer-Received-Seq`).
+    pub fn received_seq(&self) -> Option<u64> {
+        self.received_seq
+    }
+
     /// The server's `Retry-After`, on `rate_limited`, `unavailable` and `no_leader`.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -256,6 +317,12 @@ impl fmt::Display for Error {
         if let Some(o) = self.current_last_offset {
             write!(f, " (current last offset {})", o)?;
         }
+        if let (Some(e), Some(r)) = (self.expected_seq, self.received_seq) {
+            write!(f, " (expected seq {}, received {})", e, r)?;
+        }
+        if let (ErrorKind::ProducerFenced, Some(e)) = (self.kind, self.producer_epoch) {
+            write!(f, " (current epoch {})", e)?;
+        }
         Ok(())
     }
 }
@@ -271,10 +338,14 @@ impl ErrorKind {
         Some(match self {
             ErrorKind::BadRequest | ErrorKind::InvalidStream => 400,
             ErrorKind::Unauthorized => 401,
-            ErrorKind::Forbidden => 403,
+            ErrorKind::Forbidden | ErrorKind::ProducerFenced => 403,
             ErrorKind::NotFound | ErrorKind::NotCluster => 404,
             ErrorKind::MethodNotAllowed => 405,
-            ErrorKind::OffsetMismatch | ErrorKind::MembershipConflict => 409,
+            ErrorKind::OffsetMismatch
+            | ErrorKind::StreamClosed
+            | ErrorKind::StreamExists
+            | ErrorKind::ProducerSeqGap
+            | ErrorKind::MembershipConflict => 409,
             ErrorKind::Gone => 410,
             ErrorKind::TooLarge => 413,
             ErrorKind::UnsupportedType => 415,

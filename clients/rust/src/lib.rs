@@ -37,7 +37,7 @@ pub use tail::Tail;
 #[cfg(feature = "stream")]
 pub use tail::TailStream;
 pub use time::{format_rfc3339, parse_rfc3339};
-pub use types::{AppendOptions, AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo};
+pub use types::{AppendOptions, AppendResult, GlobalPage, Page, Position, Producer, Record, StoredRecord, StreamConfig, StreamInfo};
 
 /// Re-exported: JSON values of records ([`Record::json`], [`StoredRecord::json`]).
 pub use serde_json;

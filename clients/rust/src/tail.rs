@@ -19,8 +19,9 @@ const AHEAD: usize = 4096;
 /// background thread reads the server's SSE answer; after any failure (the connection broke,
 /// the server restarted, the connection was silent for `tail_idle_timeout`) it reconnects with
 /// `Last-Event-ID`, with backoff, for as long as it takes, and resumes with no gap and no
-/// duplicate. The iterator yields an `Err` and then ends only on an error that a retry cannot
-/// fix (`not_found`, `gone`, `forbidden`, `unauthorized`, `bad_request`, `invalid_stream`, or an
+/// duplicate. When the stream is closed (the server's `event: closed` after its last record) the
+/// iterator ends (`None`). It yields an `Err` and then ends on an error that a retry cannot fix
+/// (`not_found`, `gone`, `forbidden`, `unauthorized`, `bad_request`, `invalid_stream`, or an
 /// answer it cannot decode). Dropping the tail (or [`Tail::close`]) stops it; its thread exits
 /// at its next read (at most the server's 15 s heartbeat later).
 ///
@@ -216,6 +217,8 @@ enum End {
     Fatal(Error),
     /// Reconnect (after the given Retry-After, or backoff).
     Again(Option<Duration>),
+    /// The stream is closed and every record was delivered: the tail ends.
+    Closed,
 }
 
 impl Worker {
@@ -235,7 +238,7 @@ impl Worker {
             let mut connected = false;
             let end = self.connect(&mut next, &mut last, &mut connected);
             let wait = match end {
-                End::Stop => return,
+                End::Stop | End::Closed => return, // dropping the sender ends the consumer's iteration
                 End::Fatal(e) => {
                     let _ = self.tx.send(Err(e));
                     self.waker.wake();
@@ -323,6 +326,9 @@ impl Worker {
                 if data.is_empty() {
                     event.clear();
                     continue;
+                }
+                if event == "closed" {
+                    return End::Closed; // the server ends the response after it
                 }
                 if event == "error" {
                     let e = Error::from_event(&data);

@@ -208,7 +208,8 @@ pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>> {
     }
 }
 
-/// Conditions of an append.
+/// Conditions of an append. Build with struct update syntax
+/// (`AppendOptions { close: true, ..Default::default() }`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOptions {
     /// Append only if the stream's last offset is this; `-1`: the stream must be empty.
@@ -217,6 +218,46 @@ pub struct AppendOptions {
     /// `replayed = true`. `None`: the client generates one when `generate_idempotency_keys` is
     /// on.
     pub idempotency_key: Option<String>,
+    /// An idempotent producer's append: a repeat of an accepted seq appends nothing and answers
+    /// the first result (`replayed`), a gap is [`ErrorKind::ProducerSeqGap`], an older epoch
+    /// [`ErrorKind::ProducerFenced`]. Such an append is safe to retry. `None`: no producer.
+    pub producer: Option<Producer>,
+    /// Close the stream once these records are stored, atomically with them.
+    pub close: bool,
+}
+
+/// An idempotent producer's append: its id (not empty), its epoch (incarnation) and the
+/// append's seq within the epoch, from 0.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Producer {
+    /// The producer's name, 1 to 256 printable ASCII characters.
+    pub id: String,
+    /// The producer's incarnation: a restarted producer takes a higher one and starts at seq 0.
+    pub epoch: u64,
+    /// The append's number within the epoch.
+    pub seq: u64,
+}
+
+impl Producer {
+    /// A producer's append.
+    pub fn new(id: impl Into<String>, epoch: u64, seq: u64) -> Producer {
+        Producer { id: id.into(), epoch, seq }
+    }
+}
+
+/// A stream's configuration, for [`crate::Client::create_stream`] and
+/// [`crate::Client::fork_stream`]; [`Default`] sets nothing (the server's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// The records' content type; `None`: `application/octet-stream`.
+    pub content_type: Option<String>,
+    /// A sliding lifetime (reads and appends extend it), whole seconds: a fraction of a second
+    /// is [`ErrorKind::InvalidOptions`]. Not with `expires_at`.
+    pub ttl: Option<std::time::Duration>,
+    /// When the stream expires.
+    pub expires_at: Option<SystemTime>,
+    /// Create the stream closed.
+    pub closed: bool,
 }
 
 /// The result of an append.
@@ -335,11 +376,52 @@ pub struct StreamInfo {
     pub bytes: i64,
     /// The last record's timestamp; `None` for an empty stream.
     pub last_timestamp: Option<SystemTime>,
+    /// The stream's content type; `None` from a server without the stream lifecycle.
+    pub content_type: Option<String>,
+    /// The stream takes no more appends.
+    pub closed: bool,
+    /// The stream's sliding lifetime in seconds; `None`: none.
+    pub ttl_seconds: Option<i64>,
+    /// When the stream expires; `None`: never.
+    pub expires_at: Option<SystemTime>,
+    /// The stream a fork was forked from; `None` for a stream that is not a fork.
+    pub forked_from: Option<String>,
+    /// A fork's offsets below this are its source's records (set with `forked_from`).
+    pub fork_offset: Option<i64>,
+}
+
+impl StreamConfig {
+    /// The JSON fields that are set, into a create's or a fork's body.
+    pub(crate) fn put(&self, body: &mut Map<String, Value>) -> Result<()> {
+        if let Some(t) = &self.content_type {
+            if t.is_empty() {
+                return Err(Error::new(ErrorKind::InvalidOptions, "content_type: empty (None is the server's default)"));
+            }
+            body.insert("content_type".into(), Value::from(t.as_str()));
+        }
+        if let Some(ttl) = self.ttl {
+            if ttl.is_zero() || ttl.subsec_nanos() != 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidOptions,
+                    format!("ttl {:?}: want a whole number of seconds, more than 0 (the HTTP API has no sub-second TTL)", ttl),
+                ));
+            }
+            body.insert("ttl_seconds".into(), Value::from(ttl.as_secs()));
+        }
+        if let Some(t) = self.expires_at {
+            body.insert("expires_at".into(), Value::from(crate::time::format_rfc3339(t)));
+        }
+        if self.closed {
+            body.insert("closed".into(), Value::Bool(true));
+        }
+        Ok(())
+    }
 }
 
 impl StreamInfo {
     pub(crate) fn decode(v: &Value) -> Result<StreamInfo> {
         let m = v.as_object().ok_or_else(|| bad_answer("stream info is not an object"))?;
+        let forked_from = m.get("forked_from").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         Ok(StreamInfo {
             stream: m.get("stream").and_then(Value::as_str).unwrap_or_default().to_string(),
             first_offset: int(m, "first_offset")?,
@@ -347,6 +429,13 @@ impl StreamInfo {
             records: int(m, "records")?,
             bytes: int(m, "bytes")?,
             last_timestamp: m.get("last_timestamp").and_then(Value::as_str).and_then(parse_rfc3339),
+            content_type: m.get("content_type").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
+            closed: m.get("closed").and_then(Value::as_bool).unwrap_or(false),
+            ttl_seconds: m.get("ttl_seconds").and_then(Value::as_i64).filter(|&t| t > 0),
+            expires_at: m.get("expires_at").and_then(Value::as_str).and_then(parse_rfc3339),
+            forked_from: forked_from.clone(),
+            // fork_offset is left out at 0.
+            fork_offset: forked_from.map(|_| m.get("fork_offset").and_then(Value::as_i64).unwrap_or(0)),
         })
     }
 }

@@ -547,6 +547,7 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
             let opts = AppendOptions {
                 expected_last_offset: step["expected_last_offset"].as_i64(),
                 idempotency_key: step["idempotency_key"].as_str().map(str::to_string),
+                ..Default::default()
             };
             let s = stream()?;
             let res = if recs.len() == 1 { api(c.append(&s, &recs[0], &opts))? } else { api(c.append_batch(&s, &recs, &opts))? };

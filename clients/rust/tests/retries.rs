@@ -149,7 +149,7 @@ fn unavailable_and_no_leader_are_retried_under_one_key() {
 fn a_broken_connection_is_retried_only_under_a_key() {
     let m = mock(vec![Reply::Drop, answer(201, &[], APPENDED)]);
     let c = Client::new(&m.url, fast()).unwrap();
-    let opts = AppendOptions { idempotency_key: Some("mine".into()), expected_last_offset: Some(-1) };
+    let opts = AppendOptions { idempotency_key: Some("mine".into()), expected_last_offset: Some(-1), ..Default::default() };
     c.append("s", &Record::default(), &opts).unwrap();
     let reqs = m.reqs();
     assert_eq!(reqs.len(), 2);
@@ -389,4 +389,91 @@ fn a_tail_is_a_stream_too() {
     assert_eq!(next(&mut s).unwrap().unwrap().offset, 0);
     assert_eq!(next(&mut s).unwrap().unwrap_err().kind(), ErrorKind::NotFound);
     assert!(next(&mut s).is_none());
+}
+
+#[test]
+fn lifecycle_requests_retries_and_error_kinds() {
+    let info = r#"{"stream":"s","first_offset":0,"next_offset":0,"records":0,"bytes":0}"#;
+    let carried = [("Producer-Epoch", "4"), ("Producer-Expected-Seq", "8"), ("Producer-Received-Seq", "9")];
+    let m = mock(vec![
+        error(503, "unavailable", &[]),
+        answer(201, &[], info),
+        answer(201, &[], info),
+        error(503, "unavailable", &[]),
+        answer(200, &[], info),
+        error(503, "unavailable", &[]),
+        error(502, "bad_gateway", &[]),
+        answer(201, &[], APPENDED),
+        error(409, "stream_closed", &carried),
+        error(409, "stream_exists", &carried),
+        error(409, "producer_seq_gap", &carried),
+        error(403, "producer_fenced", &carried),
+    ]);
+    let c = Client::new(&m.url, Options { generate_idempotency_keys: false, ..fast() }).unwrap();
+    let cfg = badbatch::StreamConfig {
+        content_type: Some("a/b".into()),
+        expires_at: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_893_553_445)),
+        closed: true,
+        ..Default::default()
+    };
+    assert!(c.create_stream("s", &cfg).unwrap(), "a create is retried");
+    let fork_cfg = badbatch::StreamConfig { ttl: Some(Duration::from_secs(60)), ..Default::default() };
+    c.fork_stream("f", "s", 3, Some(&fork_cfg)).unwrap();
+    c.close_stream("s").unwrap();
+    let e = c.delete_stream("s").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "a delete is not retried after an unknown outcome");
+    let opts = AppendOptions { producer: Some(badbatch::Producer::new("p", 1, 2)), close: true, ..Default::default() };
+    c.append("s", &Record::bytes(b"x".to_vec()), &opts).unwrap();
+    let reqs = m.reqs();
+    assert_eq!(reqs.len(), 8);
+    assert_eq!((reqs[1].method.as_str(), reqs[1].path.as_str()), ("PUT", "/v1/streams/s"));
+    let body: badbatch::serde_json::Value = badbatch::serde_json::from_slice(&reqs[1].body).unwrap();
+    assert_eq!(body, badbatch::serde_json::json!({"content_type": "a/b", "expires_at": "2030-01-02T03:04:05Z", "closed": true}));
+    let body: badbatch::serde_json::Value = badbatch::serde_json::from_slice(&reqs[2].body).unwrap();
+    assert_eq!(body, badbatch::serde_json::json!({"fork": {"stream": "s", "offset": 3}, "ttl_seconds": 60}));
+    assert_eq!((reqs[4].method.as_str(), reqs[4].path.as_str()), ("POST", "/v1/streams/s/close"));
+    assert_eq!(reqs[5].method, "DELETE");
+    let h = &reqs[7];
+    assert_eq!(
+        (h.header("Producer-Id"), h.header("Producer-Epoch"), h.header("Producer-Seq"), h.header("Stream-Closed")),
+        (Some("p"), Some("1"), Some("2"), Some("true"))
+    );
+    assert_eq!(h.header("Idempotency-Key"), None, "a producer's append is retried without a key");
+
+    let opts = AppendOptions { producer: Some(badbatch::Producer::new("p", 4, 9)), ..Default::default() };
+    for (kind, status) in
+        [(ErrorKind::StreamClosed, 409), (ErrorKind::StreamExists, 409), (ErrorKind::ProducerSeqGap, 409), (ErrorKind::ProducerFenced, 403)]
+    {
+        let e = c.append("s", &Record::default(), &opts).unwrap_err();
+        assert_eq!((e.kind(), e.status()), (kind, Some(status)));
+        assert_eq!(e.producer_epoch(), Some(4));
+        if kind == ErrorKind::ProducerSeqGap {
+            assert_eq!((e.expected_seq(), e.received_seq()), (Some(8), Some(9)));
+        }
+    }
+    assert_eq!(m.reqs().len(), 12, "the lifecycle kinds are not retried");
+}
+
+#[test]
+fn a_tail_ends_at_the_closed_event() {
+    let mut s = match sse(&[(0, "0"), (1, "1")]) {
+        Reply::Raw(s, _) => s,
+        _ => unreachable!(),
+    };
+    s.push_str("event: closed\ndata: {}\n\n");
+    // The connection stays open: only the event ends the tail.
+    let m = mock(vec![Reply::Raw(s, false)]);
+    let c = Client::new(&m.url, fast()).unwrap();
+    let mut t = c.tail("s", Position::Earliest);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match t.next_timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))) {
+            None => break,
+            Some(Ok(r)) => got.push(r.offset),
+            Some(Err(e)) => panic!("{}", e),
+        }
+    }
+    assert_eq!(got, [0, 1]);
+    assert_eq!(m.reqs().len(), 1);
 }

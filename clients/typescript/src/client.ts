@@ -21,8 +21,10 @@ import type {
   GlobalPage,
   Page,
   Position,
+  Producer,
   ReadOptions,
   StoredRecord,
+  StreamConfig,
   StreamInfo,
   TailOptions,
 } from "./types.js";
@@ -134,6 +136,9 @@ export class Client {
     if (key !== undefined && (typeof key !== "string" || key.length === 0)) {
       throw new InvalidOptionsError("idempotencyKey: want a non-empty string");
     }
+    if (o.producer !== undefined) producerHeaders(o.producer, headers);
+    if (o.close !== undefined && typeof o.close !== "boolean") throw new InvalidOptionsError("close: want a boolean");
+    if (o.close === true) headers["Stream-Closed"] = "true";
     if (key === undefined && this.options.generateIdempotencyKeys) key = newIdempotencyKey();
     if (key !== undefined) headers["Idempotency-Key"] = key;
     let text: string;
@@ -144,10 +149,74 @@ export class Client {
       throw new InvalidOptionsError(`records cannot be encoded: ${(e as Error).message}`, { cause: e });
     }
     const a = await this.call(
-      { method: "POST", path: `/v1/streams/${stream}/records`, headers, body: text, mode: key !== undefined ? "keyed" : "unkeyed" },
+      // A producer's seq makes a repeat harmless too: the server answers it with the first result.
+      { method: "POST", path: `/v1/streams/${stream}/records`, headers, body: text, mode: key !== undefined || o.producer !== undefined ? "keyed" : "unkeyed" },
       o,
     );
     return decodeAppendResult(a.data);
+  }
+
+  // ---- stream lifecycle ---------------------------------------------------
+
+  /**
+   * Creates a stream with a configuration. Resolves true when it created it, false when the
+   * stream existed with the same configuration (nothing changed); another configuration is
+   * StreamExistsError. Safe to retry.
+   */
+  async createStream(stream: string, config?: StreamConfig, options?: CallOptions): Promise<boolean> {
+    const o = options ?? {};
+    checkName("stream", stream);
+    const body = streamConfigBody(config ?? {});
+    checkCallTimeout(o.timeoutMs);
+    const a = await this.putStream(stream, body, o);
+    return a.status === 201;
+  }
+
+  /**
+   * Creates `stream` as a fork of `source` at `offset`: it reads the source's records below
+   * `offset`, then its own. Without a config it takes the source's. A fork onto an existing
+   * stream is StreamExistsError; a missing source NotFoundError.
+   */
+  async forkStream(stream: string, source: string, offset: number, config?: StreamConfig, options?: CallOptions): Promise<void> {
+    const o = options ?? {};
+    checkName("stream", stream);
+    checkName("source", source);
+    checkInt("offset", offset);
+    const body: Record<string, unknown> = { fork: { stream: source, offset }, ...streamConfigBody(config ?? {}) };
+    checkCallTimeout(o.timeoutMs);
+    await this.putStream(stream, body, o);
+  }
+
+  private putStream(stream: string, body: Record<string, unknown>, o: CallOptions): Promise<Answer> {
+    // Safe to retry: an equal configuration again changes nothing.
+    return this.call(
+      { method: "PUT", path: `/v1/streams/${stream}`, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), mode: "write" },
+      o,
+    );
+  }
+
+  /**
+   * Closes a stream: appends are refused (StreamClosedError) and tails end after its last
+   * record. Closing a closed stream again succeeds; safe to retry. To close with a final
+   * append atomically, append with `close: true`.
+   */
+  async closeStream(stream: string, options?: CallOptions): Promise<void> {
+    const o = options ?? {};
+    checkName("stream", stream);
+    checkCallTimeout(o.timeoutMs);
+    await this.call({ method: "POST", path: `/v1/streams/${stream}/close`, mode: "write" }, o);
+  }
+
+  /**
+   * Deletes a stream (NotFoundError when there is none). A stream that forks still read is
+   * soft-deleted: it answers GoneError until its last fork is deleted. Not retried after an
+   * unknown outcome: a repeat of a delete that took effect would answer NotFoundError.
+   */
+  async deleteStream(stream: string, options?: CallOptions): Promise<void> {
+    const o = options ?? {};
+    checkName("stream", stream);
+    checkCallTimeout(o.timeoutMs);
+    await this.call({ method: "DELETE", path: `/v1/streams/${stream}`, mode: "unkeyed" }, o);
   }
 
   // ---- reading ------------------------------------------------------------
@@ -262,7 +331,7 @@ export class Client {
    * The iterator reconnects after any failure (a server restart included)
    * with `Last-Event-ID` and skips anything it already yielded: no gap, no
    * duplicate. It ends when the caller breaks out of the loop or calls
-   * `return()`, throws the signal's reason when `options.signal` aborts, and
+   * `return()`, or when the stream is closed (after its last record), throws the signal's reason when `options.signal` aborts, and
    * throws the error when a retry cannot fix it (not_found, gone, forbidden,
    * unauthorized, ...).
    */
@@ -376,6 +445,7 @@ export class Client {
               }
               throw errorFromBody(data, 0, ev.data, undefined, undefined);
             }
+            if (ev.event === "closed") return; // the stream is closed: every record was sent
             if (ev.event !== "message") continue;
             let raw: unknown;
             try {
@@ -695,10 +765,25 @@ function errorFromAnswer(res: Answerish, text: string): BadBatchError {
   } catch {
     data = undefined;
   }
-  return errorFromBody(data, res.status, text, res.headers.get("X-Request-Id") ?? undefined, parseRetryAfter(res.headers.get("Retry-After")));
+  const counter = (name: string): number | undefined => {
+    const v = res.headers.get(name);
+    return v !== null && /^\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : undefined;
+  };
+  return errorFromBody(data, res.status, text, res.headers.get("X-Request-Id") ?? undefined, parseRetryAfter(res.headers.get("Retry-After")), {
+    producerEpoch: counter("Producer-Epoch"),
+    expectedSeq: counter("Producer-Expected-Seq"),
+    receivedSeq: counter("Producer-Received-Seq"),
+  });
 }
 
-function errorFromBody(data: unknown, status: number, text: string, requestId: string | undefined, retryAfterMs: number | undefined): BadBatchError {
+function errorFromBody(
+  data: unknown,
+  status: number,
+  text: string,
+  requestId: string | undefined,
+  retryAfterMs: number | undefined,
+  producer: { producerEpoch?: number | undefined; expectedSeq?: number | undefined; receivedSeq?: number | undefined } = {},
+): BadBatchError {
   const e = (data as { error?: { code?: unknown; message?: unknown; current_last_offset?: unknown } } | undefined)?.error;
   const code = typeof e?.code === "string" ? e.code : undefined;
   const message = typeof e?.message === "string" ? e.message : text.slice(0, 200) || `HTTP ${status}`;
@@ -709,6 +794,7 @@ function errorFromBody(data: unknown, status: number, text: string, requestId: s
     requestId,
     retryAfterMs,
     currentLastOffset: typeof clo === "number" ? clo : undefined,
+    ...producer,
   });
 }
 
@@ -717,7 +803,8 @@ function statusOfCode(code: string | undefined): number {
   switch (code) {
     case "gone": return 410;
     case "not_found": return 404;
-    case "forbidden": return 403;
+    case "forbidden": case "producer_fenced": return 403;
+    case "offset_mismatch": case "stream_closed": case "stream_exists": case "producer_seq_gap": case "membership_conflict": return 409;
     case "unauthorized": return 401;
     case "unavailable": case "no_leader": return 503;
     case "bad_request": case "invalid_stream": return 400;
@@ -742,6 +829,45 @@ function newIdempotencyKey(): string {
   keyPool.fill(0, keyPoolAt, keyPoolAt + 16); // a used key's bytes are not kept
   keyPoolAt += 16;
   return s;
+}
+
+const MAX_COUNTER = 2 ** 53 - 1;
+
+/** Sets an idempotent producer's Producer-Id, Producer-Epoch and Producer-Seq headers. */
+function producerHeaders(p: Producer, headers: Record<string, string>): void {
+  if (p === null || typeof p !== "object") throw new InvalidOptionsError("producer: want { id, epoch, seq }");
+  if (typeof p.id !== "string" || p.id.length === 0) throw new InvalidOptionsError("producer: a producer needs an id");
+  if (!/^[\x20-\x7e]{1,256}$/.test(p.id)) throw new InvalidOptionsError("producer id: want 1 to 256 printable ASCII characters");
+  for (const [name, v] of [["epoch", p.epoch], ["seq", p.seq]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0 || v > MAX_COUNTER) throw new InvalidOptionsError(`producer ${name}: want an integer from 0 to 2^53-1`);
+  }
+  headers["Producer-Id"] = p.id;
+  headers["Producer-Epoch"] = String(p.epoch);
+  headers["Producer-Seq"] = String(p.seq);
+}
+
+/** The JSON fields of a stream's configuration (only those set). */
+function streamConfigBody(c: StreamConfig): Record<string, unknown> {
+  if (c === null || typeof c !== "object") throw new InvalidOptionsError("config: want an object");
+  const body: Record<string, unknown> = {};
+  if (c.contentType !== undefined) {
+    if (typeof c.contentType !== "string" || c.contentType.length === 0) throw new InvalidOptionsError("contentType: want a non-empty string");
+    body.content_type = c.contentType;
+  }
+  if (c.ttlSeconds !== undefined) {
+    if (!Number.isSafeInteger(c.ttlSeconds) || c.ttlSeconds <= 0) {
+      throw new InvalidOptionsError(`ttlSeconds: ${String(c.ttlSeconds)} is not a whole number of seconds > 0 (the HTTP API has no sub-second TTL)`);
+    }
+    body.ttl_seconds = c.ttlSeconds;
+  }
+  if (c.expiresAt !== undefined) {
+    const d = c.expiresAt instanceof Date ? c.expiresAt : new Date(String(c.expiresAt));
+    if (Number.isNaN(d.getTime())) throw new InvalidOptionsError("expiresAt: want a Date or an RFC 3339 time");
+    body.expires_at = c.expiresAt instanceof Date ? isoTime(c.expiresAt) : String(c.expiresAt);
+  }
+  if (c.closed !== undefined && typeof c.closed !== "boolean") throw new InvalidOptionsError("closed: want a boolean");
+  if (c.closed === true) body.closed = true;
+  return body;
 }
 
 function checkName(what: string, name: string): void {
@@ -896,8 +1022,17 @@ function decodeInfo(v: unknown): StreamInfo {
     nextOffset: int(d.next_offset, "next_offset"),
     records: int(d.records, "records"),
     bytes: int(d.bytes, "bytes"),
+    closed: d.closed === true,
   };
   if (d.last_timestamp !== undefined && d.last_timestamp !== null) info.lastTimestamp = time(d.last_timestamp, "last_timestamp");
+  if (typeof d.content_type === "string" && d.content_type !== "") info.contentType = d.content_type;
+  if (d.ttl_seconds !== undefined && d.ttl_seconds !== null && d.ttl_seconds !== 0) info.ttlSeconds = int(d.ttl_seconds, "ttl_seconds");
+  if (d.expires_at !== undefined && d.expires_at !== null) info.expiresAt = time(d.expires_at, "expires_at");
+  if (typeof d.forked_from === "string" && d.forked_from !== "") {
+    info.forkedFrom = d.forked_from;
+    // fork_offset is left out at 0.
+    info.forkOffset = d.fork_offset === undefined || d.fork_offset === null ? 0 : int(d.fork_offset, "fork_offset");
+  }
   return info;
 }
 

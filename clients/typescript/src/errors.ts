@@ -15,6 +15,10 @@ export type ErrorKind =
   | "not_found"
   | "method_not_allowed"
   | "offset_mismatch"
+  | "stream_closed"
+  | "stream_exists"
+  | "producer_seq_gap"
+  | "producer_fenced"
   | "membership_conflict"
   | "gone"
   | "too_large"
@@ -42,6 +46,12 @@ export interface ErrorDetails {
   cause?: unknown;
   /** offset_mismatch: the stream's last offset (-1: empty). */
   currentLastOffset?: number;
+  /** producer_seq_gap and producer_fenced: the producer's current epoch (Producer-Epoch). */
+  producerEpoch?: number;
+  /** producer_seq_gap: the seq the server expected (Producer-Expected-Seq). */
+  expectedSeq?: number;
+  /** producer_seq_gap: the seq it received (Producer-Received-Seq). */
+  receivedSeq?: number;
 }
 
 /** The base of every error the client throws. */
@@ -94,9 +104,42 @@ export class OffsetMismatchError extends BadBatchError {
     this.currentLastOffset = d?.currentLastOffset;
   }
 }
+/** An append to a closed stream; nothing was stored. */
+export class StreamClosedError extends BadBatchError {
+  constructor(m: string, d?: ErrorDetails) { super("stream_closed", m, d); }
+}
+/** A create with another configuration, or a fork onto an existing stream. */
+export class StreamExistsError extends BadBatchError {
+  constructor(m: string, d?: ErrorDetails) { super("stream_exists", m, d); }
+}
+/** A producer seq that skips one; nothing was stored. */
+export class ProducerSeqGapError extends BadBatchError {
+  /** The seq the server expected next. */
+  readonly expectedSeq: number | undefined;
+  /** The seq the append carried. */
+  readonly receivedSeq: number | undefined;
+  /** The producer's current epoch. */
+  readonly producerEpoch: number | undefined;
+  constructor(m: string, d?: ErrorDetails) {
+    super("producer_seq_gap", m, d);
+    this.expectedSeq = d?.expectedSeq;
+    this.receivedSeq = d?.receivedSeq;
+    this.producerEpoch = d?.producerEpoch;
+  }
+}
+/** A producer epoch older than the producer's current one (a newer incarnation fenced this one). */
+export class ProducerFencedError extends BadBatchError {
+  /** The producer's current epoch. */
+  readonly producerEpoch: number | undefined;
+  constructor(m: string, d?: ErrorDetails) {
+    super("producer_fenced", m, d);
+    this.producerEpoch = d?.producerEpoch;
+  }
+}
 export class MembershipConflictError extends BadBatchError {
   constructor(m: string, d?: ErrorDetails) { super("membership_conflict", m, d); }
 }
+/** An offset below retention, or a stream deleted while forks still read it. */
 export class GoneError extends BadBatchError {
   constructor(m: string, d?: ErrorDetails) { super("gone", m, d); }
 }
@@ -148,6 +191,10 @@ const byKind: { [K in ErrorKind]: Ctor } = {
   not_found: NotFoundError,
   method_not_allowed: MethodNotAllowedError,
   offset_mismatch: OffsetMismatchError,
+  stream_closed: StreamClosedError,
+  stream_exists: StreamExistsError,
+  producer_seq_gap: ProducerSeqGapError,
+  producer_fenced: ProducerFencedError,
   membership_conflict: MembershipConflictError,
   gone: GoneError,
   too_large: TooLargeError,

@@ -78,6 +78,38 @@ export interface StreamInfo {
   bytes: number;
   /** Absent for an empty stream. */
   lastTimestamp?: Date;
+  /** The stream's content type (absent from a server without the stream lifecycle). */
+  contentType?: string;
+  /** The stream takes no more appends. */
+  closed: boolean;
+  /** A sliding lifetime, in seconds; absent: none. */
+  ttlSeconds?: number;
+  /** When the stream expires; absent: never. */
+  expiresAt?: Date;
+  /** A fork's source stream; absent for a stream that is not a fork. */
+  forkedFrom?: string;
+  /** A fork's offsets below this are its source's records (set with forkedFrom). */
+  forkOffset?: number;
+}
+
+/** A stream's configuration, for createStream and forkStream; every field is optional. */
+export interface StreamConfig {
+  /** The records' content type. Absent: the server's default, application/octet-stream. */
+  contentType?: string;
+  /** A sliding lifetime in whole seconds (reads and appends extend it); a fraction is InvalidOptionsError. */
+  ttlSeconds?: number;
+  /** When the stream expires (a Date, or an RFC 3339 string); not with ttlSeconds. */
+  expiresAt?: Date | string;
+  /** Create the stream closed. */
+  closed?: boolean;
+}
+
+/** An idempotent producer's append: its id, its epoch (incarnation) and the append's seq in the epoch, from 0. */
+export interface Producer {
+  /** Not empty. */
+  id: string;
+  epoch: number;
+  seq: number;
 }
 
 /**
@@ -101,6 +133,13 @@ export interface AppendOptions extends CallOptions {
   expectedLastOffset?: number;
   /** A repeat within the server's window appends nothing and answers the first result (replayed). */
   idempotencyKey?: string;
+  /**
+   * An idempotent producer: a repeat of an accepted seq appends nothing (replayed), a gap is
+   * ProducerSeqGapError, an older epoch ProducerFencedError. Such an append is safe to retry.
+   */
+  producer?: Producer;
+  /** Close the stream atomically with this append. */
+  close?: boolean;
 }
 
 export interface ReadOptions extends CallOptions {

@@ -16,7 +16,11 @@ import {
   NotLeaderError,
   NotFoundError,
   OffsetMismatchError,
+  ProducerFencedError,
+  ProducerSeqGapError,
   RateLimitedError,
+  StreamClosedError,
+  StreamExistsError,
   TimeoutError,
   UnavailableError,
   decodeBase64,
@@ -493,5 +497,90 @@ describe("tail", () => {
     assert.equal(e.kind, "rate_limited");
     assert.ok(e instanceof BadBatchError);
     assert.equal(e.name, "RateLimitedError");
+  });
+});
+
+describe("stream lifecycle", () => {
+  test("requests, retries and the lifecycle error kinds", async () => {
+    const script: ((req: IncomingMessage, res: ServerResponse) => void)[] = [];
+    const f = await fake((req, _b, res) => script.shift()!(req, res));
+    const ok = (status: number, body: unknown = {}) => (_q: IncomingMessage, res: ServerResponse) => json(res, status, body);
+    const fail = (status: number, code: string, headers: Record<string, string> = {}) => (_q: IncomingMessage, res: ServerResponse) =>
+      json(res, status, errBody(code), headers);
+    try {
+      const c = new Client(f.url, { ...fast, generateIdempotencyKeys: false });
+      script.push(fail(503, "unavailable"), ok(201, { stream: "s", first_offset: 0, next_offset: 0, records: 0, bytes: 0 }));
+      assert.equal(await c.createStream("s", { contentType: "a/b", expiresAt: new Date("2030-01-02T03:04:05Z"), closed: true }), true);
+      assert.equal(f.requests.length, 2, "a create is retried");
+      assert.equal(f.requests[1]!.method, "PUT");
+      assert.equal(f.requests[1]!.url, "/v1/streams/s");
+      assert.deepEqual(JSON.parse(f.requests[1]!.body), { content_type: "a/b", expires_at: "2030-01-02T03:04:05.000Z", closed: true });
+      script.push(ok(200));
+      assert.equal(await c.createStream("s"), false);
+      assert.deepEqual(JSON.parse(f.requests[2]!.body), {});
+      await assert.rejects(c.createStream("s", { ttlSeconds: 1.5 }), InvalidOptionsError);
+
+      script.push(ok(201));
+      await c.forkStream("f", "s", 3, { ttlSeconds: 60 });
+      assert.deepEqual(JSON.parse(f.requests[3]!.body), { fork: { stream: "s", offset: 3 }, ttl_seconds: 60 });
+
+      script.push(fail(503, "unavailable"), ok(200));
+      await c.closeStream("s");
+      assert.deepEqual(f.requests.slice(4).map((r) => `${r.method} ${r.url}`), ["POST /v1/streams/s/close", "POST /v1/streams/s/close"]);
+
+      script.push(fail(503, "unavailable"));
+      await assert.rejects(c.deleteStream("s"), UnavailableError);
+      assert.equal(f.requests.length, 7, "a delete is not retried after an unknown outcome");
+      assert.equal(f.requests[6]!.method, "DELETE");
+
+      script.push(fail(502, "bad_gateway"), ok(201, appended));
+      await c.append("s", { value: 1 }, { producer: { id: "p", epoch: 1, seq: 2 }, close: true });
+      const h = f.requests[8]!.headers;
+      assert.deepEqual([h["producer-id"], h["producer-epoch"], h["producer-seq"], h["stream-closed"]], ["p", "1", "2", "true"]);
+      assert.equal(h["idempotency-key"], undefined);
+      assert.equal(f.requests.length, 9, "a producer's append is retried");
+      await assert.rejects(c.append("s", { value: 1 }, { producer: { id: "", epoch: 0, seq: 0 } }), InvalidOptionsError);
+
+      const carried = { "Producer-Epoch": "4", "Producer-Expected-Seq": "8", "Producer-Received-Seq": "9" };
+      for (const [code, status, Cls] of [
+        ["stream_closed", 409, StreamClosedError],
+        ["stream_exists", 409, StreamExistsError],
+        ["producer_seq_gap", 409, ProducerSeqGapError],
+        ["producer_fenced", 403, ProducerFencedError],
+      ] as const) {
+        const sent: number = f.requests.length;
+        script.push(fail(status, code, carried));
+        const e = await c.append("s", { value: 1 }, { producer: { id: "p", epoch: 4, seq: 9 } }).then(
+          () => assert.fail("no error"),
+          (e: unknown) => e,
+        );
+        assert.ok(e instanceof Cls && e.kind === code && e.status === status, `${code}: ${String(e)}`);
+        assert.equal(f.requests.length, sent + 1, `${code} is not retried`);
+        if (e instanceof ProducerSeqGapError) assert.deepEqual([e.expectedSeq, e.receivedSeq, e.producerEpoch], [8, 9, 4]);
+        if (e instanceof ProducerFencedError) assert.equal(e.producerEpoch, 4);
+      }
+    } finally {
+      await f.close();
+    }
+  });
+
+  test("a tail ends at the closed event instead of reconnecting", async () => {
+    let conn = 0;
+    const rec = (o: number) => JSON.stringify({ offset: o, seq: o, timestamp: "2026-01-01T00:00:00Z", value: o });
+    const f = await fake((_req, _b, res) => {
+      conn++;
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Stream-Next-Offset": "0" });
+      res.write(`id: 0\ndata: ${rec(0)}\n\nid: 1\ndata: ${rec(1)}\n\nevent: closed\ndata: {}\n\n`);
+      // The connection stays open: only the event ends the tail.
+    });
+    try {
+      const c = new Client(f.url, fast);
+      const got: number[] = [];
+      for await (const r of c.tail("s")) got.push(r.offset);
+      assert.deepEqual(got, [0, 1]);
+      assert.equal(conn, 1);
+    } finally {
+      await f.close();
+    }
   });
 });

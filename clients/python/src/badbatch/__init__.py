@@ -24,14 +24,30 @@ from .errors import (
     NotFoundError,
     NotLeaderError,
     OffsetMismatchError,
+    ProducerFencedError,
+    ProducerSeqGapError,
     RateLimitedError,
     RequestTimeoutError,
+    StreamClosedError,
+    StreamExistsError,
     TooLargeError,
     UnauthorizedError,
     UnavailableError,
     UnsupportedTypeError,
 )
-from .models import EARLIEST, LATEST, AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo
+from .models import (
+    EARLIEST,
+    LATEST,
+    AppendResult,
+    GlobalPage,
+    Page,
+    Position,
+    Producer,
+    Record,
+    StoredRecord,
+    StreamConfig,
+    StreamInfo,
+)
 from .options import ClientOptions
 
 __all__ = [
@@ -47,6 +63,8 @@ __all__ = [
     "Page",
     "GlobalPage",
     "StreamInfo",
+    "StreamConfig",
+    "Producer",
     "Position",
     "EARLIEST",
     "LATEST",
@@ -59,6 +77,10 @@ __all__ = [
     "NotFoundError",
     "MethodNotAllowedError",
     "OffsetMismatchError",
+    "StreamClosedError",
+    "StreamExistsError",
+    "ProducerSeqGapError",
+    "ProducerFencedError",
     "MembershipConflictError",
     "GoneError",
     "TooLargeError",

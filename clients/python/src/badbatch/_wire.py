@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import random
 import secrets
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .errors import (
     RequestTimeoutError,
     error_from_answer,
 )
-from .models import AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo
+from .models import AppendResult, GlobalPage, Page, Position, Producer, Record, StoredRecord, StreamConfig, StreamInfo
 from .options import ClientOptions
 
 T = TypeVar("T")
@@ -271,10 +272,21 @@ def decode_global(answer: Answer) -> GlobalPage:
 
 
 def _info(d: Mapping[str, Any]) -> StreamInfo:
-    lt = d.get("last_timestamp")
+    lt, ea, ttl, fo = d.get("last_timestamp"), d.get("expires_at"), d.get("ttl_seconds"), d.get("fork_offset")
     return StreamInfo(stream=d["stream"], first_offset=int(d["first_offset"]), next_offset=int(d["next_offset"]),
                       records=int(d["records"]), bytes=int(d["bytes"]),
-                      last_timestamp=parse_timestamp(lt) if lt else None)
+                      last_timestamp=parse_timestamp(lt) if lt else None,
+                      content_type=d.get("content_type") or None, closed=bool(d.get("closed", False)),
+                      ttl_seconds=int(ttl) if ttl else None, expires_at=parse_timestamp(ea) if ea else None,
+                      forked_from=d.get("forked_from") or None,
+                      # fork_offset is left out at 0: a fork names its source.
+                      fork_offset=int(fo or 0) if d.get("forked_from") else None)
+
+
+@_decoding
+def decode_created(answer: Answer) -> bool:
+    """A create's answer: True when it created the stream (201), False when it existed (200)."""
+    return answer.status == 201
 
 
 @_decoding
@@ -307,6 +319,49 @@ def _seg(name: str, what: str) -> str:
 
         raise InvalidStreamError(f"{what} must not be empty", status=400)
     return quote(name, safe="")
+
+
+_MAX_COUNTER = (1 << 53) - 1
+
+
+def producer_headers(p: Producer) -> dict[str, str]:
+    """The Producer-Id, Producer-Epoch and Producer-Seq headers of a producer."""
+    if not isinstance(p, Producer):
+        raise InvalidOptionsError(f"producer must be a badbatch.Producer, not {type(p).__name__}")
+    if not isinstance(p.id, str) or not p.id:
+        raise InvalidOptionsError("a producer needs an id")
+    if len(p.id.encode()) > 256 or any(ord(c) < 0x20 or ord(c) > 0x7E for c in p.id):
+        raise InvalidOptionsError("a producer id is 1 to 256 printable ASCII characters")
+    for name, v in (("epoch", p.epoch), ("seq", p.seq)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_COUNTER:
+            raise InvalidOptionsError(f"a producer's {name} must be an int from 0 to 2^53-1, not {v!r}")
+    return {"Producer-Id": p.id, "Producer-Epoch": str(p.epoch), "Producer-Seq": str(p.seq)}
+
+
+def stream_config_body(c: StreamConfig) -> dict[str, Any]:
+    """The JSON fields of a stream's configuration (only those set)."""
+    if not isinstance(c, StreamConfig):
+        raise InvalidOptionsError(f"config must be a badbatch.StreamConfig, not {type(c).__name__}")
+    body: dict[str, Any] = {}
+    if c.content_type is not None:
+        if not isinstance(c.content_type, str) or not c.content_type:
+            raise InvalidOptionsError("content_type must be a non-empty str or None")
+        body["content_type"] = c.content_type
+    if c.ttl is not None:
+        ttl = c.ttl
+        if (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0
+                or ttl != int(ttl)):
+            raise InvalidOptionsError(f"a TTL is a whole number of seconds > 0 over HTTP, not {ttl!r}")
+        body["ttl_seconds"] = int(ttl)
+    if c.expires_at is not None:
+        if not isinstance(c.expires_at, datetime):
+            raise InvalidOptionsError("expires_at must be a datetime")
+        body["expires_at"] = format_timestamp(c.expires_at)
+    if not isinstance(c.closed, bool):
+        raise InvalidOptionsError("closed must be a bool")
+    if c.closed:
+        body["closed"] = True
+    return body
 
 
 def position_query(pos: Position) -> dict[str, str]:
@@ -359,13 +414,19 @@ class Builder:
         return h
 
     def append(self, stream: str, records: list[Record], expected_last_offset: int | None,
-               idempotency_key: str | None) -> Request:
+               idempotency_key: str | None, producer: Producer | None = None, close: bool = False) -> Request:
         body = encode_records(records)
         h = {"Content-Type": "application/json", "Accept": "application/json"}
         if expected_last_offset is not None:
             if isinstance(expected_last_offset, bool) or not isinstance(expected_last_offset, int) or expected_last_offset < -1:
                 raise InvalidOptionsError(f"expected_last_offset must be an int >= -1, not {expected_last_offset!r}")
             h["Expected-Last-Offset"] = str(expected_last_offset)
+        if producer is not None:
+            h.update(producer_headers(producer))
+        if not isinstance(close, bool):
+            raise InvalidOptionsError(f"close must be a bool, not {close!r}")
+        if close:
+            h["Stream-Closed"] = "true"
         key = idempotency_key
         if key is not None:
             if not isinstance(key, str) or not key or len(key.encode()) > 256 or any(
@@ -375,8 +436,41 @@ class Builder:
             key = new_idempotency_key()
         if key is not None:
             h["Idempotency-Key"] = key
+        # A producer's seq makes a repeat harmless too: the server answers it
+        # with the first result and stores nothing.
         return Request("POST", f"/v1/streams/{_seg(stream, 'stream')}/records", h, body,
-                       idempotent=key is not None, read=False)
+                       idempotent=key is not None or producer is not None, read=False)
+
+    def create_stream(self, stream: str, config: StreamConfig | None) -> Request:
+        body = stream_config_body(config if config is not None else StreamConfig())
+        return self._put_stream(stream, body)
+
+    def fork_stream(self, stream: str, source: str, offset: int, config: StreamConfig | None) -> Request:
+        if not isinstance(source, str) or not source:
+            raise InvalidOptionsError("a fork's source must be a non-empty str")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidOptionsError(f"a fork offset must be an int >= 0, not {offset!r}")
+        body: dict[str, Any] = {"fork": {"stream": source, "offset": offset}}
+        if config is not None:
+            body.update(stream_config_body(config))
+        return self._put_stream(stream, body)
+
+    def _put_stream(self, stream: str, body: dict[str, Any]) -> Request:
+        # Safe to retry: an equal configuration again changes nothing.
+        return Request("PUT", f"/v1/streams/{_seg(stream, 'stream')}",
+                       {"Content-Type": "application/json", "Accept": "application/json"},
+                       json.dumps(body).encode(), idempotent=True, read=False)
+
+    def close_stream(self, stream: str) -> Request:
+        # Safe to retry: closing a closed stream again is a 200.
+        return Request("POST", f"/v1/streams/{_seg(stream, 'stream')}/close", {"Accept": "application/json"},
+                       idempotent=True, read=False)
+
+    def delete_stream(self, stream: str) -> Request:
+        # Not retried after an unknown outcome: a repeat of a delete that took
+        # effect answers not_found.
+        return Request("DELETE", f"/v1/streams/{_seg(stream, 'stream')}", {"Accept": "application/json"},
+                       idempotent=False, read=False)
 
     def read(self, stream: str, from_: Position, limit: int | None) -> Request:
         q = position_query(from_)
@@ -489,7 +583,7 @@ class SSEParser:
 class TailState:
     """What a tail knows across reconnects: where to resume, and what it already yielded."""
 
-    __slots__ = ("stream", "from_", "last", "failures")
+    __slots__ = ("stream", "from_", "last", "failures", "ended")
 
     def __init__(self, stream: str, from_: Position) -> None:
         position_query(from_)  # validate now
@@ -497,6 +591,7 @@ class TailState:
         self.from_: Position = from_
         self.last: int | None = None
         self.failures = 0
+        self.ended = False  # the server said the stream is closed: no record will follow
 
     def connected(self, answer_headers: Mapping[str, str]) -> None:
         """A connection opened: pin a symbolic start to the offset the server chose."""
@@ -506,9 +601,16 @@ class TailState:
                 self.from_ = int(nxt)
 
     def event(self, event: bytes | None, data: bytes) -> StoredRecord | None:
-        """A record to yield, or None (a duplicate); raises the error of an error event."""
+        """A record to yield, or None (a duplicate, or the end); raises the error of an error event.
+
+        ``event: closed`` says the stream is closed and every record was sent:
+        ``ended`` is set, and the tail ends instead of reconnecting.
+        """
         if event == b"error":
             raise sse_error(data)
+        if event == b"closed":
+            self.ended = True
+            return None
         try:
             d = _raw_decode(data.decode("utf-8"))[0]
             off = int(d["offset"])

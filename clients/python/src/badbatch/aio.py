@@ -10,7 +10,7 @@ from . import _wire as w
 from ._async_transport import AsyncStream, AsyncTransport
 from .client import _deadline
 from .errors import BadBatchError, InvalidOptionsError, NotLeaderError, RequestTimeoutError
-from .models import AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo
+from .models import AppendResult, GlobalPage, Page, Position, Producer, Record, StoredRecord, StreamConfig, StreamInfo
 from .options import ClientOptions
 
 __all__ = ["AsyncClient", "AsyncTail"]
@@ -92,16 +92,38 @@ class AsyncClient:
     # ------------------------------------------------------------ the API
 
     async def append(self, stream: str, record: Record, *, expected_last_offset: int | None = None,
-                     idempotency_key: str | None = None, timeout: float | None = None) -> AppendResult:
+                     idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
+                     timeout: float | None = None) -> AppendResult:
         """Append one record (see :meth:`badbatch.Client.append`)."""
         return await self.append_batch(stream, [record], expected_last_offset=expected_last_offset,
-                                       idempotency_key=idempotency_key, timeout=timeout)
+                                       idempotency_key=idempotency_key, producer=producer, close=close,
+                                       timeout=timeout)
 
     async def append_batch(self, stream: str, records: Sequence[Record], *, expected_last_offset: int | None = None,
-                           idempotency_key: str | None = None, timeout: float | None = None) -> AppendResult:
+                           idempotency_key: str | None = None, producer: Producer | None = None,
+                           close: bool = False, timeout: float | None = None) -> AppendResult:
         """Append records atomically: they get consecutive offsets, or none is stored."""
-        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key)
+        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close)
         return await self._call(req, w.decode_append, timeout)
+
+    async def create_stream(self, stream: str, config: StreamConfig | None = None, *,
+                            timeout: float | None = None) -> bool:
+        """Create a stream: True when created, False when it existed alike (see
+        :meth:`badbatch.Client.create_stream`)."""
+        return await self._call(self._b.create_stream(stream, config), w.decode_created, timeout)
+
+    async def fork_stream(self, stream: str, source: str, offset: int, config: StreamConfig | None = None, *,
+                          timeout: float | None = None) -> None:
+        """Create a fork of ``source`` at ``offset`` (see :meth:`badbatch.Client.fork_stream`)."""
+        await self._call(self._b.fork_stream(stream, source, offset, config), w.decode_nothing, timeout)
+
+    async def close_stream(self, stream: str, *, timeout: float | None = None) -> None:
+        """Close a stream (see :meth:`badbatch.Client.close_stream`)."""
+        await self._call(self._b.close_stream(stream), w.decode_nothing, timeout)
+
+    async def delete_stream(self, stream: str, *, timeout: float | None = None) -> None:
+        """Delete a stream (see :meth:`badbatch.Client.delete_stream`)."""
+        await self._call(self._b.delete_stream(stream), w.decode_nothing, timeout)
 
     async def read(self, stream: str, from_: Position = "earliest", limit: int | None = None, *,
                    timeout: float | None = None) -> Page:
@@ -235,6 +257,11 @@ class AsyncTail(AsyncIterator[StoredRecord]):
                     if got is not None:
                         recs.append(got)
                 self._pending, self._idx = recs, 0
+                if self._state.ended:  # the stream is closed: yield what came, then stop
+                    self._closed = True
+                    s, self._stream = self._stream, None
+                    if s is not None:
+                        s.close()
             except BadBatchError as err:
                 s, self._stream = self._stream, None
                 if s is not None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 from . import _wire as w
 from ._sync_transport import SyncStream, SyncTransport
 from .errors import BadBatchError, NotLeaderError, RequestTimeoutError
-from .models import AppendResult, GlobalPage, Page, Position, Record, StoredRecord, StreamInfo
+from .models import AppendResult, GlobalPage, Page, Position, Producer, Record, StoredRecord, StreamConfig, StreamInfo
 from .options import ClientOptions
 
 __all__ = ["Client", "Tail"]
@@ -107,22 +107,53 @@ class Client:
     # ------------------------------------------------------------ appending
 
     def append(self, stream: str, record: Record, *, expected_last_offset: int | None = None,
-               idempotency_key: str | None = None, timeout: float | None = None) -> AppendResult:
+               idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
+               timeout: float | None = None) -> AppendResult:
         """Append one record.
 
         ``expected_last_offset``: append only if the stream's last offset is
         this (-1: the stream must be empty), else :class:`OffsetMismatchError`.
         ``idempotency_key``: a repeat within the server's window stores nothing
         and answers the first result with ``replayed=True``.
+        ``producer``: an idempotent producer's id, epoch and seq (a repeat is
+        ``replayed``, a gap :class:`ProducerSeqGapError`, an older epoch
+        :class:`ProducerFencedError`); such an append is always safe to retry.
+        ``close``: close the stream atomically with this append.
         """
         return self.append_batch(stream, [record], expected_last_offset=expected_last_offset,
-                                 idempotency_key=idempotency_key, timeout=timeout)
+                                 idempotency_key=idempotency_key, producer=producer, close=close, timeout=timeout)
 
     def append_batch(self, stream: str, records: Sequence[Record], *, expected_last_offset: int | None = None,
-                     idempotency_key: str | None = None, timeout: float | None = None) -> AppendResult:
+                     idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
+                     timeout: float | None = None) -> AppendResult:
         """Append records atomically: they get consecutive offsets, or none is stored."""
-        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key)
+        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close)
         return self._call(req, w.decode_append, timeout)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create_stream(self, stream: str, config: StreamConfig | None = None, *, timeout: float | None = None) -> bool:
+        """Create ``stream`` with ``config``: True when created, False when it existed with the same
+        configuration (nothing changed); another configuration is :class:`StreamExistsError`.
+        Safe to retry."""
+        return self._call(self._b.create_stream(stream, config), w.decode_created, timeout)
+
+    def fork_stream(self, stream: str, source: str, offset: int, config: StreamConfig | None = None, *,
+                    timeout: float | None = None) -> None:
+        """Create ``stream`` as a fork of ``source``: it reads ``source``'s records below ``offset``,
+        then its own. ``config`` ``None`` takes the source's configuration. A fork onto an existing
+        stream is :class:`StreamExistsError`."""
+        self._call(self._b.fork_stream(stream, source, offset, config), w.decode_nothing, timeout)
+
+    def close_stream(self, stream: str, *, timeout: float | None = None) -> None:
+        """Close ``stream``: appends are refused (:class:`StreamClosedError`) and tails end after
+        its last record. Closing a closed stream again succeeds; safe to retry."""
+        self._call(self._b.close_stream(stream), w.decode_nothing, timeout)
+
+    def delete_stream(self, stream: str, *, timeout: float | None = None) -> None:
+        """Delete ``stream`` (:class:`NotFoundError` when there is none). A stream with forks answers
+        :class:`GoneError` until its last fork is deleted. Not retried after an unknown outcome."""
+        self._call(self._b.delete_stream(stream), w.decode_nothing, timeout)
 
     # ------------------------------------------------------------ reading
 
@@ -156,8 +187,9 @@ class Client:
 
         It rides on Server-Sent Events and reconnects after any failure (a
         server restart included) with ``Last-Event-ID``, so there is no gap and
-        no duplicate. It ends only when closed, or by raising an error that a
-        retry cannot fix (not_found, gone, forbidden, unauthorized, ...).
+        no duplicate. It ends when closed, when the stream is closed and its
+        last record was yielded (the iteration stops), or by raising an error
+        that a retry cannot fix (not_found, gone, forbidden, unauthorized, ...).
 
         It connects before it returns, so ``"latest"`` means the end of the
         stream now, and a permanent error (e.g. :class:`NotFoundError`) is
@@ -262,6 +294,9 @@ class Tail(Iterator[StoredRecord]):
                     if got is not None:
                         recs.append(got)
                 self._pending, self._idx = recs, 0
+                if self._state.ended:  # the stream is closed: yield what came, then stop
+                    self._closed = True
+                    self._drop()
             except BadBatchError as err:
                 self._drop()
                 if self._closed:

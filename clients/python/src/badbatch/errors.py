@@ -19,6 +19,10 @@ __all__ = [
     "NotFoundError",
     "MethodNotAllowedError",
     "OffsetMismatchError",
+    "StreamClosedError",
+    "StreamExistsError",
+    "ProducerSeqGapError",
+    "ProducerFencedError",
     "MembershipConflictError",
     "GoneError",
     "TooLargeError",
@@ -130,6 +134,54 @@ class OffsetMismatchError(BadBatchError):
         self.current_last_offset: int | None = current_last_offset
 
 
+class StreamClosedError(BadBatchError):
+    """409 ``stream_closed``: an append to a closed stream."""
+
+    kind = "stream_closed"
+    default_status = 409
+
+
+class StreamExistsError(BadBatchError):
+    """409 ``stream_exists``: a create with another configuration, or a fork onto an existing stream."""
+
+    kind = "stream_exists"
+    default_status = 409
+
+
+class ProducerSeqGapError(BadBatchError):
+    """409 ``producer_seq_gap``: a producer seq that skips one.
+
+    ``expected_seq`` is the seq the server wanted, ``received_seq`` the one it
+    got, and ``producer_epoch`` the producer's current epoch (``None`` when the
+    answer did not say).
+    """
+
+    kind = "producer_seq_gap"
+    default_status = 409
+
+    def __init__(self, message: str, *, expected_seq: int | None = None, received_seq: int | None = None,
+                 producer_epoch: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.expected_seq: int | None = expected_seq
+        self.received_seq: int | None = received_seq
+        self.producer_epoch: int | None = producer_epoch
+
+
+class ProducerFencedError(BadBatchError):
+    """403 ``producer_fenced``: a producer epoch older than the current one.
+
+    ``producer_epoch`` is the producer's current epoch (``None`` when the answer
+    did not say).
+    """
+
+    kind = "producer_fenced"
+    default_status = 403
+
+    def __init__(self, message: str, *, producer_epoch: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.producer_epoch: int | None = producer_epoch
+
+
 class MembershipConflictError(BadBatchError):
     """409 ``membership_conflict``: a cluster membership change was refused."""
 
@@ -138,7 +190,7 @@ class MembershipConflictError(BadBatchError):
 
 
 class GoneError(BadBatchError):
-    """410 ``gone``: the offset is below retention."""
+    """410 ``gone``: the offset is below retention, or the stream was deleted while forks still read it."""
 
     kind = "gone"
     default_status = 410
@@ -231,6 +283,10 @@ _ALL: tuple[type[BadBatchError], ...] = (
         NotFoundError,
         MethodNotAllowedError,
         OffsetMismatchError,
+        StreamClosedError,
+        StreamExistsError,
+        ProducerSeqGapError,
+        ProducerFencedError,
         MembershipConflictError,
         GoneError,
         TooLargeError,
@@ -277,6 +333,14 @@ def _parse_retry_after(value: str | None) -> float | None:
     return secs if secs >= 0 else None
 
 
+def _counter(value: str | None) -> int | None:
+    """A Producer-* header's decimal counter (``None`` when absent or malformed)."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def error_from_answer(status: int, headers: Mapping[str, str], body: bytes) -> BadBatchError:
     """The typed error for a non-2xx answer (``headers`` keys lower-case)."""
     code: str | None = None
@@ -301,4 +365,10 @@ def error_from_answer(status: int, headers: Mapping[str, str], body: bytes) -> B
     )
     if cls is OffsetMismatchError:
         kw["current_last_offset"] = extra.get("current_last_offset")
+    elif cls is ProducerSeqGapError:
+        kw["expected_seq"] = _counter(headers.get("producer-expected-seq"))
+        kw["received_seq"] = _counter(headers.get("producer-received-seq"))
+        kw["producer_epoch"] = _counter(headers.get("producer-epoch"))
+    elif cls is ProducerFencedError:
+        kw["producer_epoch"] = _counter(headers.get("producer-epoch"))
     return cls(message, **kw)

@@ -14,6 +14,8 @@ __all__ = [
     "Page",
     "GlobalPage",
     "StreamInfo",
+    "StreamConfig",
+    "Producer",
     "Position",
     "EARLIEST",
     "LATEST",
@@ -114,7 +116,13 @@ class GlobalPage:
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """A stream's description (``last_timestamp`` is ``None`` for an empty stream)."""
+    """A stream's description (``last_timestamp`` is ``None`` for an empty stream).
+
+    ``content_type`` is the stream's configured content type, ``closed`` says
+    it takes no more appends, ``ttl_seconds`` and ``expires_at`` are its
+    lifetime (``None``: none), and a fork names its source in ``forked_from``
+    and the offset below which it reads the source in ``fork_offset``.
+    """
 
     stream: str
     first_offset: int
@@ -122,3 +130,42 @@ class StreamInfo:
     records: int
     bytes: int
     last_timestamp: datetime | None = None
+    content_type: str | None = None
+    closed: bool = False
+    ttl_seconds: int | None = None
+    expires_at: datetime | None = None
+    forked_from: str | None = None
+    fork_offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """A stream's configuration, for :meth:`~badbatch.Client.create_stream` and ``fork_stream``.
+
+    ``content_type`` (``None``: the server's default,
+    ``application/octet-stream``); ``ttl`` a sliding lifetime in whole seconds
+    (reads and appends extend it; a fraction of a second is
+    :class:`~badbatch.InvalidOptionsError`) or ``expires_at`` an aware
+    ``datetime`` (not both); ``closed`` creates the stream closed.
+    """
+
+    content_type: str | None = None
+    ttl: float | None = None
+    expires_at: datetime | None = None
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Producer:
+    """An idempotent producer's append (``producer=`` of an append).
+
+    ``id`` names the producer (not empty), ``epoch`` its incarnation and ``seq``
+    the append's number within the epoch, from 0. The server appends the next
+    seq, answers a repeat with the first result (``replayed=True``), refuses a
+    gap with :class:`~badbatch.ProducerSeqGapError` and an older epoch with
+    :class:`~badbatch.ProducerFencedError`.
+    """
+
+    id: str
+    epoch: int = 0
+    seq: int = 0

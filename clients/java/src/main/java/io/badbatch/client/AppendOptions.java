@@ -18,12 +18,16 @@ public final class AppendOptions {
     private final long expectedLastOffset;
     private final boolean hasExpectedLastOffset;
     private final String idempotencyKey;
+    private final Producer producer;
+    private final boolean close;
     private final Duration timeout;
 
     private AppendOptions(Builder b) {
         this.expectedLastOffset = b.expectedLastOffset;
         this.hasExpectedLastOffset = b.hasExpectedLastOffset;
         this.idempotencyKey = b.idempotencyKey;
+        this.producer = b.producer;
+        this.close = b.close;
         this.timeout = b.timeout;
     }
 
@@ -51,6 +55,16 @@ public final class AppendOptions {
         return Optional.ofNullable(idempotencyKey);
     }
 
+    /** The idempotent producer's id, epoch and seq; empty: none. */
+    public Optional<Producer> producer() {
+        return Optional.ofNullable(producer);
+    }
+
+    /** Whether the append closes the stream, atomically with its records. */
+    public boolean close() {
+        return close;
+    }
+
     /** The whole call's deadline, retries included; empty: no deadline beyond the per-attempt timeouts. */
     public Optional<Duration> timeout() {
         return Optional.ofNullable(timeout);
@@ -61,6 +75,8 @@ public final class AppendOptions {
         private long expectedLastOffset;
         private boolean hasExpectedLastOffset;
         private String idempotencyKey;
+        private Producer producer;
+        private boolean close;
         private Duration timeout;
 
         private Builder() {}
@@ -80,6 +96,22 @@ public final class AppendOptions {
         /** At most 256 bytes; null: none. */
         public Builder idempotencyKey(String key) {
             this.idempotencyKey = key;
+            return this;
+        }
+
+        /**
+         * An idempotent producer's append (null: none): a repeat of an accepted seq stores nothing
+         * and answers the first result ({@code replayed}), a gap is {@link ProducerSeqGapException},
+         * an older epoch {@link ProducerFencedException}. Such an append is safe to retry.
+         */
+        public Builder producer(Producer producer) {
+            this.producer = producer;
+            return this;
+        }
+
+        /** Close the stream once these records are stored, atomically with them. */
+        public Builder close(boolean close) {
+            this.close = close;
             return this;
         }
 

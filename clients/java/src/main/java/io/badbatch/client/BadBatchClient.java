@@ -13,7 +13,9 @@ import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ScheduledExecutorService;
@@ -149,13 +151,106 @@ public final class BadBatchClient implements AutoCloseable {
             key = newIdempotencyKey();
         }
         c.idempotencyKey = key;
-        c.retrySafe = key != null;
+        c.producer = options.producer().orElse(null);
+        c.closeStream = options.close();
+        // A producer's seq makes a repeat harmless too: the server answers it with the first result.
+        c.retrySafe = key != null || c.producer != null;
         c.isRead = false;
         if (options.expectedLastOffset().isPresent()) {
             c.expectedLastOffset = Long.toString(options.expectedLastOffset().getAsLong());
         }
         byte[] body = execute(c);
         return decode(() -> Wire.decodeAppendResult(body));
+    }
+
+    // ---------------------------------------------------------------- stream lifecycle
+
+    /**
+     * Creates a stream with a configuration. Answers true when it created it, false when the
+     * stream existed with the same configuration (nothing changed); another configuration is a
+     * {@link StreamExistsException}. Safe to retry.
+     */
+    public boolean createStream(String stream, StreamConfig config) {
+        return createStream(stream, config, null);
+    }
+
+    /** Creates a stream; {@code timeout} bounds the whole call, retries included (null: none). */
+    public boolean createStream(String stream, StreamConfig config, Duration timeout) {
+        Objects.requireNonNull(config, "config");
+        Map<String, Object> body = new LinkedHashMap<>();
+        Wire.putStreamConfig(body, config);
+        Call c = putStream(stream, body, timeout);
+        execute(c);
+        return c.status == 201;
+    }
+
+    /**
+     * Creates {@code stream} as a fork of {@code source} at {@code offset}: it reads the source's
+     * records below {@code offset}, then its own, with the source's configuration. A fork onto an
+     * existing stream is a {@link StreamExistsException}; a missing source a
+     * {@link NotFoundException}.
+     */
+    public void forkStream(String stream, String source, long offset) {
+        forkStream(stream, source, offset, null, null);
+    }
+
+    /** Creates a fork with a configuration of its own (null: the source's); {@code timeout} as above. */
+    public void forkStream(String stream, String source, long offset, StreamConfig config, Duration timeout) {
+        Objects.requireNonNull(source, "source");
+        if (offset < 0) {
+            throw invalid("offset " + offset + ": want 0 or more");
+        }
+        segment(source, "source stream");
+        Map<String, Object> fork = new LinkedHashMap<>();
+        fork.put("stream", source);
+        fork.put("offset", offset);
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("fork", fork);
+        if (config != null) {
+            Wire.putStreamConfig(body, config);
+        }
+        execute(putStream(stream, body, timeout));
+    }
+
+    private Call putStream(String stream, Map<String, Object> body, Duration timeout) {
+        Call c = new Call("PUT", streamPath(stream), timeout);
+        c.body = io.badbatch.client.json.Json.write(body).getBytes(StandardCharsets.UTF_8);
+        c.contentType = "application/json";
+        c.retrySafe = true; // an equal configuration again changes nothing
+        c.isRead = false;
+        return c;
+    }
+
+    /**
+     * Closes a stream: appends are refused ({@link StreamClosedException}) and tails end after its
+     * last record. Closing a closed stream again succeeds; safe to retry. To close with a final
+     * append atomically, append with {@link AppendOptions.Builder#close(boolean)}.
+     */
+    public void closeStream(String stream) {
+        closeStream(stream, null);
+    }
+
+    public void closeStream(String stream, Duration timeout) {
+        Call c = new Call("POST", streamPath(stream) + "/close", timeout);
+        c.retrySafe = true;
+        c.isRead = false;
+        execute(c);
+    }
+
+    /**
+     * Deletes a stream ({@link NotFoundException} when there is none). A stream that forks still
+     * read is soft-deleted: it answers {@link GoneException} until its last fork is deleted. Not
+     * retried after an unknown outcome: a repeat of a delete that took effect answers not_found.
+     */
+    public void deleteStream(String stream) {
+        deleteStream(stream, null);
+    }
+
+    public void deleteStream(String stream, Duration timeout) {
+        Call c = new Call("DELETE", streamPath(stream), timeout);
+        c.retrySafe = false;
+        c.isRead = false;
+        execute(c);
     }
 
     /** A new idempotency key: 128 random bits, hex. */
@@ -221,7 +316,8 @@ public final class BadBatchClient implements AutoCloseable {
      * {@link Tail#stream()}) of every record once, in offset order, across reconnects and server
      * restarts. The first connection is made here, so a permanent error (not found, forbidden,
      * unauthorized, gone) is thrown by this call; later failures are retried for as long as the
-     * tail is open. Close it when done.
+     * tail is open. When the stream is closed, the tail ends after its last record
+     * ({@code hasNext()} answers false). Close it when done.
      */
     public Tail tail(String stream, Position from) {
         Objects.requireNonNull(from, "from");
@@ -241,7 +337,7 @@ public final class BadBatchClient implements AutoCloseable {
      * A tail as a {@link java.util.concurrent.Flow.Publisher}: every subscriber gets its own tail
      * from {@code from}, on a delivery thread of its own, with the subscriber's demand as
      * backpressure. Errors arrive as {@code onError} with the {@link BadBatchException};
-     * cancelling the subscription closes the tail.
+     * cancelling the subscription closes the tail; a closed stream ends it with {@code onComplete}.
      */
     public java.util.concurrent.Flow.Publisher<StoredRecord> tailPublisher(String stream, Position from) {
         Objects.requireNonNull(stream, "stream");
@@ -370,6 +466,9 @@ public final class BadBatchClient implements AutoCloseable {
         String expectedLastOffset;
         String accept = "application/json";
         String lastEventId;
+        Producer producer;
+        boolean closeStream;
+        int status; // the 2xx status of the answer, once it came
         boolean retrySafe = true; // may be retried after it possibly reached the server
         boolean isRead = true;
 
@@ -408,6 +507,7 @@ public final class BadBatchClient implements AutoCloseable {
                 HttpResponse<byte[]> resp = sendFollowingRedirects(c, attemptTimeout);
                 int status = resp.statusCode();
                 if (status >= 200 && status < 300) {
+                    c.status = status;
                     return resp.body();
                 }
                 err = errorFrom(resp.statusCode(), resp.headers(), resp.body());
@@ -506,6 +606,14 @@ public final class BadBatchClient implements AutoCloseable {
         }
         if (c.expectedLastOffset != null) {
             b.header("Expected-Last-Offset", c.expectedLastOffset);
+        }
+        if (c.producer != null) {
+            b.header("Producer-Id", c.producer.id());
+            b.header("Producer-Epoch", Long.toString(c.producer.epoch()));
+            b.header("Producer-Seq", Long.toString(c.producer.seq()));
+        }
+        if (c.closeStream) {
+            b.header("Stream-Closed", "true");
         }
         if (c.lastEventId != null) {
             b.header("Last-Event-ID", c.lastEventId);
@@ -668,7 +776,23 @@ public final class BadBatchClient implements AutoCloseable {
         }
         d.requestId = headers.firstValue("X-Request-Id").orElse(null);
         d.retryAfter = parseRetryAfter(headers.firstValue("Retry-After").orElse(null));
+        d.producerEpoch = counter(headers.firstValue("Producer-Epoch").orElse(null));
+        d.expectedSeq = counter(headers.firstValue("Producer-Expected-Seq").orElse(null));
+        d.receivedSeq = counter(headers.firstValue("Producer-Received-Seq").orElse(null));
         return BadBatchException.create(d);
+    }
+
+    /** A Producer-* header's counter; -1 when absent or malformed. */
+    private static long counter(String v) {
+        if (v == null) {
+            return -1;
+        }
+        try {
+            long n = Long.parseLong(v.trim());
+            return n < 0 ? -1 : n;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     static Duration parseRetryAfter(String v) {

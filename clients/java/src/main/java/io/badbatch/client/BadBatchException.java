@@ -90,6 +90,9 @@ public class BadBatchException extends RuntimeException {
         String requestId;
         Duration retryAfter;
         long currentLastOffset = Long.MIN_VALUE;
+        long producerEpoch = -1; // -1: the answer did not say
+        long expectedSeq = -1;
+        long receivedSeq = -1;
         Throwable cause;
 
         Details(ErrorKind kind, String code, String message, int status) {
@@ -120,6 +123,10 @@ public class BadBatchException extends RuntimeException {
             case NOT_FOUND: return new NotFoundException(d);
             case METHOD_NOT_ALLOWED: return new MethodNotAllowedException(d);
             case OFFSET_MISMATCH: return new OffsetMismatchException(d, d.currentLastOffset);
+            case STREAM_CLOSED: return new StreamClosedException(d);
+            case STREAM_EXISTS: return new StreamExistsException(d);
+            case PRODUCER_SEQ_GAP: return new ProducerSeqGapException(d);
+            case PRODUCER_FENCED: return new ProducerFencedException(d);
             case MEMBERSHIP_CONFLICT: return new MembershipConflictException(d);
             case GONE: return new GoneException(d);
             case TOO_LARGE: return new TooLargeException(d);

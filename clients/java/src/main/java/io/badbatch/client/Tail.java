@@ -27,8 +27,8 @@ import java.util.stream.StreamSupport;
  * <p>It rides on Server-Sent Events. A background thread reads the connection into a bounded
  * buffer; after any failure (a broken or idle connection, a server restart, {@code 429}/{@code 5xx})
  * it reconnects with backoff and {@code Last-Event-ID} and resumes after the last record it
- * received, so there is no gap and no duplicate. It ends only when closed, or on an error a retry
- * cannot fix ({@code not_found}, {@code gone}, {@code forbidden}, {@code unauthorized}, ...), which
+ * received, so there is no gap and no duplicate. It ends when closed, when the stream is closed
+ * (after its last record {@link #hasNext()} answers false), or on an error a retry cannot fix ({@code not_found}, {@code gone}, {@code forbidden}, {@code unauthorized}, ...), which
  * {@link #hasNext()}, {@link #next()} and {@link #poll(Duration)} throw.
  *
  * <p>Use it as an {@link Iterator} ({@code hasNext()} blocks until a record arrives), with
@@ -163,6 +163,11 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
                         in = connect();
                     }
                     readEvents(in);
+                    if (streamClosed) {
+                        closeBody();
+                        endOfStream();
+                        return;
+                    }
                     err = BadBatchException.of(ErrorKind.CONNECTION, "tail " + stream + ": the server ended the stream");
                 } catch (BadBatchException e) {
                     err = e;
@@ -214,6 +219,16 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
                 queue.clear();
                 queue.offer(END);
             }
+        }
+    }
+
+    /** The stream is closed and every record was received: the consumer sees the end. */
+    private void endOfStream() {
+        try {
+            flush();
+            queue.put(END);
+        } catch (InterruptedException e) {
+            // closed meanwhile
         }
     }
 
@@ -276,6 +291,8 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
     private int dataLen;
     private boolean hasData;
     private boolean errorEvent;
+    private boolean closedEvent;
+    private boolean streamClosed; // the server sent "event: closed": no record will follow
 
     private void readLoop(InputStream in) throws IOException, InterruptedException {
         int start = 0;
@@ -283,15 +300,19 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
         dataLen = 0;
         hasData = false;
         errorEvent = false;
+        closedEvent = false;
         while (true) {
             // Complete lines in buf[start:end].
             int nl;
-            while ((nl = indexOf(buf, start, end, (byte) '\n')) >= 0) {
+            while (!streamClosed && (nl = indexOf(buf, start, end, (byte) '\n')) >= 0) {
                 int lineEnd = nl > start && buf[nl - 1] == '\r' ? nl - 1 : nl;
                 line(buf, start, lineEnd);
                 start = nl + 1;
             }
             flush();
+            if (streamClosed) {
+                return;
+            }
             if (start > 0) {
                 System.arraycopy(buf, start, buf, 0, end - start);
                 end -= start;
@@ -368,7 +389,9 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
             if (v < end && b[v] == ' ') {
                 v++;
             }
-            errorEvent = new String(b, v, end - v, StandardCharsets.UTF_8).equals("error");
+            String type = new String(b, v, end - v, StandardCharsets.UTF_8);
+            errorEvent = type.equals("error");
+            closedEvent = type.equals("closed");
         }
         // id: is the record's offset, which its data carries too.
     }
@@ -376,13 +399,20 @@ public final class Tail implements Iterator<StoredRecord>, AutoCloseable {
     private void dispatch() throws InterruptedException {
         if (!hasData) {
             errorEvent = false;
+            closedEvent = false;
             return;
         }
         boolean isError = errorEvent;
+        boolean isClosed = closedEvent;
         hasData = false;
         errorEvent = false;
+        closedEvent = false;
         int len = dataLen;
         dataLen = 0;
+        if (isClosed) {
+            streamClosed = true; // the stream is closed: every record was sent
+            return;
+        }
         if (isError) {
             flush();
             BadBatchException.Details d = Wire.decodeError(Arrays.copyOf(data, len), 0);

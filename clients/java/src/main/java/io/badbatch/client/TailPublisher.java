@@ -7,7 +7,8 @@ import java.util.concurrent.Flow;
  * A tail as a {@link Flow.Publisher}: each subscriber gets its own {@link Tail} (a cold
  * publisher), opened on a delivery thread of its own, and receives records as it requests them.
  * {@code onError} carries the {@link BadBatchException} the tail ended with (or the one opening it
- * failed with); cancelling closes the tail. There is no {@code onComplete}: a tail is endless.
+ * failed with); cancelling closes the tail. {@code onComplete} comes only when the stream is
+ * closed, after its last record.
  */
 final class TailPublisher implements Flow.Publisher<StoredRecord> {
     private final BadBatchClient client;
@@ -100,7 +101,12 @@ final class TailPublisher implements Flow.Publisher<StoredRecord> {
                         }
                     }
                     if (!t.hasNext()) {
-                        return; // closed by cancel()
+                        // Closed by cancel(), or the stream was closed: every record was delivered.
+                        if (!isCancelled()) {
+                            t.close();
+                            subscriber.onComplete();
+                        }
+                        return;
                     }
                     StoredRecord r = t.next();
                     synchronized (this) {

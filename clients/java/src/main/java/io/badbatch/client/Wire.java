@@ -267,7 +267,10 @@ final class Wire {
     static StreamInfo decodeStreamInfo(Json.Reader r) {
         String stream = null;
         long first = 0, next = 0, records = 0, bytes = 0;
-        Instant last = null;
+        Instant last = null, expiresAt = null;
+        String contentType = null, forkedFrom = null;
+        boolean closed = false;
+        long ttl = 0, forkOffset = 0;
         r.beginObject();
         while (r.hasNext()) {
             String name = r.nextName();
@@ -278,10 +281,23 @@ final class Wire {
                 case "records": records = r.nextLong(); break;
                 case "bytes": bytes = r.nextLong(); break;
                 case "last_timestamp": last = r.nextIsNull() ? null : parseTime(r.nextString()); break;
+                case "content_type": contentType = r.nextIsNull() ? null : r.nextString(); break;
+                case "closed": closed = !r.nextIsNull() && r.nextBoolean(); break;
+                case "ttl_seconds": ttl = r.nextIsNull() ? 0 : r.nextLong(); break;
+                case "expires_at": expiresAt = r.nextIsNull() ? null : parseTime(r.nextString()); break;
+                case "forked_from": forkedFrom = r.nextIsNull() ? null : r.nextString(); break;
+                case "fork_offset": forkOffset = r.nextIsNull() ? 0 : r.nextLong(); break;
                 default: r.skipValue();
             }
         }
-        return new StreamInfo(stream, first, next, records, bytes, last);
+        if (contentType != null && contentType.isEmpty()) {
+            contentType = null;
+        }
+        if (forkedFrom != null && forkedFrom.isEmpty()) {
+            forkedFrom = null;
+        }
+        return new StreamInfo(stream, first, next, records, bytes, last, contentType, closed, ttl, expiresAt, forkedFrom,
+                forkOffset);
     }
 
     static StreamInfo decodeStreamInfo(byte[] body) {
@@ -303,6 +319,16 @@ final class Wire {
             }
         }
         return Collections.unmodifiableList(out);
+    }
+
+    /** The fields of a stream's configuration that are set, into a create's or a fork's body. */
+    static void putStreamConfig(Map<String, Object> body, StreamConfig c) {
+        c.contentType().ifPresent(t -> body.put("content_type", t));
+        c.ttl().ifPresent(t -> body.put("ttl_seconds", t.getSeconds()));
+        c.expiresAt().ifPresent(t -> body.put("expires_at", t.toString()));
+        if (c.closed()) {
+            body.put("closed", Boolean.TRUE);
+        }
     }
 
     static long decodeCursor(byte[] body) {
