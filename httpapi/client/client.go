@@ -184,6 +184,9 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 		key = randomKey()
 	}
 	safety := unsafeWrite
+	if opts != nil && opts.Producer != nil {
+		safety = idempotentWrite // the server deduplicates by producer seq
+	}
 	if key != "" {
 		h.Set("Idempotency-Key", key)
 		safety = idempotentWrite

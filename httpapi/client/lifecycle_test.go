@@ -70,6 +70,23 @@ func TestClientLifecycle(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrStreamClosed)
 	require.NoError(t, c.CloseStream(ctx, "s"))
 
+	// A tail of the closed stream yields its records, then ends cleanly.
+	var got []string
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	for rec, err := range c.Tail(tctx, "s", client.Earliest) {
+		require.NoError(t, err)
+		got = append(got, string(rec.Value))
+	}
+	require.NoError(t, tctx.Err(), "the tail ended at the close, not at the deadline")
+	cancel()
+	assert.Equal(t, []string{"a", "b", "last"}, got)
+	n := 0
+	for _, err := range c.Tail(ctx, "s", client.Latest) {
+		require.NoError(t, err)
+		n++
+	}
+	assert.Zero(t, n, "from latest: nothing, then the end")
+
 	require.NoError(t, c.DeleteStream(ctx, "s"))
 	_, err = c.StreamInfo(ctx, "s")
 	assert.ErrorIs(t, err, client.ErrGone, "soft-deleted: f reads it")

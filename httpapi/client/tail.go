@@ -27,15 +27,16 @@ import (
 // The sequence ends after yielding a non-nil error: ctx's error when ctx
 // ends (an *Error of kind timeout for a deadline), or an error that a
 // retry cannot fix (ErrNotFound, ErrGone, ErrForbidden, ErrUnauthorized,
-// and any other 4xx answer but 429). Breaking out of the loop closes the
-// connection.
+// and any other 4xx answer but 429). It also ends, with no error, once a
+// closed stream's last record was yielded (the server's "closed" event).
+// Breaking out of the loop closes the connection.
 func (c *Client) Tail(ctx context.Context, stream string, from Position) iter.Seq2[StoredRecord, error] {
 	return func(yield func(StoredRecord, error) bool) {
 		t := &tailer{c: c, stream: stream, from: from}
 		failures := 0
 		for {
 			progressed, err := t.connect(ctx, yield)
-			if t.stopped {
+			if t.stopped || errors.Is(err, errTailEnded) {
 				return
 			}
 			if cerr := ctxError(ctx); cerr != nil {
@@ -201,9 +202,16 @@ func (t *tailer) connect(ctx context.Context, yield func(StoredRecord, error) bo
 	}
 }
 
+// errTailEnded ends a tail cleanly: the stream is closed and every record
+// was delivered.
+var errTailEnded = errors.New("client: the stream is closed")
+
 // dispatch handles one complete event: a record (returned), an error
 // event (returned as the error), or a record already seen (skip).
 func (t *tailer) dispatch(id, event, data string) (StoredRecord, bool, error) {
+	if event == "closed" {
+		return StoredRecord{}, false, errTailEnded
+	}
 	if event == "error" {
 		var body struct {
 			Error struct {
