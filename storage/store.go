@@ -383,11 +383,6 @@ func (s *Store) visible(st *streamState, now int64) bool {
 	return !st.pub.expired(now, st.touched.Load())
 }
 
-func (s *Store) nextOffset(stream string) uint64 {
-	m, _ := s.lookup(stream)
-	return m.NextOffset
-}
-
 func infoOf(name string, m streamMeta) StreamInfo {
 	info := StreamInfo{
 		Stream:      name,

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     StreamClosed,
     /// 409: a create with another configuration, or a fork onto an existing stream.
     StreamExists,
+    /// 409: a writer's Stream-Seq label that does not sort after the stream's last one.
+    StreamSeq,
     /// 409: an idempotent producer's seq skips one; see [`Error::expected_seq`],
     /// [`Error::received_seq`] and [`Error::producer_epoch`].
     ProducerSeqGap,
@@ -63,7 +65,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the vocabulary's order.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::BadRequest,
         ErrorKind::InvalidStream,
         ErrorKind::Unauthorized,
@@ -73,6 +75,7 @@ impl ErrorKind {
         ErrorKind::OffsetMismatch,
         ErrorKind::StreamClosed,
         ErrorKind::StreamExists,
+        ErrorKind::StreamSeq,
         ErrorKind::ProducerSeqGap,
         ErrorKind::ProducerFenced,
         ErrorKind::MembershipConflict,
@@ -103,6 +106,7 @@ impl ErrorKind {
             ErrorKind::OffsetMismatch => "offset_mismatch",
             ErrorKind::StreamClosed => "stream_closed",
             ErrorKind::StreamExists => "stream_exists",
+            ErrorKind::StreamSeq => "stream_seq",
             ErrorKind::ProducerSeqGap => "producer_seq_gap",
             ErrorKind::ProducerFenced => "producer_fenced",
             ErrorKind::MembershipConflict => "membership_conflict",
@@ -344,6 +348,7 @@ impl ErrorKind {
             ErrorKind::OffsetMismatch
             | ErrorKind::StreamClosed
             | ErrorKind::StreamExists
+            | ErrorKind::StreamSeq
             | ErrorKind::ProducerSeqGap
             | ErrorKind::MembershipConflict => 409,
             ErrorKind::Gone => 410,

@@ -804,7 +804,7 @@ function statusOfCode(code: string | undefined): number {
     case "gone": return 410;
     case "not_found": return 404;
     case "forbidden": case "producer_fenced": return 403;
-    case "offset_mismatch": case "stream_closed": case "stream_exists": case "producer_seq_gap": case "membership_conflict": return 409;
+    case "offset_mismatch": case "stream_closed": case "stream_exists": case "stream_seq": case "producer_seq_gap": case "membership_conflict": return 409;
     case "unauthorized": return 401;
     case "unavailable": case "no_leader": return 503;
     case "bad_request": case "invalid_stream": return 400;

@@ -17,6 +17,7 @@ export type ErrorKind =
   | "offset_mismatch"
   | "stream_closed"
   | "stream_exists"
+  | "stream_seq"
   | "producer_seq_gap"
   | "producer_fenced"
   | "membership_conflict"
@@ -112,6 +113,10 @@ export class StreamClosedError extends BadBatchError {
 export class StreamExistsError extends BadBatchError {
   constructor(m: string, d?: ErrorDetails) { super("stream_exists", m, d); }
 }
+/** A writer's Stream-Seq label that does not sort after the stream's last one; nothing was stored. */
+export class StreamSeqError extends BadBatchError {
+  constructor(m: string, d?: ErrorDetails) { super("stream_seq", m, d); }
+}
 /** A producer seq that skips one; nothing was stored. */
 export class ProducerSeqGapError extends BadBatchError {
   /** The seq the server expected next. */
@@ -193,6 +198,7 @@ const byKind: { [K in ErrorKind]: Ctor } = {
   offset_mismatch: OffsetMismatchError,
   stream_closed: StreamClosedError,
   stream_exists: StreamExistsError,
+  stream_seq: StreamSeqError,
   producer_seq_gap: ProducerSeqGapError,
   producer_fenced: ProducerFencedError,
   membership_conflict: MembershipConflictError,

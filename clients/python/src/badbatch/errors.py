@@ -21,6 +21,7 @@ __all__ = [
     "OffsetMismatchError",
     "StreamClosedError",
     "StreamExistsError",
+    "StreamSeqError",
     "ProducerSeqGapError",
     "ProducerFencedError",
     "MembershipConflictError",
@@ -145,6 +146,13 @@ class StreamExistsError(BadBatchError):
     """409 ``stream_exists``: a create with another configuration, or a fork onto an existing stream."""
 
     kind = "stream_exists"
+    default_status = 409
+
+
+class StreamSeqError(BadBatchError):
+    """409 ``stream_seq``: a writer's Stream-Seq label that does not sort after the stream's last one."""
+
+    kind = "stream_seq"
     default_status = 409
 
 
@@ -285,6 +293,7 @@ _ALL: tuple[type[BadBatchError], ...] = (
         OffsetMismatchError,
         StreamClosedError,
         StreamExistsError,
+        StreamSeqError,
         ProducerSeqGapError,
         ProducerFencedError,
         MembershipConflictError,

@@ -125,6 +125,7 @@ public class BadBatchException extends RuntimeException {
             case OFFSET_MISMATCH: return new OffsetMismatchException(d, d.currentLastOffset);
             case STREAM_CLOSED: return new StreamClosedException(d);
             case STREAM_EXISTS: return new StreamExistsException(d);
+            case STREAM_SEQ: return new StreamSeqException(d);
             case PRODUCER_SEQ_GAP: return new ProducerSeqGapException(d);
             case PRODUCER_FENCED: return new ProducerFencedException(d);
             case MEMBERSHIP_CONFLICT: return new MembershipConflictException(d);

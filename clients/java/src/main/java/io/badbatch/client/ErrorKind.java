@@ -15,6 +15,7 @@ public enum ErrorKind {
     OFFSET_MISMATCH("offset_mismatch", 409),
     STREAM_CLOSED("stream_closed", 409),
     STREAM_EXISTS("stream_exists", 409),
+    STREAM_SEQ("stream_seq", 409),
     PRODUCER_SEQ_GAP("producer_seq_gap", 409),
     PRODUCER_FENCED("producer_fenced", 403),
     MEMBERSHIP_CONFLICT("membership_conflict", 409),
