@@ -26,6 +26,22 @@ const (
 	headerStreamSeq           = "Stream-Seq"
 )
 
+// writeTarget checks the stream of a write (its name, the token's perm on
+// it) and sends a follower's write to the leader.
+func (s *Server) writeTarget(c echo.Context, perm Permission) (string, error) {
+	stream := c.Param("stream")
+	if err := storage.ValidateStreamName(stream); err != nil {
+		return "", storeError(err)
+	}
+	if err := s.authorize(c, perm, stream); err != nil {
+		return "", err
+	}
+	if err, done := s.leaderOnly(c); done {
+		return "", err
+	}
+	return stream, nil
+}
+
 // maxCreateBody bounds the JSON body of PUT /v1/streams/{stream}.
 const maxCreateBody = 4 << 10
 
@@ -46,14 +62,8 @@ type createBody struct {
 // stream's description when created, 200 when it existed with the same
 // configuration, 409 stream_exists otherwise.
 func (s *Server) handleCreateStream(c echo.Context) error {
-	stream := c.Param("stream")
-	if err := storage.ValidateStreamName(stream); err != nil {
-		return storeError(err)
-	}
-	if err := s.authorize(c, PermAppend, stream); err != nil {
-		return err
-	}
-	if err, done := s.leaderOnly(c); done {
+	stream, err := s.writeTarget(c, PermAppend)
+	if err != nil {
 		return err
 	}
 	var b createBody
@@ -87,7 +97,6 @@ func (s *Server) handleCreateStream(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	status := http.StatusCreated
-	var err error
 	if b.Fork != nil {
 		if b.Fork.Offset == nil {
 			return badRequest(`bad JSON body: a fork needs {"stream": S, "offset": N}`)
@@ -132,14 +141,8 @@ const maxTTLSeconds = 1 << 33
 // handleDeleteStream deletes a stream: 204, 404 when there is none, 410
 // when it was deleted already but forks still read it.
 func (s *Server) handleDeleteStream(c echo.Context) error {
-	stream := c.Param("stream")
-	if err := storage.ValidateStreamName(stream); err != nil {
-		return storeError(err)
-	}
-	if err := s.authorize(c, PermAdmin, stream); err != nil {
-		return err
-	}
-	if err, done := s.leaderOnly(c); done {
+	stream, err := s.writeTarget(c, PermAdmin)
+	if err != nil {
 		return err
 	}
 	if err := s.store.DeleteStream(c.Request().Context(), stream); err != nil {
@@ -156,14 +159,8 @@ func (s *Server) handleDeleteStream(c echo.Context) error {
 // is a 200 too. A final append that closes atomically is a POST of records
 // with Stream-Closed: true.
 func (s *Server) handleCloseStream(c echo.Context) error {
-	stream := c.Param("stream")
-	if err := storage.ValidateStreamName(stream); err != nil {
-		return storeError(err)
-	}
-	if err := s.authorize(c, PermAppend, stream); err != nil {
-		return err
-	}
-	if err, done := s.leaderOnly(c); done {
+	stream, err := s.writeTarget(c, PermAppend)
+	if err != nil {
 		return err
 	}
 	var opts storage.AppendOptions
