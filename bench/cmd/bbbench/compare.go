@@ -159,7 +159,8 @@ const (
 	CellNoPackage  = "not run (package not present)"
 	CellNoBuild    = "not run (package did not build)"
 	CellFailed     = "failed"
-	CellNotInSet   = "-" // the contender has no such matrix point by design
+	CellSkipped    = "not run" // the benchmark said why (Output.Skips)
+	CellNotInSet   = "-"       // the contender has no such matrix point by design
 )
 
 // Cell is one contender's figure in one row.
@@ -233,6 +234,7 @@ func matchSeries(s Series, pkg, name string) (string, bool) {
 type Results struct {
 	Summaries []Summary
 	Failures  []Failure
+	Skips     []Failure
 	Packages  map[string]PackageStatus
 }
 
@@ -247,8 +249,9 @@ func (r *Results) find(pkg, name string) (Summary, bool) {
 }
 
 // missing explains why the benchmark fn/elems... of pkg has no result. A
-// failure covers it when the failure is the benchmark itself or one of its
-// ancestors (the same function, with a subset of its elements).
+// failure, or a skip that said why, covers it when it is the benchmark
+// itself or one of its ancestors (the same function, with a subset of its
+// elements).
 func (r *Results) missing(pkg, fn string, elems []string) Cell {
 	ps, ok := r.Packages[pkg]
 	switch {
@@ -257,20 +260,26 @@ func (r *Results) missing(pkg, fn string, elems []string) Cell {
 	case !ps.Built:
 		return Cell{Status: CellNoBuild, Message: buildErrorLine(ps.BuildError)}
 	}
-	for _, f := range r.Failures {
+	covers := func(f Failure) bool {
 		ffn, felems := nameElements(f.Name)
 		if f.Package != pkg || ffn != fn {
-			continue
+			return false
 		}
-		covered := true
 		for _, e := range felems {
 			if !slices.Contains(elems, e) {
-				covered = false
-				break
+				return false
 			}
 		}
-		if covered {
+		return true
+	}
+	for _, f := range r.Failures {
+		if covers(f) {
 			return Cell{Status: CellFailed, Name: f.Name, Message: firstLine(f.Message)}
+		}
+	}
+	for _, f := range r.Skips {
+		if covers(f) {
+			return Cell{Status: CellSkipped, Name: f.Name, Message: firstLine(f.Message)}
 		}
 	}
 	return Cell{Status: CellNoSuchBenc}

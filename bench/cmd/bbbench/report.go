@@ -33,6 +33,7 @@ type Report struct {
 	Packages map[string]PackageStatus `json:"packages"`
 	Samples  []Sample                 `json:"samples"`
 	Failures []Failure                `json:"failures"`
+	Skips    []Failure                `json:"skips,omitempty"` // benchmarks that said why they did not run
 	Timings  []Timing                 `json:"timings"`
 	Docs     []BenchDoc               `json:"docs"`
 
@@ -47,7 +48,7 @@ type Report struct {
 func (r *Report) Analyze(groups []*Group) {
 	r.groups = groups
 	r.Summaries = SummarizeSamples(r.Samples)
-	res := &Results{Summaries: r.Summaries, Failures: r.Failures, Packages: r.Packages}
+	res := &Results{Summaries: r.Summaries, Failures: r.Failures, Skips: r.Skips, Packages: r.Packages}
 	r.Comparisons = r.Comparisons[:0]
 	for _, g := range groups {
 		c := Compare(g, res)
@@ -370,7 +371,7 @@ func (r *Report) writeLimits(m *md) {
 	}
 	if n == 0 {
 		fn, elems := nameElements("BenchmarkLimit")
-		res := &Results{Summaries: r.Summaries, Failures: r.Failures, Packages: r.Packages}
+		res := &Results{Summaries: r.Summaries, Failures: r.Failures, Skips: r.Skips, Packages: r.Packages}
 		m.f("| BenchmarkLimit | %s | | |\n", res.missing(pkgBench, fn, elems).Status)
 	}
 	m.f("\n")
