@@ -593,7 +593,7 @@ func dsFanoutGroup() *Group {
 			"PUT /v1/streams/{s}; the producer POSTs NDJSON of 100 records to /records; subscribers GET /records?from=0 with Accept: text/event-stream (one event per record: its JSON with offset, seq and timestamp).",
 			"PUT an application/json stream; the producer POSTs JSON arrays of 100 messages; subscribers GET ?offset=-1&live=sse (one data event per append, then a control event)."),
 		Notes: []string{
-			"messages/s counts deliveries: messages appended times subscribers, per second, from the first append until every subscriber has every message. One producer on its own connection sends appends of 100 messages (JSON strings of 100 bytes carrying the send time) one after the other, each answered after the server's fsync; the p99 latency is from the send of an append to a subscriber parsing the message. A fresh stream and 100 fresh subscribers per benchmark run.",
+			"messages/s counts deliveries: messages appended times subscribers, per second, from the first append until every subscriber has every message. One producer on its own connection sends appends of 100 messages (JSON strings of 100 bytes carrying the send time; one append is one op) one after the other, each answered after the server's fsync; the p99 latency is from the send of an append to a subscriber parsing the message. A fresh stream and 100 fresh subscribers per benchmark run.",
 			"On each append the reference wakes every subscriber, and each reads the stream's whole segment file again.",
 			dsNativeNote,
 			dsProcessNote,
