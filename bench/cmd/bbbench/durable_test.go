@@ -18,9 +18,9 @@ import (
 
 // Medians of the captured rounds.
 const (
-	dsProtocolAppends = (12511 + 9955) / 2.0
-	dsNativeAppends   = (13596 + 13490) / 2.0
-	dsRefAppends      = (587.8 + 497.5) / 2.0
+	dsProtocolAppends = (13070 + 15774) / 2.0
+	dsNativeAppends   = (13541 + 13195) / 2.0
+	dsRefAppends      = (573.1 + 628.7) / 2.0
 )
 
 // dsReport is a report of the captured outputs, as a run would make it.
@@ -68,8 +68,8 @@ func TestCompareDurableStreams(t *testing.T) {
 	v, w, _, ok := c.goalFigure(row)
 	require.True(t, ok)
 	assert.InDelta(t, dsProtocolAppends/dsRefAppends, v, 1e-9)
-	assert.InDelta(t, 9955/587.8, w, 1e-9, "BadBatch's worst round over the reference's best")
-	assert.Equal(t, "MISSES the goal", c.goalVerdict(row), "about 21x, not 100x")
+	assert.InDelta(t, 13070/628.7, w, 1e-9, "BadBatch's worst round over the reference's best")
+	assert.Equal(t, "MISSES the goal", c.goalVerdict(row), "about 24x, not 100x")
 
 	for _, id := range []string{"ds-read", "ds-fanout"} {
 		c := comparisonByID(t, rep.Comparisons, id)
@@ -117,19 +117,19 @@ func TestReportMarkdownDurableStreams(t *testing.T) {
 		sec := section(t, md, appendTitle)
 		for _, want := range []string{
 			"![" + appendTitle + "](img/ds-append.svg)",
-			"| conns=16/size=100B | **BadBatch, Durable Streams protocol** | 11.2k | 9955-12.5k (22.8%) | 6.87ms | (base) |",
-			"|  | BadBatch, native API | 13.5k | 13.5k-13.6k (0.8%) | 2.67ms | (BadBatch variant) BadBatch, Durable Streams protocol / this: 0.829x |",
-			"|  | reference server (@durable-streams/server 0.3.7, file store) | 543 | 498-588 (16.6%) | 40.3ms | 20.7x better |",
-			"**Goal: BadBatch's protocol at least 100x the reference's appends/s (issue 14).** conns=16/size=100B: 20.7x better than " +
-				"reference server (@durable-streams/server 0.3.7, file store) (median over median; BadBatch's worst round over its best: 16.9x): MISSES the goal.",
+			"| conns=16/size=100B | **BadBatch, Durable Streams protocol** | 14.4k | 13.1k-15.8k (18.7%) | 3.1ms | (base) |",
+			"|  | BadBatch, native API | 13.4k | 13.2k-13.5k (2.6%) | 3.22ms | (BadBatch variant) BadBatch, Durable Streams protocol / this: 1.08x |",
+			"|  | reference server (@durable-streams/server 0.3.7, file store) | 601 | 573-629 (9.3%) | 38.1ms | 24.0x better |",
+			"**Goal: BadBatch's protocol at least 100x the reference's appends/s (issue 14).** conns=16/size=100B: 24.0x better than " +
+				"reference server (@durable-streams/server 0.3.7, file store) (median over median; BadBatch's worst round over its best: 20.8x): MISSES the goal.",
 			"- **reference server (@durable-streams/server 0.3.7, file store)**: `@durable-streams/server` 0.3.7",
 			"- **BadBatch, native API**: The benchmark process's own server",
 		} {
 			assert.Contains(t, sec, want)
 		}
-		assert.Contains(t, md, "- **"+appendTitle+"** (conns=16/size=100B): BadBatch, Durable Streams protocol 11.2k appends/s; "+
-			"BadBatch, native API 13.5k appends/s (BadBatch, Durable Streams protocol / this: 0.829x); "+
-			"reference server (@durable-streams/server 0.3.7, file store) 543 appends/s (BadBatch 20.7x better); "+
+		assert.Contains(t, md, "- **"+appendTitle+"** (conns=16/size=100B): BadBatch, Durable Streams protocol 14.4k appends/s; "+
+			"BadBatch, native API 13.4k appends/s (BadBatch, Durable Streams protocol / this: 1.08x); "+
+			"reference server (@durable-streams/server 0.3.7, file store) 601 appends/s (BadBatch 24.0x better); "+
 			"goal BadBatch's protocol at least 100x the reference's appends/s (issue 14): MISSES the goal.\n")
 		assert.Contains(t, md, "## Durable Streams catch-up read, 100,000 messages of 100 bytes\n")
 		assert.Contains(t, md, "## Durable Streams SSE fan-out, 100 subscribers\n")
