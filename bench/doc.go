@@ -10,6 +10,12 @@
 //	bench/journal_test.go        the journal against tidwall/wal, raft-wal and Pebble as a log
 //	bench/storage_test.go        storage.Store against the same peers
 //	bench/http_test.go           the HTTP API against an echo handler that does nothing
+//	bench/durable_test.go        the Durable Streams protocol (/v1/stream/{name}) against the
+//	                             protocol's reference server (@durable-streams/server 0.3.7, file
+//	                             store, a node child process) and BadBatch's native API: appends,
+//	                             catch-up reads, SSE fan-out. The reference needs node and
+//	                             `npm ci` in conformance/durable-streams; without them its rows
+//	                             print why they did not run (notRun) and the report says so
 //	bench/replay_test.go         replay against Pebble iteration and raft-wal; first record; fan-out
 //	bench/scaling_test.go        how cost grows: record size, stream count, open time and RSS
 //	                             against log size
@@ -53,7 +59,9 @@
 // compared (records/s for appends and reads). Report custom units with
 // b.ReportMetric: records/s, MB/s, fsyncs/s, and latencies as p50-ns and
 // p99-ns. A benchmark that groups.go expects but that does not exist shows
-// in the report as "not run (no such benchmark)"; every benchmark that runs
+// in the report as "not run (no such benchmark)"; one that cannot run here
+// calls notRun (bench/durable_test.go), which prints "--- SKIP: name" and
+// the reason, and shows as "not run: <reason>"; every benchmark that runs
 // is listed in the report's full table whether or not a group pairs it.
 // BadBatch's 3-node cluster, not written yet, is expected in this package as
 // BenchmarkClusterAppend/batch=100/producers=4/size=100B (groups.go's

@@ -102,6 +102,12 @@ func loadClient(conns int) *http.Client {
 // on any answer but 201.
 func runLoad(b *testing.B, c *http.Client, url, contentType string, workers, total int, body func(i int) []byte) *hdrhistogram.Histogram {
 	b.Helper()
+	return runLoadStatus(b, c, url, contentType, http.StatusCreated, workers, total, body)
+}
+
+// runLoadStatus is runLoad for answers of status want.
+func runLoadStatus(b *testing.B, c *http.Client, url, contentType string, want, workers, total int, body func(i int) []byte) *hdrhistogram.Histogram {
+	b.Helper()
 	hists := make([]*hdrhistogram.Histogram, workers)
 	var next atomic.Int64
 	var failed atomic.Value
@@ -124,8 +130,8 @@ func runLoad(b *testing.B, c *http.Client, url, contentType string, workers, tot
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					failed.Store(fmt.Errorf("status %d", resp.StatusCode))
+				if resp.StatusCode != want {
+					failed.Store(fmt.Errorf("status %d, want %d", resp.StatusCode, want))
 					return
 				}
 				_ = h.RecordValue(int64(time.Since(start)))

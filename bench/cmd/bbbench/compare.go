@@ -111,33 +111,88 @@ type Limit struct {
 
 // Goal is a target for the base's figure, in the group's unit: Bound must
 // be met and Aim is what the design aims for (for a cost, at most; for a
-// rate, at least).
+// rate, at least). With Over, the target is instead for BadBatch's
+// advantage over one contender: how many times better the base's figure is
+// than that contender's at the same matrix point (at least Bound).
 // A Goal is a plain value, read-only once built.
 type Goal struct {
 	Text  string // as the report says it, e.g. "p99 under 2 s, aim 1 s"
 	Bound float64
-	Aim   float64
+	Aim   float64 // equal to Bound when there is no aim beyond the goal
+	// Over, when set, is the Label of the series whose figure the base's
+	// advantage is held to Bound and Aim.
+	Over string
 }
 
 // verdict says how a median compares with the goal: "meets the aim",
-// "meets the goal, not the aim", or "MISSES the goal".
+// "meets the goal, not the aim", or "MISSES the goal" ("meets the goal"
+// when the aim is the goal).
 func (g *Goal) verdict(unit string, st Stat) string {
+	return g.judge(HigherIsBetter(unit), st.Median)
+}
+
+// judge is verdict for a figure v where higher (or, !higher, lower) is
+// better.
+func (g *Goal) judge(higher bool, v float64) string {
 	within := func(v, target float64) bool {
-		if HigherIsBetter(unit) {
+		if higher {
 			return v >= target
 		}
 		return v <= target
 	}
 	switch {
-	case math.IsNaN(st.Median):
+	case math.IsNaN(v):
 		return "not measured"
-	case within(st.Median, g.Aim):
+	case g.Aim == g.Bound && within(v, g.Bound):
+		return "meets the goal"
+	case within(v, g.Aim):
 		return "meets the aim"
-	case within(st.Median, g.Bound):
+	case within(v, g.Bound):
 		return "meets the goal, not the aim"
 	default:
 		return "MISSES the goal"
 	}
+}
+
+// goalFigure is what a row holds to the group's goal: the base's median
+// and worst round, or with Goal.Over the base's advantage over that
+// contender, median over median and worst round over best round. ok is
+// false, with why, when the row cannot say.
+func (c Comparison) goalFigure(row Row) (median, worstRound float64, why string, ok bool) {
+	g := c.Group
+	base := slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
+	if base < 0 || row.Cells[base].Status != CellOK {
+		return 0, 0, "", false
+	}
+	b := row.Cells[base].Stat
+	if g.Goal.Over == "" {
+		return b.Median, worst(g.Unit, b), "", true
+	}
+	over := slices.IndexFunc(g.Series, func(s Series) bool { return s.Label == g.Goal.Over })
+	if over < 0 {
+		return 0, 0, g.Goal.Over + ": no such contender", false
+	}
+	if o := row.Cells[over]; o.Status != CellOK {
+		status := o.Status
+		if o.Message != "" {
+			status += ": " + o.Message
+		}
+		return 0, 0, g.Goal.Over + ": " + status, false
+	}
+	o := row.Cells[over].Stat
+	return Advantage(g.Unit, b.Median, o.Median), Advantage(g.Unit, worst(g.Unit, b), best(g.Unit, o)), "", true
+}
+
+// goalVerdict is a row's verdict against the group's goal.
+func (c Comparison) goalVerdict(row Row) string {
+	v, _, _, ok := c.goalFigure(row)
+	if !ok {
+		return "not measured"
+	}
+	if c.Group.Goal.Over != "" {
+		return c.Group.Goal.judge(true, v)
+	}
+	return c.Group.Goal.verdict(c.Group.Unit, Stat{Median: v})
 }
 
 // PackageStatus is what the runner learnt about one package.
@@ -159,7 +214,8 @@ const (
 	CellNoPackage  = "not run (package not present)"
 	CellNoBuild    = "not run (package did not build)"
 	CellFailed     = "failed"
-	CellNotInSet   = "-" // the contender has no such matrix point by design
+	CellSkipped    = "not run" // the benchmark said why (Output.Skips)
+	CellNotInSet   = "-"       // the contender has no such matrix point by design
 )
 
 // Cell is one contender's figure in one row.
@@ -233,6 +289,7 @@ func matchSeries(s Series, pkg, name string) (string, bool) {
 type Results struct {
 	Summaries []Summary
 	Failures  []Failure
+	Skips     []Failure
 	Packages  map[string]PackageStatus
 }
 
@@ -247,8 +304,9 @@ func (r *Results) find(pkg, name string) (Summary, bool) {
 }
 
 // missing explains why the benchmark fn/elems... of pkg has no result. A
-// failure covers it when the failure is the benchmark itself or one of its
-// ancestors (the same function, with a subset of its elements).
+// failure, or a skip that said why, covers it when it is the benchmark
+// itself or one of its ancestors (the same function, with a subset of its
+// elements).
 func (r *Results) missing(pkg, fn string, elems []string) Cell {
 	ps, ok := r.Packages[pkg]
 	switch {
@@ -257,20 +315,26 @@ func (r *Results) missing(pkg, fn string, elems []string) Cell {
 	case !ps.Built:
 		return Cell{Status: CellNoBuild, Message: buildErrorLine(ps.BuildError)}
 	}
-	for _, f := range r.Failures {
+	covers := func(f Failure) bool {
 		ffn, felems := nameElements(f.Name)
 		if f.Package != pkg || ffn != fn {
-			continue
+			return false
 		}
-		covered := true
 		for _, e := range felems {
 			if !slices.Contains(elems, e) {
-				covered = false
-				break
+				return false
 			}
 		}
-		if covered {
+		return true
+	}
+	for _, f := range r.Failures {
+		if covers(f) {
 			return Cell{Status: CellFailed, Name: f.Name, Message: firstLine(f.Message)}
+		}
+	}
+	for _, f := range r.Skips {
+		if covers(f) {
+			return Cell{Status: CellSkipped, Name: f.Name, Message: firstLine(f.Message)}
 		}
 	}
 	return Cell{Status: CellNoSuchBenc}

@@ -298,6 +298,9 @@ func Groups() []*Group {
 				"Batched appends over HTTP (NDJSON, 1,000 records per request) and SSE fan-out are in the full table below (BenchmarkHTTPAppendNDJSON, BenchmarkHTTPFanout).",
 			},
 		},
+		dsAppendGroup(),
+		dsReadGroup(),
+		dsFanoutGroup(),
 		clientsGroup(),
 		{
 			ID:       "ring",
@@ -494,6 +497,106 @@ func clientsGroup() *Group {
 		Notes: []string{
 			"The protocol is clients/BENCH.md: append runs BENCH_SECONDS (5 s) of append_batch calls of 100 records of 100 bytes from 4 concurrent callers; tail reads BENCH_RECORDS (200,000) records of 100 bytes, written just before, from earliest with the client's tail. The goal for every client is at least 50% of the Go client's rate in both modes.",
 			"Every client shares this machine's cores with the server, which runs in the benchmark's process; the Go client runs in that process too, the others in their own.",
+		},
+	}
+}
+
+// The Durable Streams comparison (bench/durable_test.go): BadBatch's
+// protocol at /v1/stream/{name}, its native API on the same kind of server,
+// and the protocol's reference server, all driven by the same load
+// generator.
+const (
+	dsMatch         = "BenchmarkDurableStreams"
+	dsProtocolLabel = "BadBatch, Durable Streams protocol"
+	dsNativeLabel   = "BadBatch, native API"
+	dsRefLabel      = "reference server (@durable-streams/server 0.3.7, file store)"
+
+	dsBadBatchConfig = "The benchmark process's own server (httpapi, auth off) over storage.Store with SyncAlways " +
+		"on the bench directory's disk, served on 127.0.0.1: an append is answered after its journal entry is fsynced, " +
+		"concurrent appends sharing one fsync (group commit). A server of its own for each contender."
+	dsRefConfig = "`@durable-streams/server` 0.3.7 (pinned by conformance/durable-streams/package-lock.json) on node, started by " +
+		"the benchmark as a child process (`node ref-server.mjs --port 0 --data-dir DIR`) with its file store in a temporary " +
+		"directory on the bench directory's disk: an append is written to the stream's segment file and fdatasynced, and the " +
+		"stream's metadata put in LMDB, before the answer; appends to one stream run one at a time. Its response compression " +
+		"is on but unused (the load generator sends no Accept-Encoding). Shown as not run, with the reason, when node or " +
+		"conformance/durable-streams/node_modules (`npm ci` there) is missing."
+)
+
+// dsSeries are the three contenders of a Durable Streams benchmark fn, each
+// with what it does in that benchmark.
+func dsSeries(fn, protocol, native, ref string) []Series {
+	m := func(impl, api string) string { return dsMatch + fn + "/impl=" + impl + "/api=" + api }
+	return []Series{
+		{Label: dsProtocolLabel, Package: pkgBench, Match: m("badbatch", "protocol"), Base: true, Config: dsBadBatchConfig + " " + protocol},
+		{Label: dsNativeLabel, Package: pkgBench, Match: m("badbatch", "native"), Variant: true, BaseRatio: true, Config: dsBadBatchConfig + " " + native},
+		{Label: dsRefLabel, Package: pkgBench, Match: m("reference", "protocol"), Config: dsRefConfig + " " + ref},
+	}
+}
+
+// dsNativeNote reads the native row's ratio.
+const dsNativeNote = "The native API's row is BadBatch too: its ratio is the protocol's figure over the native API's, " +
+	"what the protocol layer costs (1x: nothing; below 1: the protocol is slower)."
+
+// dsProcessNote says where each contender runs.
+const dsProcessNote = "The load generator runs in the benchmark's process, as BadBatch's servers do; the reference " +
+	"server is a process of its own. All of them share this machine's cores."
+
+func dsAppendGroup() *Group {
+	return &Group{
+		ID:       "ds-append",
+		Title:    "Durable Streams append, one 100-byte message per request",
+		Question: "How many appends per second does BadBatch acknowledge through the Durable Streams protocol, against the protocol's reference server and against its own native API, with the same load and 16 connections?",
+		Unit:     "appends/s",
+		Rows:     []string{"conns=16/size=100B"},
+		Series: dsSeries("Append",
+			"POST /v1/stream/bench, the stream created by PUT as application/octet-stream; 204 after the fsync.",
+			"POST /v1/streams/bench/records with the same application/octet-stream body (one record); 201 after the fsync.",
+			"POST /v1/stream/bench, the stream created by PUT as application/octet-stream."),
+		Goal: &Goal{Text: "BadBatch's protocol at least 100x the reference's appends/s (issue 14)", Bound: 100, Aim: 100, Over: dsRefLabel},
+		Notes: []string{
+			"One message of 100 bytes per request, application/octet-stream, from 16 concurrent keep-alive connections to one stream: the same Go load generator, connections and bytes for every contender. 16 rather than BenchmarkHTTPAppend's 64 because the reference appends to a stream one at a time, so that more connections only lengthen its queue, while BadBatch commits concurrent appends together and gains from more.",
+			dsNativeNote,
+			dsProcessNote,
+		},
+	}
+}
+
+func dsReadGroup() *Group {
+	return &Group{
+		ID:       "ds-read",
+		Title:    "Durable Streams catch-up read, 100,000 messages of 100 bytes",
+		Question: "How many messages per second does one reader catch up on, from a stream's start until it is up to date, through the protocol, the reference server and BadBatch's native API?",
+		Unit:     "messages/s",
+		Rows:     []string{"msgs=100000/size=100B"},
+		Series: dsSeries("Read",
+			"GET /v1/stream/read?offset=-1 on an application/json stream, then ?offset=<Stream-Next-Offset> until Stream-Up-To-Date: true; at most 1,000 messages per answer (a JSON array).",
+			"GET /v1/streams/read/records?from=N&limit=1000 (JSON pages, each record with its offset, seq and timestamp) until the next offset stops moving: one more request, for an empty page.",
+			"GET /v1/stream/read?offset=-1 on an application/json stream: it answers everything after the offset in one body, so one request catches up."),
+		Notes: []string{
+			"One op is one catch-up of the whole stream (10 MB of messages) by one reader on one keep-alive connection; the stream is filled just before through the same API, 1,000 messages per append. The reader counts the messages in each body without decoding it and checks that every catch-up counted 100,000. MB/s (message bytes) is in the full table.",
+			"The reference reads the stream's whole segment file on every read and builds the JSON answer message by message (JSON.parse and JSON.stringify of each).",
+			dsNativeNote,
+			dsProcessNote,
+		},
+	}
+}
+
+func dsFanoutGroup() *Group {
+	return &Group{
+		ID:       "ds-fanout",
+		Title:    "Durable Streams SSE fan-out, 100 subscribers",
+		Question: "How many messages per second reach 100 SSE subscribers of one stream while one producer appends to it, through the protocol, the reference server and BadBatch's native SSE tail?",
+		Unit:     "messages/s",
+		Rows:     []string{"subscribers=100/batch=100"},
+		Series: dsSeries("Fanout",
+			"PUT an application/json stream; the producer POSTs JSON arrays of 100 messages to /v1/stream/{name}; subscribers GET ?offset=-1&live=sse (a data event holds a JSON array of up to 1,000 messages, then a control event).",
+			"PUT /v1/streams/{s}; the producer POSTs NDJSON of 100 records to /records; subscribers GET /records?from=0 with Accept: text/event-stream (one event per record: its JSON with offset, seq and timestamp).",
+			"PUT an application/json stream; the producer POSTs JSON arrays of 100 messages; subscribers GET ?offset=-1&live=sse (one data event per append, then a control event)."),
+		Notes: []string{
+			"messages/s counts deliveries: messages appended times subscribers, per second, from the first append until every subscriber has every message. One producer on its own connection sends appends of 100 messages (JSON strings of 100 bytes carrying the send time; one append is one op) one after the other, each answered after the server's fsync; the p99 latency is from the send of an append to a subscriber parsing the message. A fresh stream and 100 fresh subscribers per benchmark run.",
+			"On each append the reference wakes every subscriber, and each reads the stream's whole segment file again.",
+			dsNativeNote,
+			dsProcessNote,
 		},
 	}
 }

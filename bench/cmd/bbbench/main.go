@@ -200,6 +200,7 @@ func run(args []string, stderr io.Writer) error {
 		o, err := runner.Round(ctx, suites, round)
 		rep.Samples = append(rep.Samples, o.Samples...)
 		rep.Failures = append(rep.Failures, o.Failures...)
+		rep.Skips = append(rep.Skips, o.Skips...)
 		rep.Timings = append(rep.Timings, o.Timings...)
 		if err != nil {
 			progress.Finish()

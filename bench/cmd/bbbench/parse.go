@@ -39,7 +39,8 @@ func (s Sample) Value(unit string) (float64, bool) {
 	return 0, false
 }
 
-// Failure is a benchmark that reported "--- FAIL".
+// Failure is a benchmark that reported "--- FAIL" or, in Output.Skips, one
+// that reported "--- SKIP" (Message is then why it did not run).
 // A Failure is a plain value.
 type Failure struct {
 	Package string `json:"package"`
@@ -54,19 +55,25 @@ type Output struct {
 	Header   map[string]string // goos, goarch, pkg, cpu
 	Samples  []Sample
 	Failures []Failure
-	Timings  []Timing // filled by Runner.Round, one per package run
+	// Skips are the benchmarks that said why they did not run: go test
+	// prints nothing for a skipped benchmark without -v, so a benchmark
+	// that must be seen as not run prints "--- SKIP: name" and its reason,
+	// indented, itself (bench's notRun).
+	Skips   []Failure
+	Timings []Timing // filled by Runner.Round, one per package run
 }
 
 // Parser reads the standard benchmark output format line by line: the
-// header, result lines, "--- FAIL" blocks with their indented messages, and
-// everything else (logs, "--- BENCH" blocks, PASS/FAIL) ignored. A Parser is
-// not safe for concurrent use.
+// header, result lines, "--- FAIL" and "--- SKIP" blocks with their
+// indented messages, and everything else (logs, "--- BENCH" blocks,
+// PASS/FAIL) ignored. A Parser is not safe for concurrent use.
 type Parser struct {
 	pkg   string
 	round int
 	out   Output
 
-	failing *Failure // the failure whose message lines are being read
+	failing *Failure // the failure or skip whose message lines are being read
+	skip    bool     // failing is a skip
 }
 
 // NewParser returns a parser that labels what it parses with pkg and round.
@@ -79,6 +86,7 @@ var (
 	// name is also printed alone before the run; that line has no figures.)
 	resultLine = regexp.MustCompile(`^(Benchmark\S*)\s+(\d+)\s+(.+)$`)
 	failLine   = regexp.MustCompile(`^\s*--- FAIL: (Benchmark\S*)`)
+	skipLine   = regexp.MustCompile(`^\s*--- SKIP: (Benchmark\S*)`)
 	headerLine = regexp.MustCompile(`^(goos|goarch|pkg|cpu): (.*)$`)
 	procsTail  = regexp.MustCompile(`-(\d+)$`)
 )
@@ -88,7 +96,7 @@ var (
 func (p *Parser) Line(line string) (Sample, bool) {
 	line = strings.TrimRight(line, "\r\n")
 	if p.failing != nil {
-		if strings.HasPrefix(line, "    ") && !failLine.MatchString(line) {
+		if strings.HasPrefix(line, "    ") && !failLine.MatchString(line) && !skipLine.MatchString(line) {
 			msg := strings.TrimSpace(line)
 			if p.failing.Message != "" {
 				p.failing.Message += "\n"
@@ -104,7 +112,12 @@ func (p *Parser) Line(line string) (Sample, bool) {
 	}
 	if m := failLine.FindStringSubmatch(line); m != nil {
 		name, _ := splitProcs(m[1])
-		p.failing = &Failure{Package: p.pkg, Name: name, Round: p.round}
+		p.failing, p.skip = &Failure{Package: p.pkg, Name: name, Round: p.round}, false
+		return Sample{}, false
+	}
+	if m := skipLine.FindStringSubmatch(line); m != nil {
+		name, _ := splitProcs(m[1])
+		p.failing, p.skip = &Failure{Package: p.pkg, Name: name, Round: p.round}, true
 		return Sample{}, false
 	}
 	if m := resultLine.FindStringSubmatch(line); m != nil {
@@ -118,9 +131,21 @@ func (p *Parser) Line(line string) (Sample, bool) {
 // endFailure files the failure being read. A parent benchmark fails because
 // its sub-benchmark did; only the most specific failure carries a message,
 // so a parent with an empty message whose child already failed is dropped.
+//
+// A skip is filed once: with -v, go test's own "--- SKIP" line (its message
+// printed before it) follows the one the benchmark printed.
 func (p *Parser) endFailure() {
 	f := *p.failing
 	p.failing = nil
+	if p.skip {
+		for _, g := range p.out.Skips {
+			if g.Round == f.Round && g.Name == f.Name {
+				return
+			}
+		}
+		p.out.Skips = append(p.out.Skips, f)
+		return
+	}
 	if f.Message == "" {
 		for _, g := range p.out.Failures {
 			if g.Round == f.Round && strings.HasPrefix(g.Name, f.Name+"/") {

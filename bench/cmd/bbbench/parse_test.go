@@ -137,3 +137,34 @@ func TestParseRejectsMalformedFigures(t *testing.T) {
 	}
 	assert.Empty(t, p.Finish().Samples)
 }
+
+func TestParseSkips(t *testing.T) {
+	// bench's notRun prints "--- SKIP: name" and the reason below it,
+	// which go test does not print for a skipped benchmark without -v.
+	out := parseFile(t, "durable-streams-noref.txt", pkgBench)
+	assert.Equal(t, []string{
+		"BenchmarkDurableStreamsAppend/impl=badbatch/api=protocol/conns=16/size=100B",
+		"BenchmarkDurableStreamsAppend/impl=badbatch/api=native/conns=16/size=100B",
+	}, names(out.Samples))
+	assert.Empty(t, out.Failures)
+	assert.Equal(t, []Failure{{
+		Package: pkgBench, Name: "BenchmarkDurableStreamsAppend/impl=reference/api=protocol/conns=16/size=100B", Round: 1,
+		Message: "node is not installed (no node in PATH)",
+	}}, out.Skips)
+
+	// With -v, go test's own "--- SKIP" line follows: one skip, with the
+	// reason.
+	p := NewParser("x", 2)
+	for _, line := range []string{
+		"BenchmarkX/impl=ref",
+		"--- SKIP: BenchmarkX/impl=ref",
+		"    why not",
+		"--- SKIP: BenchmarkX/impl=ref",
+		"BenchmarkX/impl=a-2   100   12 ns/op",
+	} {
+		p.Line(line)
+	}
+	got := p.Finish()
+	assert.Equal(t, []Failure{{Package: "x", Name: "BenchmarkX/impl=ref", Round: 2, Message: "why not"}}, got.Skips)
+	assert.Len(t, got.Samples, 1)
+}

@@ -33,6 +33,7 @@ type Report struct {
 	Packages map[string]PackageStatus `json:"packages"`
 	Samples  []Sample                 `json:"samples"`
 	Failures []Failure                `json:"failures"`
+	Skips    []Failure                `json:"skips,omitempty"` // benchmarks that said why they did not run
 	Timings  []Timing                 `json:"timings"`
 	Docs     []BenchDoc               `json:"docs"`
 
@@ -47,7 +48,7 @@ type Report struct {
 func (r *Report) Analyze(groups []*Group) {
 	r.groups = groups
 	r.Summaries = SummarizeSamples(r.Samples)
-	res := &Results{Summaries: r.Summaries, Failures: r.Failures, Packages: r.Packages}
+	res := &Results{Summaries: r.Summaries, Failures: r.Failures, Skips: r.Skips, Packages: r.Packages}
 	r.Comparisons = r.Comparisons[:0]
 	for _, g := range groups {
 		c := Compare(g, res)
@@ -254,7 +255,7 @@ func (r *Report) writeHeadline(m *md) {
 			m.f("; %s", limitWords(g.Limit, b.ToLimit))
 		}
 		if g.Goal != nil {
-			m.f("; goal %s: %s", g.Goal.Text, g.Goal.verdict(g.Unit, b.Stat))
+			m.f("; goal %s: %s", g.Goal.Text, c.goalVerdict(*row))
 		}
 		m.f(".%s\n", beside)
 	}
@@ -370,7 +371,7 @@ func (r *Report) writeLimits(m *md) {
 	}
 	if n == 0 {
 		fn, elems := nameElements("BenchmarkLimit")
-		res := &Results{Summaries: r.Summaries, Failures: r.Failures, Packages: r.Packages}
+		res := &Results{Summaries: r.Summaries, Failures: r.Failures, Skips: r.Skips, Packages: r.Packages}
 		m.f("| BenchmarkLimit | %s | | |\n", res.missing(pkgBench, fn, elems).Status)
 	}
 	m.f("\n")
@@ -530,20 +531,34 @@ func (r *Report) writeComparison(m *md, c Comparison, plot string) {
 }
 
 // writeGoal states a group's goal and, per row, whether the base's median
-// meets it.
+// (or its advantage over Goal.Over) meets it.
 func (r *Report) writeGoal(m *md, c Comparison) {
 	g := c.Group
-	base := slices.IndexFunc(g.Series, func(s Series) bool { return s.Base })
 	m.f("**Goal: %s.**", g.Goal.Text)
 	for _, row := range c.Rows {
-		if base < 0 || row.Cells[base].Status != CellOK {
+		v, w, why, ok := c.goalFigure(row)
+		switch {
+		case !ok && why != "":
+			m.f(" %s: not measured in this run (%s).", orDash(row.Key), cellEscape(why))
+		case !ok:
 			m.f(" %s: not measured in this run.", orDash(row.Key))
-			continue
+		case g.Goal.Over != "":
+			m.f(" %s: %s better than %s (median over median; BadBatch's worst round over its best: %s): %s.",
+				orDash(row.Key), formatRatio(v), g.Goal.Over, formatRatio(w), c.goalVerdict(row))
+		default:
+			m.f(" %s: %s (median of the rounds; worst round %s): %s.", orDash(row.Key), formatFigure(g.Unit, v), formatFigure(g.Unit, w), c.goalVerdict(row))
 		}
-		st := row.Cells[base].Stat
-		m.f(" %s: %s (median of the rounds; worst round %s): %s.", orDash(row.Key), formatFigure(g.Unit, st.Median), formatFigure(g.Unit, worst(g.Unit, st)), g.Goal.verdict(g.Unit, st))
 	}
 	m.f("\n\n")
+}
+
+// best is a Stat's best round in unit: the highest rate or the lowest
+// cost.
+func best(unit string, st Stat) float64 {
+	if HigherIsBetter(unit) {
+		return st.Max
+	}
+	return st.Min
 }
 
 // worst is a Stat's worst round in unit: the lowest rate or the highest

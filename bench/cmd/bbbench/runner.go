@@ -156,6 +156,7 @@ func (r *Runner) Round(ctx context.Context, suites []Suite, round int) (Output, 
 		all.Timings = append(all.Timings, Timing{Dir: s.Dir, Round: round, Seconds: time.Since(start).Seconds()})
 		all.Samples = append(all.Samples, out.Samples...)
 		all.Failures = append(all.Failures, out.Failures...)
+		all.Skips = append(all.Skips, out.Skips...)
 		if all.Header == nil {
 			all.Header = out.Header
 		}
@@ -226,6 +227,11 @@ func (r *Runner) runOne(ctx context.Context, s Suite, bin string, round int) (Ou
 	}
 	for _, f := range out.Failures {
 		r.Progress.Note(fmt.Sprintf("round %d: FAIL %s %s: %s", round, s.Dir, f.Name, firstLine(f.Message)))
+	}
+	if round == 1 {
+		for _, f := range out.Skips {
+			r.Progress.Note(fmt.Sprintf("not run: %s %s: %s", s.Dir, f.Name, firstLine(f.Message)))
+		}
 	}
 	return out, nil
 }
