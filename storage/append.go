@@ -82,19 +82,28 @@ func (s *Store) AppendAsync(stream string, opts AppendOptions, recs ...Record) (
 	if err := s.validateAppend(stream, &opts, recs); err != nil {
 		return nil, err
 	}
+	if c, ok := controlFor(&opts); ok {
+		return s.enqueue(stream, &opts, &c, recs)
+	}
+	return s.enqueue(stream, &opts, nil, recs)
+}
+
+// enqueue encodes one group (opts' condition and key, c's control bytes
+// when not nil) and publishes it, returning its future. Every append and
+// lifecycle command goes through it.
+func (s *Store) enqueue(stream string, opts *AppendOptions, c *control, recs []Record) (*AppendFuture, error) {
 	now := s.now()
 	enc := s.encoders.Get().(*encoder)
-	g := journal.Group{
-		Stream:         stringBytes(stream),
-		IdempotencyKey: stringBytes(opts.IdempotencyKey),
-		Timestamp:      now,
+	g := journal.Group{Stream: stringBytes(stream), Timestamp: now}
+	if opts != nil {
+		g.IdempotencyKey = stringBytes(opts.IdempotencyKey)
+		if opts.ExpectedLastOffset != nil {
+			g.Flags |= journal.GroupHasExpectedOffset
+			g.ExpectedLastOffset = *opts.ExpectedLastOffset
+		}
 	}
-	if opts.ExpectedLastOffset != nil {
-		g.Flags |= journal.GroupHasExpectedOffset
-		g.ExpectedLastOffset = *opts.ExpectedLastOffset
-	}
-	if c, ok := controlFor(&opts); ok {
-		enc.control = appendControl(enc.control[:0], &c)
+	if c != nil {
+		enc.control = appendControl(enc.control[:0], c)
 		g.Flags |= journal.GroupHasControl
 		g.Control = enc.control
 	}

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/badbatch/badbatch"
-	"github.com/badbatch/badbatch/journal"
 )
 
 // This file is the stream lifecycle: create with a configuration, close,
@@ -426,29 +424,8 @@ func (s *Store) ForkStream(ctx context.Context, stream, source string, offset, s
 // command journals one group with control bytes and waits for its
 // decision.
 func (s *Store) command(ctx context.Context, stream string, c *control, opts *AppendOptions, recs []Record) (AppendResult, error) {
-	now := s.now()
-	enc := s.encoders.Get().(*encoder)
-	enc.control = appendControl(enc.control[:0], c)
-	g := journal.Group{Stream: stringBytes(stream), Timestamp: now, Flags: journal.GroupHasControl, Control: enc.control}
-	if opts != nil {
-		g.IdempotencyKey = stringBytes(opts.IdempotencyKey)
-		if opts.ExpectedLastOffset != nil {
-			g.Flags |= journal.GroupHasExpectedOffset
-			g.ExpectedLastOffset = *opts.ExpectedLastOffset
-		}
-	}
-	enc.fill(recs, now)
-	f := newFuture()
-	f.records = len(recs)
-	f.stream = stream
-	if s.metrics != nil {
-		f.start = time.Now()
-	}
-	err := s.publish(&g, enc.recs, f)
-	enc.clear()
-	s.encoders.Put(enc)
+	f, err := s.enqueue(stream, opts, c, recs)
 	if err != nil {
-		f.Release()
 		return AppendResult{}, err
 	}
 	res, err := f.Wait(ctx)
@@ -827,16 +804,12 @@ func (s *Store) touch(stream string) {
 // (touches and the reaper's deletes: a lost one changes no acknowledged
 // state).
 func (s *Store) fireCommand(stream string, c *control) {
-	enc := s.encoders.Get().(*encoder)
-	enc.control = appendControl(enc.control[:0], c)
-	g := journal.Group{Stream: stringBytes(stream), Timestamp: s.now(), Flags: journal.GroupHasControl, Control: enc.control}
-	f := newFuture()
-	f.stream = stream
-	if err := s.publish(&g, nil, f); err != nil {
+	f, err := s.enqueue(stream, nil, c, nil)
+	if err != nil {
 		s.log.Debug("storage: lifecycle command not journaled", "stream", stream, "err", err)
+		return
 	}
 	f.Release() // the completer recycles it
-	s.encoders.Put(enc)
 }
 
 // reapExpired journals a delete for every stream that has expired by the
