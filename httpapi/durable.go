@@ -374,9 +374,6 @@ func (s *Server) dsError(c echo.Context, name string, err error) error {
 			h.Set(headerStreamNextOffset, formatDSOffset(info.NextOffset))
 		}
 	}
-	if errors.Is(err, storage.ErrStreamSeq) {
-		return newError(http.StatusConflict, CodeStreamSeq, "%v", err)
-	}
 	return s.lifecycleError(c, err)
 }
 
