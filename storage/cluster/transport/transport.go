@@ -445,8 +445,8 @@ func (t *Transport) receiveStream(p *peer, conn net.Conn, sess *session, log *sl
 				}
 				continue
 			}
-			t.opts.Handler.Receive(m)
 			t.stats.messagesReceived.Add(1)
+			t.opts.Handler.Receive(m)
 		}
 		p.deliver.Unlock()
 		clear(msgs)
