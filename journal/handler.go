@@ -1,51 +1,77 @@
 package journal
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Event is a ring slot as the journaling processor sees it. The slot type
+// of the ring implements it on its pointer (see NewHandler).
+type Event interface {
+	// JournalGroup returns the slot's encoded group (AppendGroup output),
+	// or an empty slice for "nothing to journal".
+	JournalGroup() []byte
+	// Journaled stamps the slot with where its group was written, or with
+	// the error that kept it from being durable; see Handler.
+	Journaled(pos GroupPos, err error)
+}
+
+// GroupPos is where the journal put one group. The journal knows the layout
+// of the entries it writes, so downstream processors read a group's
+// position from its slot instead of re-deriving it.
+type GroupPos struct {
+	Entry    EntryInfo // the entry holding the group
+	Ordinal  uint32    // the group's index within the entry
+	Offset   uint32    // the group's byte offset within the entry's payload
+	FirstSeq uint64    // global position of the group's first record
+}
 
 // Handler is the journaling processor. It satisfies the disruptor's
 // EventHandler[T] structurally (OnEvent(ev *T, seq int64, endOfBatch bool)
 // error) without importing package disruptor.
 //
-// For every slot, OnEvent collects encoded(ev): one group, or an empty
+// For every slot, OnEvent collects JournalGroup(): one group, or an empty
 // slice for "nothing to journal". At the end of a ring batch (or earlier,
 // when the pending entry would exceed MaxEntrySize; then the batch becomes
 // several entries) it Writes the groups as entries, calls Sync ONCE for the
-// whole batch, and then calls done for every slot of the batch in sequence
-// order, all before the endOfBatch OnEvent returns, so that downstream
-// processors see stamped slots:
+// whole batch, and then stamps every slot of the batch with Journaled, in
+// sequence order, all before the endOfBatch OnEvent returns, so that
+// downstream processors see stamped slots:
 //
-//   - done(ev, info, ordinal, nil): info describes the entry holding the
-//     slot's group and ordinal is the group's index within that entry;
-//   - done(ev, EntryInfo{}, -1, nil) for a slot with nothing to journal;
-//   - done(ev, EntryInfo{}, -1, err) for every slot of a batch that could
-//     not be made durable: the journal is then failed (errors.Is(err,
+//   - Journaled(pos, nil): pos says which entry holds the slot's group and
+//     where in it, and the global position of its first record;
+//   - Journaled(GroupPos{}, nil) for a slot with nothing to journal;
+//   - Journaled(GroupPos{}, err) for every slot of a batch that could not
+//     be made durable: the journal is then failed (errors.Is(err,
 //     ErrFailed)) and every later slot, empty or not, gets the sticky
 //     error too;
-//   - done(ev, EntryInfo{}, -1, err) for that slot alone if its group is
+//   - Journaled(GroupPos{}, err) for that slot alone if its group is
 //     larger than MaxEntrySize (ErrEntryTooLarge) or its header is
 //     malformed (ErrCorrupt); the rest of the batch is unaffected.
 //
-// OnEvent always returns nil: errors travel through done. Under
-// SyncInterval and SyncNone, Sync returns at once and done means "written,
-// not yet fsynced".
+// OnEvent always returns nil: errors travel through Journaled. Under
+// SyncInterval and SyncNone, Sync returns at once and Journaled means
+// "written, not yet fsynced".
 //
-// The groups returned by encoded must stay valid and unchanged until the
-// endOfBatch OnEvent returns (ring slots are not reused before the
+// The groups returned by JournalGroup must stay valid and unchanged until
+// the endOfBatch OnEvent returns (ring slots are not reused before the
 // processor's sequence advances). The handler keeps the current batch's
 // slot pointers in reused slices, bounded by the ring size; in steady state
 // OnEvent does not allocate.
 //
 // A Handler is not safe for concurrent use: one processor goroutine calls
 // OnEvent. It must be the journal's only writer.
-type Handler[T any] struct {
-	j       *Journal
-	encoded func(ev *T) []byte
-	done    func(ev *T, info EntryInfo, ordinal int, err error)
-	max     int64
+type Handler[T any, P interface {
+	*T
+	Event
+}] struct {
+	j   *Journal
+	max int64
 
 	slots   []slot[T]   // the current ring batch, in sequence order
 	groups  [][]byte    // the pending entry's groups
 	pending int64       // bytes of groups
+	records uint64      // records of the pending entry's groups
 	infos   []EntryInfo // entries written in this batch
 	err     error       // first error of this batch
 }
@@ -53,23 +79,28 @@ type Handler[T any] struct {
 type slot[T any] struct {
 	ev      *T
 	entry   int32 // index into infos; -1: nothing journaled
-	ordinal int32
-	err     error // per-slot error (ErrEntryTooLarge)
+	ordinal uint32
+	offset  uint32 // byte offset within the entry
+	seq     uint64 // records of the entry before this group
+	err     error  // per-slot error (ErrEntryTooLarge)
 }
 
-// NewHandler returns the journaling processor for j. encoded returns the
-// slot's encoded group (AppendGroup output) or an empty slice; done is
-// called once per slot as described on Handler.
-func NewHandler[T any](j *Journal, encoded func(ev *T) []byte,
-	done func(ev *T, info EntryInfo, ordinal int, err error)) *Handler[T] {
-	return &Handler[T]{j: j, encoded: encoded, done: done, max: j.opts.MaxEntrySize}
+// NewHandler returns the journaling processor for j, for a ring of T whose
+// pointer implements Event:
+//
+//	h := journal.NewHandler[slot](j) // *slot has JournalGroup and Journaled
+func NewHandler[T any, P interface {
+	*T
+	Event
+}](j *Journal) *Handler[T, P] {
+	return &Handler[T, P]{j: j, max: j.opts.MaxEntrySize}
 }
 
-// OnEvent collects one slot; at endOfBatch it writes, syncs once and calls
-// done for every slot of the batch. It always returns nil.
-func (h *Handler[T]) OnEvent(ev *T, seq int64, endOfBatch bool) error {
-	g := h.encoded(ev)
-	s := slot[T]{ev: ev, entry: -1, ordinal: -1}
+// OnEvent collects one slot; at endOfBatch it writes, syncs once and stamps
+// every slot of the batch. It always returns nil.
+func (h *Handler[T, P]) OnEvent(ev *T, seq int64, endOfBatch bool) error {
+	g := P(ev).JournalGroup()
+	s := slot[T]{ev: ev, entry: -1}
 	switch {
 	case len(g) == 0:
 	case int64(len(g)) > h.max:
@@ -83,9 +114,12 @@ func (h *Handler[T]) OnEvent(ev *T, seq int64, endOfBatch bool) error {
 			h.flush()
 		}
 		s.entry = int32(len(h.infos))
-		s.ordinal = int32(len(h.groups))
+		s.ordinal = uint32(len(h.groups))
+		s.offset = uint32(h.pending)
+		s.seq = h.records
 		h.groups = append(h.groups, g)
 		h.pending += int64(len(g))
+		h.records += uint64(binary.LittleEndian.Uint32(g[groupOffRecords:]))
 	}
 	h.slots = append(h.slots, s)
 	if endOfBatch {
@@ -95,7 +129,7 @@ func (h *Handler[T]) OnEvent(ev *T, seq int64, endOfBatch bool) error {
 }
 
 // flush writes the pending groups as one entry.
-func (h *Handler[T]) flush() {
+func (h *Handler[T, P]) flush() {
 	if len(h.groups) == 0 {
 		return
 	}
@@ -110,10 +144,11 @@ func (h *Handler[T]) flush() {
 	clear(h.groups)
 	h.groups = h.groups[:0]
 	h.pending = 0
+	h.records = 0
 }
 
-// endBatch writes the last entry, syncs once and completes every slot.
-func (h *Handler[T]) endBatch() {
+// endBatch writes the last entry, syncs once and stamps every slot.
+func (h *Handler[T, P]) endBatch() {
 	h.flush()
 	if h.err == nil && len(h.infos) > 0 {
 		h.err = h.j.Sync()
@@ -123,15 +158,17 @@ func (h *Handler[T]) endBatch() {
 	}
 	for i := range h.slots {
 		s := &h.slots[i]
+		ev := P(s.ev)
 		switch {
 		case s.err != nil:
-			h.done(s.ev, EntryInfo{}, -1, s.err)
+			ev.Journaled(GroupPos{}, s.err)
 		case h.err != nil:
-			h.done(s.ev, EntryInfo{}, -1, h.err)
+			ev.Journaled(GroupPos{}, h.err)
 		case s.entry < 0:
-			h.done(s.ev, EntryInfo{}, -1, nil)
+			ev.Journaled(GroupPos{}, nil)
 		default:
-			h.done(s.ev, h.infos[s.entry], int(s.ordinal), nil)
+			info := h.infos[s.entry]
+			ev.Journaled(GroupPos{Entry: info, Ordinal: s.ordinal, Offset: s.offset, FirstSeq: info.FirstSeq + s.seq}, nil)
 		}
 	}
 	clear(h.slots)

@@ -17,9 +17,23 @@ import (
 type testSlot struct {
 	group   []byte
 	stamped bool
+	pos     GroupPos
 	info    EntryInfo
-	ordinal int
+	ordinal int // -1: nothing journaled
 	err     error
+	calls   *int // counts Journaled calls, if set
+}
+
+func (s *testSlot) JournalGroup() []byte { return s.group }
+
+func (s *testSlot) Journaled(pos GroupPos, err error) {
+	if s.calls != nil {
+		*s.calls++
+	}
+	s.stamped, s.pos, s.info, s.ordinal, s.err = true, pos, pos.Entry, int(pos.Ordinal), err
+	if pos.Entry.Index == 0 {
+		s.ordinal = -1
+	}
 }
 
 // testRing drives a Handler the way a batch event processor does: for each
@@ -27,12 +41,14 @@ type testSlot struct {
 type testRing struct {
 	slots []testSlot
 	seq   int64
+	calls *int
 }
 
-func (r *testRing) run(t *testing.T, h *Handler[testSlot], batch []int) {
+func (r *testRing) run(t *testing.T, h *Handler[testSlot, *testSlot], batch []int) {
 	t.Helper()
 	for k, i := range batch {
 		end := k == len(batch)-1
+		r.slots[i].calls = r.calls
 		require.NoError(t, h.OnEvent(&r.slots[i], r.seq, end))
 		r.seq++
 		if end {
@@ -43,15 +59,6 @@ func (r *testRing) run(t *testing.T, h *Handler[testSlot], batch []int) {
 			assert.False(t, r.slots[i].stamped, "slot %d stamped before the batch ended", i)
 		}
 	}
-}
-
-func newTestHandler(j *Journal, calls *int) *Handler[testSlot] {
-	return NewHandler(j,
-		func(s *testSlot) []byte { return s.group },
-		func(s *testSlot, info EntryInfo, ordinal int, err error) {
-			*calls++
-			s.stamped, s.info, s.ordinal, s.err = true, info, ordinal, err
-		})
 }
 
 func smallGroup(i int, size int) []byte {
@@ -80,8 +87,8 @@ func TestHandlerGroupCommit(t *testing.T) {
 			j := mustOpen(t, "/j", o)
 			defer j.Close()
 			calls := 0
-			h := newTestHandler(j, &calls)
-			ring := &testRing{slots: make([]testSlot, 3*tt.batch)}
+			h := NewHandler[testSlot](j)
+			ring := &testRing{slots: make([]testSlot, 3*tt.batch), calls: &calls}
 			for b := range 3 {
 				var batch []int
 				for k := range tt.batch {
@@ -117,6 +124,8 @@ func TestHandlerGroupCommit(t *testing.T) {
 					require.True(t, r.SeekGroup(s.ordinal), "slot %d: %v", i, r.Err())
 					start := r.Group().Offset
 					assert.Equal(t, s.group, e.Payload[start:start+r.Group().Size], "slot %d", i)
+					assert.Equal(t, uint32(start), s.pos.Offset, "slot %d: the group's offset in its entry", i)
+					assert.Equal(t, r.Group().FirstSeq, s.pos.FirstSeq, "slot %d: the group's first seq", i)
 					return nil
 				}))
 			}
@@ -130,8 +139,7 @@ func TestHandlerPerSlotErrors(t *testing.T) {
 	o.MaxEntrySize = 500
 	j := mustOpen(t, "/j", o)
 	defer j.Close()
-	calls := 0
-	h := newTestHandler(j, &calls)
+	h := NewHandler[testSlot](j)
 	ring := &testRing{slots: []testSlot{
 		{group: smallGroup(0, 10)},
 		{group: smallGroup(1, 600)}, // too large alone
@@ -160,8 +168,7 @@ func TestHandlerFailureIsSticky(t *testing.T) {
 	}))
 	j := mustOpen(t, "/j", testOptions(fs, 1<<20))
 	defer j.Close()
-	calls := 0
-	h := newTestHandler(j, &calls)
+	h := NewHandler[testSlot](j)
 	ring := &testRing{slots: make([]testSlot, 12)}
 	for i := range ring.slots {
 		if i != 9 {
@@ -191,10 +198,7 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	o.SyncPolicy = SyncNone
 	j := mustOpen(t, t.TempDir(), o)
 	defer j.Close()
-	h := NewHandler(j, func(s *testSlot) []byte { return s.group },
-		func(s *testSlot, info EntryInfo, ordinal int, err error) {
-			s.info, s.ordinal, s.err = info, ordinal, err
-		})
+	h := NewHandler[testSlot](j)
 	slots := make([]testSlot, 64)
 	for i := range slots {
 		slots[i].group = smallGroup(i, 100)

@@ -222,10 +222,11 @@ func (s *Store) validateAppend(stream string, opts *AppendOptions, recs []Record
 	return nil
 }
 
-// publish claims a slot, encodes the group into it and publishes it.
+// publish claims a slot, encodes the group into it and publishes it. The
+// claim is the ring's one atomic add; nothing else is shared. Close seals
+// the ring after setting closed: a claim made before the seal is drained by
+// Close, one made after it fails, and is reported as ErrClosed.
 func (s *Store) publish(g *journal.Group, recs []journal.Record, f *AppendFuture) error {
-	s.gate.RLock()
-	defer s.gate.RUnlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -234,6 +235,9 @@ func (s *Store) publish(g *journal.Group, recs []journal.Record, f *AppendFuture
 	}
 	hi, err := s.d.Next(1)
 	if err != nil {
+		if s.closed.Load() {
+			return ErrClosed
+		}
 		if e := s.Err(); e != nil {
 			return e
 		}
@@ -246,7 +250,6 @@ func (s *Store) publish(g *journal.Group, recs []journal.Record, f *AppendFuture
 	}
 	sl.buf = journal.AppendGroup(buf[:0], g, recs)
 	sl.future = f
-	sl.records = len(recs)
 	if err := s.d.Publish(hi, hi); err != nil {
 		// Only after a halt; the processors will never see the slot.
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -303,3 +303,47 @@ func TestIdempotencyWindow(t *testing.T) {
 	}
 	assert.Less(t, len(s.app.idem), 3000, "expired keys are dropped")
 }
+
+// TestHandlersConcurrentBatches: with many producers, one ring batch holds
+// several groups, some rejected; the handlers see exactly the accepted
+// records of the batch, with their headers, in commit order (the records
+// are decoded once, when applied, and kept for the handlers).
+func TestHandlersConcurrentBatches(t *testing.T) {
+	h := &recordingHandler{}
+	o := memOptions(vfs.NewMem())
+	o.Handlers = []Handler{h}
+	s := mustOpen(t, "db", o)
+	defer func() { require.NoError(t, s.Close()) }()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for p := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				recs := make([]Record, 1+i%4)
+				for k := range recs {
+					recs[k] = Record{Key: fmt.Appendf(nil, "p%d", p), Value: fmt.Appendf(nil, "%d-%d-%d", p, i, k),
+						Headers: map[string]string{"p": fmt.Sprint(p), "k": fmt.Sprint(k)}}
+				}
+				opts := AppendOptions{}
+				if i%5 == 4 {
+					opts.ExpectedLastOffset = badbatch.ExpectLastOffset(1 << 40) // always rejected
+				}
+				_, err := s.AppendWith(ctx, fmt.Sprintf("s%d", p%3), opts, recs...)
+				if i%5 == 4 {
+					assert.ErrorIs(t, err, ErrOffsetMismatch)
+				} else {
+					assert.NoError(t, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := readGlobalAll(t, s)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.NotEmpty(t, want)
+	assert.Equal(t, normalize(want), normalize(h.recs))
+	assert.Less(t, s.Stats().Batches, uint64(8*50), "some batches held several appends")
+}

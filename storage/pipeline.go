@@ -14,19 +14,27 @@ import (
 // group.
 type slot struct {
 	// Written by the producer before Publish.
-	buf     []byte // the encoded group, in a buffer from Store.slotBufs
-	future  *AppendFuture
-	records int
+	buf    []byte // the encoded group, in a buffer from Store.slotBufs
+	future *AppendFuture
 
-	// Written by the journaling processor (its done callback) before the
-	// barrier lets the business logic see the slot.
-	entry    journal.EntryInfo
-	ordinal  int
+	// Written by the journaling processor (Journaled) before the barrier
+	// lets the business logic see the slot.
+	pos      journal.GroupPos
 	journErr error
 
 	// Written by the replication processor.
 	replErr error
 }
+
+// JournalGroup is the slot's encoded group, for the journaling processor.
+func (sl *slot) JournalGroup() []byte { return sl.buf }
+
+// Journaled is the journaling processor's stamp: where the group went.
+func (sl *slot) Journaled(pos journal.GroupPos, err error) { sl.pos, sl.journErr = pos, err }
+
+// maxRetainedViews caps the decoded records the business processor keeps
+// between batches for the embedder's handlers.
+const maxRetainedViews = 1 << 16
 
 // maxRetainedSlotBuffer caps the encoded-group buffer the free list keeps
 // between appends.
@@ -90,11 +98,7 @@ func (s *Store) startPipeline() error {
 		return err
 	}
 	s.d = d
-	jh := journal.NewHandler[slot](s.j,
-		func(sl *slot) []byte { return sl.buf },
-		func(sl *slot, info journal.EntryInfo, ordinal int, err error) {
-			sl.entry, sl.ordinal, sl.journErr = info, ordinal, err
-		})
+	jh := journal.NewHandler[slot](s.j)
 	rh := &replicationProcessor{}
 	s.bp = newBusinessProcessor(s)
 	d.HandleEventsWith(jh, rh).Then(s.bp)
@@ -134,6 +138,8 @@ type completion struct {
 	dec decision
 	st  *streamState
 	err error
+	// lo, hi: the group's records in businessProcessor.views.
+	lo, hi int
 }
 
 // businessProcessor is the business-logic processor: one goroutine,
@@ -144,13 +150,12 @@ type businessProcessor struct {
 	s   *Store
 	app *applier
 
-	// Where the current journal entry's next group starts.
-	curEntry uint64
-	curSeq   uint64
-	curOff   uint32
-
 	gr  journal.GroupReader
 	src readerSource
+	// views are the records of the batch's accepted groups, decoded once by
+	// applySlot and kept for the embedder's handlers (only when there are
+	// handlers); each completion holds its range.
+	views []journal.RecordView
 
 	batch []completion
 
@@ -185,9 +190,22 @@ func (b *businessProcessor) flushed() {
 }
 
 // readerSource adapts a GroupReader positioned on a group to recordSource.
-type readerSource struct{ r *journal.GroupReader }
+// With keep set, it appends every record it decodes to *keep.
+type readerSource struct {
+	r    *journal.GroupReader
+	keep *[]journal.RecordView
+}
 
-func (s *readerSource) nextRecord() bool    { return s.r.NextRecord() }
+func (s *readerSource) nextRecord() bool {
+	if !s.r.NextRecord() {
+		return false
+	}
+	if s.keep != nil {
+		*s.keep = append(*s.keep, *s.r.Record())
+	}
+	return true
+}
+
 func (s *readerSource) recordTime() int64   { return s.r.Record().Timestamp }
 func (s *readerSource) recordKey() []byte   { return s.r.Record().Key }
 func (s *readerSource) recordValue() []byte { return s.r.Record().Value }
@@ -246,16 +264,21 @@ func (b *businessProcessor) OnEvent(sl *slot, _ int64, endOfBatch bool) error {
 	return nil
 }
 
+// applySlot decodes the slot's group, once, at the position the journal
+// stamped, and applies it.
 func (b *businessProcessor) applySlot(sl *slot, c *completion) error {
-	if sl.entry.Index != b.curEntry {
-		b.curEntry, b.curSeq, b.curOff = sl.entry.Index, sl.entry.FirstSeq, 0
-	}
-	b.gr.Reset(sl.buf, b.curSeq)
+	b.gr.Reset(sl.buf, sl.pos.FirstSeq)
 	if !b.gr.Next() {
 		return fmt.Errorf("storage: undecodable group in ring: %w", b.gr.Err())
 	}
-	headerOf(&c.h, b.gr.Group(), sl.entry.Index, uint32(sl.ordinal), b.curOff)
+	headerOf(&c.h, b.gr.Group(), sl.pos.Entry.Index, sl.pos.Ordinal, sl.pos.Offset)
+	c.lo = len(b.views)
+	if len(b.s.opts.Handlers) > 0 {
+		b.src.keep = &b.views
+	}
 	dec, err := b.app.apply(&c.h, &b.src)
+	b.src.keep = nil
+	c.hi = len(b.views)
 	if err != nil {
 		return err
 	}
@@ -266,8 +289,6 @@ func (b *businessProcessor) applySlot(sl *slot, c *completion) error {
 	if dec.Outcome == outcomeAccepted {
 		c.st = b.app.streams[string(c.h.Stream)]
 	}
-	b.curSeq += uint64(sl.records)
-	b.curOff += uint32(len(sl.buf))
 	b.app.appliedBytes += int64(len(sl.buf))
 	return nil
 }
@@ -286,6 +307,11 @@ func (b *businessProcessor) endBatch() {
 		b.runHandlers()
 	}
 	// The handlers were the last readers of the batch's groups.
+	clear(b.views)
+	b.views = b.views[:0]
+	if cap(b.views) > maxRetainedViews {
+		b.views = nil
+	}
 	s.slotBufs.release(b.batch)
 	occupancy := int64(0)
 	if s.metrics != nil {
@@ -357,20 +383,24 @@ func (b *businessProcessor) runHandlers() {
 		if c.err != nil || c.dec.Outcome != outcomeAccepted {
 			continue
 		}
-		b.gr.Reset(c.sl.buf, c.h.FirstSeq)
-		if !b.gr.Next() {
-			continue
-		}
-		b.callHandlers(c.st, c.dec.FirstOffset, i == last)
+		b.callHandlers(c.st, c.dec.FirstOffset, b.views[c.lo:c.hi], i == last)
 	}
 }
 
-// callHandlers runs the handlers over the records of the group the reader
-// is positioned on, whose first offset is first.
-func (b *businessProcessor) callHandlers(st *streamState, first uint64, lastGroup bool) {
-	n := b.gr.Group().Records
-	for k := 0; b.gr.NextRecord(); k++ {
-		v := b.gr.Record()
+// decodeRecords appends the records of the group r is positioned on.
+func decodeRecords(r *journal.GroupReader, dst []journal.RecordView) []journal.RecordView {
+	for r.NextRecord() {
+		dst = append(dst, *r.Record())
+	}
+	return dst
+}
+
+// callHandlers runs the handlers over the records of one accepted group,
+// whose first offset is first.
+func (b *businessProcessor) callHandlers(st *streamState, first uint64, views []journal.RecordView, lastGroup bool) {
+	n := len(views)
+	for k := range views {
+		v := &views[k]
 		r := &b.rec
 		*r = StoredRecord{
 			Record: Record{

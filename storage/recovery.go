@@ -277,6 +277,7 @@ func (r *replayer) handlers(e *journal.Entry, skip int) {
 		if st == nil { // deleted by a later group of the entry
 			st = &streamState{name: string(g.Stream)}
 		}
-		bp.callHandlers(st, d.FirstOffset, i == lastAccepted)
+		bp.views = decodeRecords(&bp.gr, bp.views[:0])
+		bp.callHandlers(st, d.FirstOffset, bp.views, i == lastAccepted)
 	}
 }

@@ -37,10 +37,7 @@ type Store struct {
 	// rep is the cluster-mode state (nil standalone).
 	rep *replica
 
-	// gate orders producers against Close: a producer holds it shared from
-	// its closed check until its slot is published, Close holds it
-	// exclusively while it sets closed. After that no slot is published.
-	gate   sync.RWMutex
+	// closed is set by Close before it seals the ring (see publish).
 	closed atomic.Bool
 	// failure is the first fatal error (journal, replication or index);
 	// once set, every append fails with ErrUnavailable wrapping it.
@@ -279,10 +276,9 @@ func (s *Store) Stats() Stats {
 // index and closes the journal. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.gate.Lock()
 		s.closed.Store(true)
-		s.gate.Unlock()
-		// No producer can publish now; drain what is in the ring.
+		// Shutdown seals the ring: claims made before the seal are
+		// published and drained, later ones fail (publish: ErrClosed).
 		var errs []error
 		if err := s.d.Shutdown(context.Background()); err != nil && !errors.Is(err, disruptor.ErrHalted) {
 			errs = append(errs, fmt.Errorf("storage: stop pipeline: %w", err))
