@@ -156,7 +156,8 @@ func recordBody(i int) []byte {
 
 // BenchmarkHTTPAppend: one op is one HTTP request carrying one 100-byte
 // record (JSON, value_base64), sent over 64 concurrent keep-alive
-// connections. impl=badbatch is the full API (auth off, parsing, the store
+// connections by rawLoad (a wrk-like generator: prebuilt requests, no
+// allocation per request), so that the 2 cores go to the server. impl=badbatch is the full API (auth off, parsing, the store
 // with an fsync before every acknowledgement, group commit across the
 // concurrent requests); impl=echo-noop is an echo handler that reads the
 // body and answers a small JSON object, storing nothing.
@@ -170,15 +171,14 @@ func BenchmarkHTTPAppend(b *testing.B) {
 				s = startEchoNoop(b)
 			}
 			defer s.stop()
-			c := loadClient(httpConns)
-			defer c.CloseIdleConnections()
-			// Open every connection before timing.
-			runLoad(b, c, s.url+"/v1/streams/warmup/records", "application/json", httpConns, 4*httpConns, recordBody)
+			addr, warm := rawRequest(s.url+"/v1/streams/warmup/records", "application/json", recordBody(0))
+			rawLoad(b, addr, warm, http.StatusCreated, httpConns, 4*httpConns)
+			_, req := rawRequest(s.url+"/v1/streams/bench/records", "application/json", recordBody(1))
 			b.ReportAllocs()
 			b.SetBytes(httpValueLen)
 			b.ResetTimer()
 			start := time.Now()
-			h := runLoad(b, c, s.url+"/v1/streams/bench/records", "application/json", httpConns, b.N, recordBody)
+			h := rawLoad(b, addr, req, http.StatusCreated, httpConns, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
@@ -200,20 +200,19 @@ func BenchmarkHTTPAppendNDJSON(b *testing.B) {
 		b.Run(fmt.Sprintf("impl=badbatch/batch=%d/conns=%d/size=%dB", batch, conns, httpValueLen), func(b *testing.B) {
 			s := startBadBatch(b)
 			defer s.stop()
-			c := loadClient(conns)
-			defer c.CloseIdleConnections()
 			var body bytes.Buffer
 			for i := 0; i < batch; i++ {
 				body.Write(recordBody(i))
 				body.WriteByte('\n')
 			}
-			payload := body.Bytes()
-			runLoad(b, c, s.url+"/v1/streams/warmup/records", "application/x-ndjson", conns, 2*conns, func(int) []byte { return payload })
+			addr, warm := rawRequest(s.url+"/v1/streams/warmup/records", "application/x-ndjson", body.Bytes())
+			rawLoad(b, addr, warm, http.StatusCreated, conns, 2*conns)
+			_, req := rawRequest(s.url+"/v1/streams/bench/records", "application/x-ndjson", body.Bytes())
 			b.ReportAllocs()
 			b.SetBytes(int64(batch * httpValueLen))
 			b.ResetTimer()
 			start := time.Now()
-			h := runLoad(b, c, s.url+"/v1/streams/bench/records", "application/x-ndjson", conns, b.N, func(int) []byte { return payload })
+			h := rawLoad(b, addr, req, http.StatusCreated, conns, b.N)
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")

@@ -293,9 +293,24 @@ func Groups() []*Group {
 				Package: pkgBench, Match: "BenchmarkHTTPAppend/impl=echo-noop", Unit: "records/s",
 				Per: "of the no-op's rate", Percent: true,
 			},
+			Goal: &Goal{Text: "BadBatch at least 0.7x the echo no-op's rate (issue 15)", Bound: 0.7, Aim: 0.7, Over: "echo no-op handler (stores nothing)"},
 			Notes: []string{
-				"The no-op handler is a yardstick, not a contender: it reads the body and answers without parsing or storing anything, so it is the most any echo-based server can do on this machine. The load generator runs in the same process on the same cores.",
-				"Batched appends over HTTP (NDJSON, 1,000 records per request) and SSE fan-out are in the full table below (BenchmarkHTTPAppendNDJSON, BenchmarkHTTPFanout).",
+				"The no-op handler is a yardstick, not a contender: it reads the body and answers without parsing or storing anything, so it is the most any echo-based server can do on this machine. The load generator (rawLoad, wrk-like: prebuilt requests, no allocation per request) runs in the same process on the same cores.",
+				"SSE fan-out is in the full table below (BenchmarkHTTPFanout).",
+			},
+		},
+		{
+			ID:       "http-ndjson",
+			Title:    "HTTP append, NDJSON batches of 100-byte records",
+			Question: "How many records per second does the HTTP API take in batches, each acknowledged after its fsync?",
+			Unit:     "records/s",
+			Rows:     []string{"batch=100/conns=16", "batch=100/conns=64", "batch=1000/conns=4", "batch=1000/conns=16"},
+			Series: []Series{
+				{Label: "BadBatch HTTP API, application/x-ndjson", Package: pkgBench, Match: "BenchmarkHTTPAppendNDJSON/impl=badbatch", Base: true},
+			},
+			Goal: &Goal{Text: "at least 1M records/s (issue 15)", Bound: 1e6, Aim: 1e6},
+			Notes: []string{
+				"One request carries one batch, appended atomically; each connection waits for its answer before sending the next. Each line is a JSON object with a 100-byte value in value_base64, about 160 bytes. The load generator is rawLoad, as above.",
 			},
 		},
 		dsAppendGroup(),
