@@ -288,7 +288,9 @@ func dsAppendBatch(c *http.Client, base, api, stream string, n int, at func(j in
 // /v1/streams/{s}/records of the same body (201 after the fsync);
 // impl=reference is @durable-streams/server 0.3.7 with its file store (a
 // node child process), which writes each append to the stream's segment
-// file and fdatasyncs it before answering, one append at a time per stream.
+// file and fdatasyncs it before answering, one append at a time per stream;
+// impl=echo-noop is the yardstick, an echo handler that stores nothing. The
+// load generator is rawLoad (wrk-like) for all of them.
 func BenchmarkDurableStreamsAppend(b *testing.B) {
 	servers, stop := dsServers(b)
 	defer stop()
@@ -305,29 +307,43 @@ func BenchmarkDurableStreamsAppend(b *testing.B) {
 			if ct.api == "native" {
 				url, want = srv.url+"/v1/streams/bench/records", http.StatusCreated
 			}
-			body := func(i int) []byte { return dsMessage(int64(i)) }
+			addr, req := rawRequest(url, "application/octet-stream", dsMessage(0))
 			if !warm {
 				if ct.api == "protocol" {
 					if err := dsCreate(c, srv.url, ct.api, "bench", "application/octet-stream"); err != nil {
 						b.Fatal(err)
 					}
 				}
-				// Open every connection before timing.
-				runLoadStatus(b, c, url, "application/octet-stream", want, dsConns, 2*dsConns, body)
+				rawLoad(b, addr, req, want, dsConns, 2*dsConns)
 				warm = true
 			}
-			b.ReportAllocs()
-			b.SetBytes(dsMsgLen)
-			b.ResetTimer()
-			start := time.Now()
-			h := runLoadStatus(b, c, url, "application/octet-stream", want, dsConns, b.N, body)
-			el := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
-			b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
-			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+			dsAppendRun(b, addr, req, want)
 		})
 	}
+	// The yardstick: an echo handler that reads the body and answers,
+	// storing nothing, under the same load.
+	b.Run(fmt.Sprintf("impl=echo-noop/conns=%d/size=%dB", dsConns, dsMsgLen), func(b *testing.B) {
+		s := startEchoNoop(b)
+		defer s.stop()
+		addr, req := rawRequest(s.url+"/v1/streams/bench/records", "application/octet-stream", dsMessage(0))
+		rawLoad(b, addr, req, http.StatusCreated, dsConns, 2*dsConns)
+		dsAppendRun(b, addr, req, http.StatusCreated)
+	})
+}
+
+// dsAppendRun times b.N appends of req over dsConns connections (rawLoad)
+// and reports appends/s, p50 and p99.
+func dsAppendRun(b *testing.B, addr string, req []byte, want int) {
+	b.ReportAllocs()
+	b.SetBytes(dsMsgLen)
+	b.ResetTimer()
+	start := time.Now()
+	h := rawLoad(b, addr, req, want, dsConns, b.N)
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "appends/s")
+	b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
+	b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
 }
 
 // BenchmarkDurableStreamsRead: one op is one catch-up read of a stream of

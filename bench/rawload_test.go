@@ -130,6 +130,9 @@ func readRawResponse(r *bufio.Reader, want int) error {
 			}
 		}
 	}
+	if length < 0 && (status == 204 || status == 304) {
+		length = 0 // no body
+	}
 	if length < 0 {
 		return fmt.Errorf("%w: no Content-Length (chunked answers are not read here)", errRawResponse)
 	}
