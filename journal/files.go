@@ -39,6 +39,9 @@ func (j *Journal) newSegment(h segmentHeader) *segment {
 		firstIndex: h.firstIndex,
 		firstSeq:   h.firstSeq,
 		version:    h.version,
+		salt:       h.salt,
+		seed:       crcSeed(h.version, h.salt),
+		recycled:   h.recycled,
 		size:       segmentHeaderSize,
 		nextSeq:    h.firstSeq,
 		termsKnown: true, // no entries, no runs; openIndexedSegment may say otherwise
@@ -76,7 +79,7 @@ func writeFileDurably(fs vfs.FS, path string, fill func(w io.Writer) error) erro
 // index firstIndex and seq firstSeq, and opens it for writing. The
 // directory fsync is left pending.
 func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File, error) {
-	h := segmentHeader{version: currentSegmentVersion, firstIndex: firstIndex, firstSeq: firstSeq}
+	h := segmentHeader{version: currentSegmentVersion, firstIndex: firstIndex, firstSeq: firstSeq, salt: newSalt(0)}
 	s := j.newSegment(h)
 	var hdr [segmentHeaderSize]byte
 	putSegmentHeader(hdr[:], h)

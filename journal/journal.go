@@ -245,7 +245,7 @@ func (j *Journal) appendLocked(term uint64, kind EntryKind, parts [][]byte, payl
 	for _, p := range parts {
 		buf = append(buf, p...)
 	}
-	crc := frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:])
+	crc := frameCRC(seg.seed, buf[:frameHeaderSize], buf[frameHeaderSize:])
 	binary.LittleEndian.PutUint32(buf[frameOffCRC:], crc)
 	j.w.buf = buf
 

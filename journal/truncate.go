@@ -210,7 +210,7 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	if err := j.syncDirLocked(); err != nil {
 		return err
 	}
-	ns := j.newSegment(segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq})
+	ns := j.newSegment(segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq, salt: s.salt, recycled: s.recycled})
 	keep := int(index + 1 - s.firstIndex)
 	ns.offsets = append(make([]uint32, 0, keep), s.offsets[:keep]...)
 	ns.terms = terms
