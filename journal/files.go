@@ -148,13 +148,14 @@ func (j *Journal) rollLocked() error {
 		return err
 	}
 	trimmed := false
-	if j.sizeSegments {
+	if j.sizeSegments || old.recycled {
 		// A sealed segment ends at its last frame, as if it had grown: Open
-		// and the index file check sealed segments strictly.
-		if err := trimFile(j.w.file, old.size); err != nil {
-			return j.failLocked("trim", old.name, old.size, err)
+		// and the index file check sealed segments strictly. (A recycled
+		// file holds its earlier life's bytes beyond the frames.)
+		var err error
+		if trimmed, err = j.trimSealedLocked(old); err != nil {
+			return err
 		}
-		trimmed = true
 	}
 	if trimmed || j.mu.lastIndex > j.w.synced || j.opts.SyncPolicy == SyncNone {
 		start := time.Now()
@@ -176,11 +177,22 @@ func (j *Journal) rollLocked() error {
 	if err := writeSegIndex(j.fs, old); err != nil {
 		return j.failLocked("write index", segIndexPath(old.name), -1, err)
 	}
-	seg, f, err := j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
+	var seg *segment
+	var f vfs.File
+	sp, err := j.takeSpareLocked()
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		seg, f, err = j.segmentFromSpareLocked(sp, j.mu.lastIndex+1, j.mu.nextSeq)
+	} else {
+		seg, f, err = j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
+	}
 	if err != nil {
 		return j.failLocked("create segment", segmentName(j.mu.lastIndex+1), -1, err)
 	}
 	j.w.dirSyncPending = true
+	j.w.kicked = false
 	if err := j.w.file.Close(); err != nil {
 		_ = f.Close()
 		return j.failLocked("close", old.name, -1, err)
@@ -206,6 +218,33 @@ func (j *Journal) rollLocked() error {
 		}
 	}
 	return nil
+}
+
+// trimSealedLocked cuts the active segment old, about to be sealed, to its
+// last frame, and reports whether the file still needs a full fsync (its
+// size changed in place). Where the file system cannot truncate a file in
+// place (no file descriptor: tests' in-memory file systems), a recycled
+// segment is rewritten to its prefix instead (tmp, fdatasync, rename,
+// directory fsync: durable before the next segment exists); the readers'
+// handle keeps the old file, whose bytes up to old.size are the same.
+// REQUIRES: w held.
+func (j *Journal) trimSealedLocked(old *segment) (bool, error) {
+	if j.w.file.Fd() != vfs.InvalidFd {
+		if err := trimFile(j.w.file, old.size); err != nil {
+			return false, j.failLocked("trim", old.name, old.size, err)
+		}
+		return true, nil
+	}
+	if !old.recycled {
+		return false, nil
+	}
+	err := writeFileDurably(j.fs, old.path, func(w io.Writer) error {
+		return copyPrefix(j.fs, old.path, old.size, w)
+	})
+	if err != nil {
+		return false, j.failLocked("trim", old.name, old.size, err)
+	}
+	return false, j.syncDirLocked()
 }
 
 // replaceEmptyActiveLocked replaces the empty active segment, a version-1
@@ -241,14 +280,26 @@ func (j *Journal) replaceEmptyActiveLocked() error {
 }
 
 // retireLocked deletes the file of a segment already removed from
-// mu.segments and drops the journal's reference. If a reader still holds
-// the segment, the file is renamed to *.dead instead and deleted once the
-// last reader is gone (sweepGraveyardLocked; Open deletes leftovers). The
-// directory is fsynced before returning. REQUIRES: w held.
-func (j *Journal) retireLocked(s *segment) error {
+// mu.segments and drops the journal's reference. With recycle, and when no
+// reader holds it, the file may be kept as a spare instead (recycleLocked;
+// never for TruncateBack, whose segments hold indexes that are reissued).
+// If a reader still holds the segment, the file is renamed to *.dead
+// instead and deleted once the last reader is gone (sweepGraveyardLocked;
+// Open deletes leftovers). The directory is fsynced before returning.
+// REQUIRES: w held.
+func (j *Journal) retireLocked(s *segment, recycle bool) error {
 	if dropSegment(s) == 0 {
-		if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return j.failLocked("remove", s.name, -1, err)
+		kept := false
+		if recycle {
+			var err error
+			if kept, err = j.recycleLocked(s); err != nil {
+				return err
+			}
+		}
+		if !kept {
+			if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return j.failLocked("remove", s.name, -1, err)
+			}
 		}
 	} else {
 		if err := j.fs.Rename(s.path, s.path+deadSuffix); err != nil {

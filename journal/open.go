@@ -47,10 +47,20 @@ func Open(dir string, opts *Options) (*Journal, error) {
 		j.releaseAll()
 		return nil, err
 	}
-	if o.SyncPolicy == SyncInterval {
+	if o.SyncPolicy == SyncInterval || j.sizeSegments {
 		j.stop = make(chan struct{})
+	}
+	if o.SyncPolicy == SyncInterval {
 		j.wg.Add(1)
 		go j.runSyncer()
+	}
+	if j.sizeSegments {
+		// Where a new segment costs a fallocate and fsyncs, the next one is
+		// made ready in the background (spare.go). Elsewhere (other file
+		// systems, tests) rolls stay synchronous and deterministic.
+		j.prepKick = make(chan struct{}, 1)
+		j.wg.Add(1)
+		go j.runPreparer()
 	}
 	return j, nil
 }
@@ -129,7 +139,12 @@ func (j *Journal) recover() error {
 	}
 	slices.Sort(names)
 	var indexes, indexFiles []uint64
+	var spares []string
 	for _, name := range names {
+		if isSpareName(name) {
+			spares = append(spares, name)
+			continue
+		}
 		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deadSuffix) {
 			if err := fs.Remove(fs.PathJoin(j.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("journal: remove leftover %s: %w", name, err)
@@ -156,6 +171,10 @@ func (j *Journal) recover() error {
 		}
 		j.repair.RemovedFiles = append(j.repair.RemovedFiles, name)
 		j.w.dirSyncPending = true
+	}
+
+	if err := j.adoptSpares(spares); err != nil {
+		return err
 	}
 
 	if len(indexes) == 0 {

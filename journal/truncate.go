@@ -86,7 +86,7 @@ func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 		j.mu.segments[0] = nil
 		j.mu.segments = j.mu.segments[1:]
 		j.mu.Unlock()
-		if err := j.retireLocked(s); err != nil {
+		if err := j.retireLocked(s, true); err != nil {
 			return removed, err
 		}
 		removed++
@@ -145,7 +145,7 @@ func (j *Journal) TruncateBack(index uint64) error {
 			}
 			j.w.file, j.w.seg = nil, nil
 		}
-		if err := j.retireLocked(last); err != nil {
+		if err := j.retireLocked(last, false); err != nil {
 			return err
 		}
 	}
