@@ -143,7 +143,7 @@ type Journal struct {
 
 	stats struct {
 		writes, bytesWritten, syncs, syncNanos, dirSyncs, rolls, removed atomic.Uint64
-		rollsPrepared, rollsRecycled                                    atomic.Uint64
+		rollsPrepared, rollsRecycled                                     atomic.Uint64
 	}
 
 	// spares are the files kept to become future segments (spare.go).
