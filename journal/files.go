@@ -213,7 +213,14 @@ func (j *Journal) rollLocked() error {
 	}
 	j.stats.rolls.Add(1)
 	if j.opts.RetentionBytes > 0 || j.opts.RetentionAge > 0 {
-		if _, err := j.enforceRetentionLocked(time.Now()); err != nil {
+		// The last removal's directory fsync is left to the next Sync,
+		// with the new segment's: it is off the write path, and a crash
+		// that loses it leaves the removed segment in place, still
+		// contiguous (each earlier removal was durable before the next).
+		j.w.deferRemovalSync = true
+		_, err := j.enforceRetentionLocked(time.Now())
+		j.w.deferRemovalSync = false
+		if err != nil {
 			return err
 		}
 	}
@@ -314,6 +321,10 @@ func (j *Journal) retireLocked(s *segment, recycle bool) error {
 	}
 	j.stats.removed.Add(1)
 	j.log.Info("journal: removed segment", "segment", s.name)
+	if j.w.deferRemovalSync {
+		j.w.dirSyncPending = true
+		return nil
+	}
 	return j.syncDirLocked()
 }
 

@@ -124,7 +124,10 @@ type Journal struct {
 		synced         uint64   // highest index known durable
 		dirSyncPending bool     // a segment was created or renamed since the last directory fsync
 		kicked         bool     // the preparer was asked for the segment after the active one
-		closed         bool
+		// deferRemovalSync: retireLocked leaves its directory fsync pending
+		// (retention after a roll; dropFrontLocked syncs before the next).
+		deferRemovalSync bool
+		closed           bool
 	}
 
 	// mu guards the segment list and the published end of the journal.
@@ -353,17 +356,30 @@ func (j *Journal) Sync() error {
 }
 
 // syncLocked performs the pending directory fsync and the data fsync.
-// REQUIRES: w held, journal writable.
+// After a roll both are needed: they run concurrently (the directory's on
+// another goroutine), since neither depends on the other and both must be
+// done before Sync returns; a file system may commit both in one journal
+// transaction. REQUIRES: w held, journal writable.
 func (j *Journal) syncLocked() error {
-	if err := j.syncDirIfPendingLocked(); err != nil {
-		return err
-	}
 	last := j.mu.lastIndex
 	if last <= j.w.synced {
-		return nil
+		return j.syncDirIfPendingLocked()
+	}
+	var dirErr chan error
+	if j.w.dirSyncPending {
+		dirErr = make(chan error, 1)
+		go func() { dirErr <- j.dirFile.Sync() }()
 	}
 	start := time.Now()
-	if err := j.w.file.SyncData(); err != nil {
+	err := j.w.file.SyncData()
+	if dirErr != nil {
+		if derr := <-dirErr; derr != nil {
+			return j.failLocked("fsync directory", j.dir, -1, derr)
+		}
+		j.w.dirSyncPending = false
+		j.stats.dirSyncs.Add(1)
+	}
+	if err != nil {
 		return j.failLocked("fdatasync", j.w.seg.name, -1, err)
 	}
 	d := time.Since(start)

@@ -77,6 +77,9 @@ func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 	}
 	removed := 0
 	for {
+		if err := j.syncDirIfPendingLocked(); err != nil { // the previous removal, if deferred
+			return removed, err
+		}
 		j.mu.Lock()
 		if len(j.mu.segments) < 2 || !j.mu.segments[0].sealed || !drop(j.mu.segments[0]) {
 			j.mu.Unlock()
