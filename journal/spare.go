@@ -51,6 +51,12 @@ type spareFile struct {
 // isSpareName reports whether a directory entry is a spare.
 func isSpareName(name string) bool { return strings.HasSuffix(name, spareSuffix) }
 
+// IsSpareFile reports whether name, a file name in a journal directory,
+// is a spare (a retired segment kept for recycling, or a file made ready
+// as the next segment): bytes that mean nothing, which a copy of the
+// directory may leave out.
+func IsSpareFile(name string) bool { return isSpareName(name) }
+
 // adoptSpares takes the spare files Open found: up to the limit in the
 // pool (recycled ones first: they have written blocks), the rest deleted.
 // Open runs before the preparer, so the lock is not needed; it is taken
