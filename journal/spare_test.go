@@ -58,9 +58,12 @@ func TestRecyclingUnderReaders(t *testing.T) {
 		}()
 	}
 	for i := uint64(1); i <= 600 && !stop.Load(); i++ {
-		info, err := j.Append(entryGroups(int(i), 500))
+		info, err := j.Write(entryGroups(int(i), 500))
 		require.NoError(t, err)
 		require.Equal(t, i, info.Index)
+		if i%8 == 0 {
+			require.NoError(t, j.Sync())
+		}
 	}
 	stop.Store(true)
 	wg.Wait()
