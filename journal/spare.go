@@ -254,8 +254,14 @@ func (j *Journal) takeSpareLocked() (*spareFile, error) {
 	}
 	name := j.spares.free[0]
 	j.spares.free = j.spares.free[1:]
+	// The preparer must not start meanwhile: it would create next.spare,
+	// which may be the very file taken here (adopted by Open).
+	j.spares.preparing = true
 	j.spares.Unlock()
 	sp, err := j.makeSpare(name, true)
+	j.spares.Lock()
+	j.spares.preparing = false
+	j.spares.Unlock()
 	if err != nil {
 		return nil, j.failLocked("prepare", name, -1, err)
 	}
