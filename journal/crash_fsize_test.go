@@ -35,7 +35,7 @@ func TestFileSizeLimitIsADiskFull(t *testing.T) {
 			for _, a := range run.acks {
 				acked[a.index] = a
 			}
-			present, rep, err := verifyDir(t, dir, acked, nil)
+			present, rep, err := verifyDir(t, dir, acked, nil, false)
 			require.NoError(t, err)
 			t.Logf("%d acknowledged appends, %d entries present after reopen; repair: %+v", len(run.acks), len(present), rep)
 			// The entry whose write was cut short is not there, nor anything

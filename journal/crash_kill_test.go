@@ -99,7 +99,9 @@ func sum16(p []byte) string {
 // the acknowledged length and checksum, and that the journal is dense from
 // FirstIndex to LastIndex with no unreadable entry. It returns the checksum
 // of every entry present, by index, for the next cycle to compare against.
-func verifyDir(t *testing.T, dir string, acked map[uint64]ack, before map[uint64]string) (map[uint64]string, journal.RepairReport, error) {
+// With retained, the child ran with retention: entries below FirstIndex may
+// be gone (removed or recycled); without it, FirstIndex must be 1.
+func verifyDir(t *testing.T, dir string, acked map[uint64]ack, before map[uint64]string, retained bool) (map[uint64]string, journal.RepairReport, error) {
 	t.Helper()
 	opts := journal.DefaultOptions()
 	opts.MaxEntrySize = 8 << 20
@@ -109,6 +111,10 @@ func verifyDir(t *testing.T, dir string, acked map[uint64]ack, before map[uint64
 	}
 	defer j.Close()
 	rep := j.RepairReport()
+	floor := j.FirstIndex()
+	if !retained && floor != 1 {
+		return nil, rep, fmt.Errorf("FirstIndex %d without retention", floor)
+	}
 	present := map[uint64]string{}
 	it := j.NewIterator(j.FirstIndex())
 	next := j.FirstIndex()
@@ -134,12 +140,12 @@ func verifyDir(t *testing.T, dir string, acked map[uint64]ack, before map[uint64
 		return nil, rep, fmt.Errorf("iterated to %d, LastIndex %d", next-1, j.LastIndex())
 	}
 	for idx, a := range acked {
-		if _, ok := present[idx]; !ok {
+		if _, ok := present[idx]; !ok && idx >= floor {
 			return nil, rep, fmt.Errorf("acknowledged entry %d (%d bytes) missing: journal holds [%d, %d]", idx, a.size, j.FirstIndex(), j.LastIndex())
 		}
 	}
 	for idx, s := range before {
-		if present[idx] != s {
+		if present[idx] != s && idx >= floor {
 			return nil, rep, fmt.Errorf("entry %d present after the previous reopen changed or vanished", idx)
 		}
 	}
@@ -151,7 +157,12 @@ func verifyDir(t *testing.T, dir string, acked map[uint64]ack, before map[uint64
 // 1 MiB), reopens the directory and checks that every entry whose Append
 // the child reported as returned is present and intact, with no gap and no
 // duplicate. A directory is reused by 10 consecutive cycles, so recovery of
-// a directory that was itself recovered is covered, then replaced.
+// a directory that was itself recovered is covered, then replaced. Every
+// other directory runs with retention (3 segments of 64 KiB, records up to
+// 4 KiB), so the child recycles
+// retired segments and its preparer makes spares ready: kills land in
+// those too, and acknowledged entries below the first retained index may
+// be gone.
 func TestKill9(t *testing.T) {
 	cycles := crashCycles(t, 200, 30)
 	bin := buildCrashChild(t)
@@ -168,7 +179,8 @@ func TestKill9(t *testing.T) {
 	var dir string
 	var acked map[uint64]ack
 	var present map[uint64]string
-	totalAcks, maxIndex, repairs, done := 0, uint64(0), 0, 0
+	var retained bool
+	totalAcks, maxIndex, repairs, done, withSpares := 0, uint64(0), 0, 0, 0
 	deadline, hasDeadline := t.Deadline()
 	for cycle := range cycles {
 		// Every cycle fsyncs a real disk; on a shared machine whose disk is
@@ -181,6 +193,11 @@ func TestKill9(t *testing.T) {
 		if cycle%10 == 0 {
 			dir = filepath.Join(base, fmt.Sprintf("j%04d", cycle))
 			acked, present = map[uint64]ack{}, map[uint64]string{}
+			// Every other directory runs with retention of 3 segments:
+			// retired segments are recycled, and the preparer has the
+			// next file ready, so kills land in recycling renames, spare
+			// preparation and rolls into recycled files.
+			retained = cycle%20 == 10
 		}
 		childSeed := rng.Uint64()
 		// Most kills land while appending; some before or during Open.
@@ -188,7 +205,15 @@ func TestKill9(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			delay = time.Duration(rng.IntN(3000)) * time.Microsecond
 		}
-		args := []string{"-dir", dir, "-seed", strconv.FormatUint(childSeed, 10), "-segment", strconv.Itoa(1 << (18 + rng.IntN(5)))}
+		segment := 1 << (18 + rng.IntN(5))
+		args := []string{"-dir", dir, "-seed", strconv.FormatUint(childSeed, 10), "-segment", strconv.Itoa(segment)}
+		if retained {
+			// Small segments and records, so that a child killed within
+			// 120 ms has rolled, retired and recycled several segments.
+			segment = 64 << 10
+			args = []string{"-dir", dir, "-seed", strconv.FormatUint(childSeed, 10), "-segment", strconv.Itoa(segment),
+				"-max", "4096", "-retain", strconv.Itoa(3 * segment)}
+		}
 		run := runChild(t, bin, args, delay)
 		if run.errLine != "" {
 			keep := filepath.Join(os.TempDir(), fmt.Sprintf("badbatch-kill9-%d-%d", seed, cycle))
@@ -202,9 +227,17 @@ func TestKill9(t *testing.T) {
 		totalAcks += len(run.acks)
 		var err error
 		var rep journal.RepairReport
-		present, rep, err = verifyDir(t, dir, acked, present)
+		present, rep, err = verifyDir(t, dir, acked, present, retained)
 		if rep.Truncated {
 			repairs++
+		}
+		if names, _ := os.ReadDir(dir); retained {
+			for _, e := range names {
+				if journal.IsSpareFile(e.Name()) {
+					withSpares++
+					break
+				}
+			}
 		}
 		if err != nil {
 			keep := filepath.Join(os.TempDir(), fmt.Sprintf("badbatch-kill9-%d-%d", seed, cycle))
@@ -214,7 +247,7 @@ func TestKill9(t *testing.T) {
 		}
 		done++
 	}
-	t.Logf("%d kill -9 cycles, %d acknowledged appends verified, highest index %d, %d reopens repaired a torn tail: 0 lost, 0 duplicated, 0 corrupt",
-		done, totalAcks, maxIndex, repairs)
+	t.Logf("%d kill -9 cycles, %d acknowledged appends verified, highest index %d, %d reopens repaired a torn tail, %d found recycled or prepared spare files: 0 lost, 0 duplicated, 0 corrupt",
+		done, totalAcks, maxIndex, repairs, withSpares)
 	require.Positive(t, totalAcks, "the child never acknowledged an append: the kills came too early to test anything")
 }

@@ -42,6 +42,7 @@ type powerRun struct {
 	j        *journal.Journal
 	segSize  int64
 	retain   int64
+	recycle  int // Options.RecycleSegments
 	maxValue int
 
 	model   []modelEntry
@@ -51,6 +52,7 @@ type powerRun struct {
 	op      string
 
 	images, recoveryImages, repaired, maxEntries int
+	recycled                                     int // rolls into a recycled file
 	// lostEntries counts images missing a segment or temp file that the
 	// writer's directory listed when the image was taken.
 	lostEntries int
@@ -78,6 +80,7 @@ func (r *powerRun) options(fs *crashfs.FS) *journal.Options {
 	opts.FS = fs
 	opts.SegmentSize = r.segSize
 	opts.RetentionBytes = r.retain
+	opts.RecycleSegments = r.recycle
 	return opts
 }
 
@@ -213,7 +216,7 @@ func (r *powerRun) step() {
 	}
 }
 
-func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repaired, maxEntries, lostEntries int) {
+func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repaired, maxEntries, lostEntries, recycled int) {
 	rng := rand.New(rand.NewPCG(seed, 0x706f776572))
 	segSizes := []int64{256, 1024, 4096, 16384}
 	r := &powerRun{
@@ -225,7 +228,11 @@ func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repair
 		maxValue: []int{64, 1500, 6000}[rng.IntN(3)],
 	}
 	if rng.IntN(3) == 0 {
+		// Retention retires segments, and up to 1 or 2 of their files
+		// are recycled as the next segments (decision 0007): images then
+		// hold segments written over an earlier life's frames.
 		r.retain = r.segSize * 4
+		r.recycle = 1 + rng.IntN(2)
 	}
 	// The journal's parent directory exists and is durable, as a data
 	// directory's parent is on a real machine; Open creates the journal
@@ -257,11 +264,12 @@ func runPowerCycle(t *testing.T, seed uint64, images int) (taken, nested, repair
 		}
 	}
 	from := r.j.FirstIndex()
+	r.recycled = int(r.j.Stats().RollsRecycled)
 	r.op = "Close"
 	require.NoError(t, r.j.Close())
 	r.snapshot("after Close", r.acked)
 	r.verifyPending(from)
-	return r.images, r.recoveryImages, r.repaired, r.maxEntries, r.lostEntries
+	return r.images, r.recoveryImages, r.repaired, r.maxEntries, r.lostEntries, r.recycled
 }
 
 // TestPowerLoss runs random workloads (Append, group commits of several
@@ -294,20 +302,20 @@ func TestPowerLoss(t *testing.T) {
 		require.NoError(t, err, "BADBATCH_POWER_SEED")
 	}
 	t.Logf("seed %d (BADBATCH_POWER_SEED=%d reproduces; each cycle c uses seed+c)", seed, seed)
-	var images, nested, repaired, maxEntries, lost int
+	var images, nested, repaired, maxEntries, lost, recycled int
 	for c := range cycles {
 		cs := seed + uint64(c)
 		ok := t.Run(fmt.Sprintf("seed=%d", cs), func(t *testing.T) {
-			i, n, rep, m, l := runPowerCycle(t, cs, perCycle)
-			images, nested, repaired, lost = images+i, nested+n, repaired+rep, lost+l
+			i, n, rep, m, l, rc := runPowerCycle(t, cs, perCycle)
+			images, nested, repaired, lost, recycled = images+i, nested+n, repaired+rep, lost+l, recycled+rc
 			maxEntries = max(maxEntries, m)
 		})
 		if !ok {
 			t.Fatalf("cycle %d failed: reproduce with BADBATCH_POWER_SEED=%d BADBATCH_CRASH_CYCLES=1 go test -run TestPowerLoss ./journal/", c, cs)
 		}
 	}
-	t.Logf("%d cycles, %d crash images verified (%d of them taken during recovery, %d missing a directory entry the writer had), %d recoveries repaired a tail, up to %d entries per image: 0 lost, 0 duplicated, 0 corrupt",
-		cycles, images, nested, lost, repaired, maxEntries)
+	t.Logf("%d cycles, %d crash images verified (%d of them taken during recovery, %d missing a directory entry the writer had), %d recoveries repaired a tail, up to %d entries per image, %d rolls into recycled files: 0 lost, 0 duplicated, 0 corrupt",
+		cycles, images, nested, lost, repaired, maxEntries, recycled)
 	require.GreaterOrEqual(t, images, cycles*perCycle)
 }
 

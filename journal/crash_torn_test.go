@@ -21,7 +21,7 @@ import (
 // The on-disk layout these tests rely on (docs/format.md, journal/doc.go):
 // a segment file is a 32-byte segment header followed by frames; a frame is
 // a 64-byte header followed by the payload. Frame header fields used here:
-// magic "BBJE" at 0, version 2 at 4 (the segment's), kind at 5, index at 8,
+// magic "BBJE" at 0, version 3 at 4 (the segment's), kind at 5, index at 8,
 // term at 16, length at 56, CRC at 60.
 // tornLayout checks them on a real file, so a layout change fails loudly
 // here instead of making the offsets below meaningless.
@@ -29,7 +29,7 @@ const (
 	segmentHeaderSize = 32
 	frameHeaderSize   = 64
 	frameMagic        = "BBJE"
-	frameVersion      = 2
+	frameVersion      = 3
 )
 
 const tornDir = "/j"

@@ -75,7 +75,7 @@
 // header sizes, the field offsets, the meaning of each version number and
 // the EntryKind values never change; only currentSegmentVersion, the
 // version new segments get, moves when a version is added. docs/format.md
-// has the same layout with the rationale.) This is format version 2. All
+// has the same layout with the rationale.) This is format version 3. All
 // integers are little-endian. Segment files are named %020d.seg with the
 // index of their first entry:
 //
@@ -86,8 +86,22 @@
 //	 0      4      5      8              16             24      28      32
 //	+------+------+------+--------------+--------------+-------+-------+
 //	|magic |ver   | 0 0 0| first index  | first seq    | flags | crc32c|
-//	|"BBJS"|=2 (1)|      | (u64)        | (u64)        | =0    | [0,28)|
+//	|"BBJS"|=1, 2 |      | (u64)        | (u64)        | =0    | [0,28)|
 //	+------+------+------+--------------+--------------+-------+-------+
+//
+// and in version 3 (segments created since recycling, decision 0007) two
+// fields change meaning:
+//
+//	 0      4      5      6      8              16             24      28      32
+//	+------+------+------+------+--------------+--------------+-------+-------+
+//	|magic |ver   |flags | 0 0  | first index  | first seq    | salt  | crc32c|
+//	|"BBJS"|=3    |bit 0:|      | (u64)        | (u64)        | u32   | [0,28)|
+//	|      |      |recycl|      |              |              |       |       |
+//	+------+------+------+------+--------------+--------------+-------+-------+
+//
+// The salt is random, new for every life of the file (never the previous
+// life's). Bit 0 of flags says the file held an earlier life, whose bytes
+// may follow this life's frames.
 //
 // A frame (one entry) is a 64-byte header and the payload:
 //
@@ -103,7 +117,10 @@
 //	+-----------+---------+--------+----------+---------+---------------+
 //
 // crc32c is CRC-32C (Castagnoli) over header bytes [0,60) followed by the
-// payload. synced is the highest index the writer knew to be durable when
+// payload; in a version-3 segment, over the salt's 4 bytes (little-endian)
+// followed by the same bytes, so that a frame of an earlier life of the
+// file fails the CRC wherever it lies and whatever index it carries.
+// synced is the highest index the writer knew to be durable when
 // it wrote this frame (under SyncNone: index-1). A frame's version byte is
 // its segment's. The segment version says what the byte at offset 5 (the
 // frame's flags byte) may hold:
@@ -111,6 +128,12 @@
 //   - version 1 (the first format): 0. Every entry is KindGroups.
 //   - version 2 (segments created since the journal became raft's log): the
 //     entry's EntryKind, 0 (KindGroups) or 1 (KindConfChange).
+//   - version 3 (the salt): as version 2.
+//
+// Version 1 and 2 segments are read as before, and a version-1 or -2
+// active segment keeps its version until the next roll (its frames keep
+// the CRC without a salt). New segments are version 3; a binary that
+// knows only versions 1 and 2 refuses them at the header.
 //
 // A binary that knows only version 1 refuses a version-2 segment at its
 // header (ErrCorrupt, "unknown segment version"), before it reads any
@@ -164,6 +187,13 @@
 //  3. If the bytes from X to the end of the last segment are all zeros,
 //     they are free space (the rest of a segment created at full size):
 //     nothing is rewritten or reported, and the writer continues at X.
+//     In a recycled segment (version 3, flag bit 0), bytes after X among
+//     which no frame verifies with this life's salt are free space too:
+//     the earlier life's frames, or a torn frame of this life, which can
+//     never verify and which the writer overwrites. A checksum-valid frame
+//     of this life after X is not free space: rule 4 cuts it, so that it
+//     can never reappear behind a later frame as an entry that was never
+//     acknowledged.
 //  4. Otherwise the bytes from X on were never known durable: a torn,
 //     zero-filled or garbage tail (including garbage that parses as a
 //     header with a plausible length, which fails the CRC or the length
@@ -187,6 +217,12 @@
 // the oldest segments while the total exceeds RetentionBytes. Both run
 // after every roll and on demand.
 //
+// A removed segment that no reader holds may be kept, renamed
+// <name>.seg.spare, to be reused as a future segment (Options.
+// RecycleSegments, default 1): appends into a reused file overwrite
+// written blocks, so their fdatasync commits no metadata. TruncateBack
+// never recycles. See spare.go.
+//
 // # Concurrency
 //
 // Journal is safe for concurrent use by one writer and many readers. The
@@ -199,5 +235,8 @@
 // order: w before mu. Term and Info on the active segment see exactly the
 // entries published so far. Iterator, GroupReader, GroupView, RecordView and
 // Handler are not safe for concurrent use. Under SyncInterval the journal
-// owns one goroutine, which Close stops and joins.
+// owns one goroutine, the syncer; on vfs.Default with preallocation on it
+// owns the preparer (spare.go), which makes the next segment's file ready
+// (sized, fsynced, its directory entry fsynced) before the roll needs it.
+// Close stops and joins both.
 package journal

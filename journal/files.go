@@ -39,6 +39,9 @@ func (j *Journal) newSegment(h segmentHeader) *segment {
 		firstIndex: h.firstIndex,
 		firstSeq:   h.firstSeq,
 		version:    h.version,
+		salt:       h.salt,
+		seed:       crcSeed(h.version, h.salt),
+		recycled:   h.recycled,
 		size:       segmentHeaderSize,
 		nextSeq:    h.firstSeq,
 		termsKnown: true, // no entries, no runs; openIndexedSegment may say otherwise
@@ -76,7 +79,7 @@ func writeFileDurably(fs vfs.FS, path string, fill func(w io.Writer) error) erro
 // index firstIndex and seq firstSeq, and opens it for writing. The
 // directory fsync is left pending.
 func (j *Journal) createSegment(firstIndex, firstSeq uint64) (*segment, vfs.File, error) {
-	h := segmentHeader{version: currentSegmentVersion, firstIndex: firstIndex, firstSeq: firstSeq}
+	h := segmentHeader{version: currentSegmentVersion, firstIndex: firstIndex, firstSeq: firstSeq, salt: newSalt(0)}
 	s := j.newSegment(h)
 	var hdr [segmentHeaderSize]byte
 	putSegmentHeader(hdr[:], h)
@@ -145,13 +148,14 @@ func (j *Journal) rollLocked() error {
 		return err
 	}
 	trimmed := false
-	if j.sizeSegments {
+	if j.sizeSegments || old.recycled {
 		// A sealed segment ends at its last frame, as if it had grown: Open
-		// and the index file check sealed segments strictly.
-		if err := trimFile(j.w.file, old.size); err != nil {
-			return j.failLocked("trim", old.name, old.size, err)
+		// and the index file check sealed segments strictly. (A recycled
+		// file holds its earlier life's bytes beyond the frames.)
+		var err error
+		if trimmed, err = j.trimSealedLocked(old); err != nil {
+			return err
 		}
-		trimmed = true
 	}
 	if trimmed || j.mu.lastIndex > j.w.synced || j.opts.SyncPolicy == SyncNone {
 		start := time.Now()
@@ -173,11 +177,22 @@ func (j *Journal) rollLocked() error {
 	if err := writeSegIndex(j.fs, old); err != nil {
 		return j.failLocked("write index", segIndexPath(old.name), -1, err)
 	}
-	seg, f, err := j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
+	var seg *segment
+	var f vfs.File
+	sp, err := j.takeSpareLocked()
+	if err != nil {
+		return err
+	}
+	if sp != nil {
+		seg, f, err = j.segmentFromSpareLocked(sp, j.mu.lastIndex+1, j.mu.nextSeq)
+	} else {
+		seg, f, err = j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
+	}
 	if err != nil {
 		return j.failLocked("create segment", segmentName(j.mu.lastIndex+1), -1, err)
 	}
 	j.w.dirSyncPending = true
+	j.w.kicked = false
 	if err := j.w.file.Close(); err != nil {
 		_ = f.Close()
 		return j.failLocked("close", old.name, -1, err)
@@ -198,11 +213,45 @@ func (j *Journal) rollLocked() error {
 	}
 	j.stats.rolls.Add(1)
 	if j.opts.RetentionBytes > 0 || j.opts.RetentionAge > 0 {
-		if _, err := j.enforceRetentionLocked(time.Now()); err != nil {
+		// The last removal's directory fsync is left to the next Sync,
+		// with the new segment's: it is off the write path, and a crash
+		// that loses it leaves the removed segment in place, still
+		// contiguous (each earlier removal was durable before the next).
+		j.w.deferRemovalSync = true
+		_, err := j.enforceRetentionLocked(time.Now())
+		j.w.deferRemovalSync = false
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// trimSealedLocked cuts the active segment old, about to be sealed, to its
+// last frame, and reports whether the file still needs a full fsync (its
+// size changed in place). Where the file system cannot truncate a file in
+// place (no file descriptor: tests' in-memory file systems), a recycled
+// segment is rewritten to its prefix instead (tmp, fdatasync, rename,
+// directory fsync: durable before the next segment exists); the readers'
+// handle keeps the old file, whose bytes up to old.size are the same.
+// REQUIRES: w held.
+func (j *Journal) trimSealedLocked(old *segment) (bool, error) {
+	if j.w.file.Fd() != vfs.InvalidFd {
+		if err := trimFile(j.w.file, old.size); err != nil {
+			return false, j.failLocked("trim", old.name, old.size, err)
+		}
+		return true, nil
+	}
+	if !old.recycled {
+		return false, nil
+	}
+	err := writeFileDurably(j.fs, old.path, func(w io.Writer) error {
+		return copyPrefix(j.fs, old.path, old.size, w)
+	})
+	if err != nil {
+		return false, j.failLocked("trim", old.name, old.size, err)
+	}
+	return false, j.syncDirLocked()
 }
 
 // replaceEmptyActiveLocked replaces the empty active segment, a version-1
@@ -238,14 +287,26 @@ func (j *Journal) replaceEmptyActiveLocked() error {
 }
 
 // retireLocked deletes the file of a segment already removed from
-// mu.segments and drops the journal's reference. If a reader still holds
-// the segment, the file is renamed to *.dead instead and deleted once the
-// last reader is gone (sweepGraveyardLocked; Open deletes leftovers). The
-// directory is fsynced before returning. REQUIRES: w held.
-func (j *Journal) retireLocked(s *segment) error {
+// mu.segments and drops the journal's reference. With recycle, and when no
+// reader holds it, the file may be kept as a spare instead (recycleLocked;
+// never for TruncateBack, whose segments hold indexes that are reissued).
+// If a reader still holds the segment, the file is renamed to *.dead
+// instead and deleted once the last reader is gone (sweepGraveyardLocked;
+// Open deletes leftovers). The directory is fsynced before returning.
+// REQUIRES: w held.
+func (j *Journal) retireLocked(s *segment, recycle bool) error {
 	if dropSegment(s) == 0 {
-		if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return j.failLocked("remove", s.name, -1, err)
+		kept := false
+		if recycle {
+			var err error
+			if kept, err = j.recycleLocked(s); err != nil {
+				return err
+			}
+		}
+		if !kept {
+			if err := j.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return j.failLocked("remove", s.name, -1, err)
+			}
 		}
 	} else {
 		if err := j.fs.Rename(s.path, s.path+deadSuffix); err != nil {
@@ -260,6 +321,10 @@ func (j *Journal) retireLocked(s *segment) error {
 	}
 	j.stats.removed.Add(1)
 	j.log.Info("journal: removed segment", "segment", s.name)
+	if j.w.deferRemovalSync {
+		j.w.dirSyncPending = true
+		return nil
+	}
 	return j.syncDirLocked()
 }
 

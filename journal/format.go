@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -28,6 +29,19 @@ const (
 	// reads a frame, so it can never take a frame of a new kind for a torn
 	// tail and cut it off.
 	segmentVersion2 = 2
+	// segmentVersion3 is version 2 with a per-life salt: the segment
+	// header carries a 4-byte salt (where versions 1 and 2 have the flags
+	// field) and a flags byte (where they have their first reserved byte),
+	// and every frame's CRC32C starts with the salt's 4 bytes. A file that
+	// is reused for a new segment (recycled, decision 0007) gets a new
+	// salt, so a frame of an earlier life fails the CRC wherever it lies.
+	// Frames are laid out as in version 2.
+	segmentVersion3 = 3
+	// segFlagRecycled (version 3, header byte 5, bit 0): the file held an
+	// earlier life, whose bytes may follow the last frame. In the last
+	// segment, bytes after the valid prefix among which no frame verifies
+	// with the current salt are free space, as zeros are.
+	segFlagRecycled = 1 << 0
 	// segmentHeaderSize is the fixed size of a segment header.
 	segmentHeaderSize = 32
 	// frameHeaderSize is the fixed size of an entry frame header.
@@ -43,11 +57,16 @@ const (
 	// marks a removed segment still mapped by a reader. Open deletes both.
 	tmpSuffix  = ".tmp"
 	deadSuffix = ".dead"
+	// spareSuffix marks a file kept to become a future segment: a retired
+	// segment kept for recycling (<name>.seg.spare) or a new file made
+	// ready ahead of need (%020d.spare). Its contents mean nothing; Open
+	// keeps up to Options.RecycleSegments+1 of them and deletes the rest.
+	spareSuffix = ".spare"
 )
 
 // currentSegmentVersion is the version of the segments this code creates.
 // Unlike the constants above, it changes when a version is added.
-const currentSegmentVersion = segmentVersion2
+const currentSegmentVersion = segmentVersion3
 
 // Field offsets inside a frame header (bytes).
 const (
@@ -73,8 +92,11 @@ const (
 	segOffReserved   = 5
 	segOffFirstIndex = 8
 	segOffFirstSeq   = 16
-	segOffFlags      = 24
+	segOffFlags      = 24 // versions 1 and 2: flags, always 0
 	segOffCRC        = 28
+	// Version 3 reuses two of those fields.
+	segOffFlagsV3 = 5  // one byte: segFlagRecycled; bytes 6 and 7 stay reserved
+	segOffSalt    = 24 // u32: the life's salt
 )
 
 // castagnoli is CRC32C; hash/crc32 uses SSE4.2 / ARMv8 CRC instructions.
@@ -129,10 +151,22 @@ func putFrameHeader(b []byte, version uint8, h *frameHeader) {
 }
 
 // frameCRC is the CRC32C of the header bytes before the CRC field followed
-// by the payload.
-func frameCRC(header, payload []byte) uint32 {
-	c := crc32.Update(0, castagnoli, header[:frameOffCRC])
+// by the payload, continued from seed: the segment's crcSeed (0 in versions
+// 1 and 2, the CRC of the salt's 4 bytes in version 3).
+func frameCRC(seed uint32, header, payload []byte) uint32 {
+	c := crc32.Update(seed, castagnoli, header[:frameOffCRC])
 	return crc32.Update(c, castagnoli, payload)
+}
+
+// crcSeed returns the CRC state every frame of a segment starts from: 0 in
+// versions 1 and 2; in version 3 the CRC32C of the salt, little-endian.
+func crcSeed(version uint8, salt uint32) uint32 {
+	if version < segmentVersion3 {
+		return 0
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], salt)
+	return crc32.Update(0, castagnoli, b[:])
 }
 
 // frameProblem says why bytes are not a valid frame. The zero value means
@@ -183,12 +217,12 @@ func (p frameProblem) String() string {
 }
 
 // decodeFrame validates the frame at the start of b, which holds every byte
-// from the frame's start to the end of a segment of the given version. It
-// checks, in order: header length, magic, version and reserved bits, kind,
-// length bound, length against the bytes present, and the CRC. Index and
-// sequence continuity are the caller's. On success it returns the header
-// and the frame's total size.
-func decodeFrame(b []byte, version uint8) (frameHeader, int, frameProblem) {
+// from the frame's start to the end of a segment of the given version and
+// CRC seed (crcSeed). It checks, in order: header length, magic, version
+// and reserved bits, kind, length bound, length against the bytes present,
+// and the CRC. Index and sequence continuity are the caller's. On success
+// it returns the header and the frame's total size.
+func decodeFrame(b []byte, version uint8, seed uint32) (frameHeader, int, frameProblem) {
 	var h frameHeader
 	if len(b) < frameHeaderSize {
 		if allZero(b) {
@@ -204,7 +238,7 @@ func decodeFrame(b []byte, version uint8) (frameHeader, int, frameProblem) {
 	if size > len(b) {
 		return h, 0, frameBeyondEnd
 	}
-	if frameCRC(b[:frameHeaderSize], b[frameHeaderSize:size]) != h.crc {
+	if frameCRC(seed, b[:frameHeaderSize], b[frameHeaderSize:size]) != h.crc {
 		return h, 0, frameBadChecksum
 	}
 	return h, size, frameOK
@@ -252,7 +286,7 @@ func kindAllowed(version uint8, k EntryKind) bool {
 	switch version {
 	case segmentVersion1:
 		return k == KindGroups
-	case segmentVersion2:
+	case segmentVersion2, segmentVersion3:
 		return k.known()
 	default:
 		return false
@@ -261,9 +295,11 @@ func kindAllowed(version uint8, k EntryKind) bool {
 
 // segmentHeader is the decoded header of a segment file.
 type segmentHeader struct {
-	version    uint8 // segmentVersion1 or segmentVersion2; also every frame's version byte
+	version    uint8 // segmentVersion1, 2 or 3; also every frame's version byte
 	firstIndex uint64
 	firstSeq   uint64
+	salt       uint32 // version 3: this life's salt; 0 before
+	recycled   bool   // version 3: segFlagRecycled
 }
 
 // putSegmentHeader encodes h into b[:segmentHeaderSize], CRC included.
@@ -275,6 +311,12 @@ func putSegmentHeader(b []byte, h segmentHeader) {
 	binary.LittleEndian.PutUint64(b[segOffFirstIndex:], h.firstIndex)
 	binary.LittleEndian.PutUint64(b[segOffFirstSeq:], h.firstSeq)
 	binary.LittleEndian.PutUint32(b[segOffFlags:], 0)
+	if h.version >= segmentVersion3 {
+		if h.recycled {
+			b[segOffFlagsV3] = segFlagRecycled
+		}
+		binary.LittleEndian.PutUint32(b[segOffSalt:], h.salt)
+	}
 	binary.LittleEndian.PutUint32(b[segOffCRC:], crc32.Checksum(b[:segOffCRC], castagnoli))
 }
 
@@ -287,10 +329,16 @@ func decodeSegmentHeader(b []byte) (segmentHeader, string) {
 		return h, fmt.Sprintf("segment header truncated to %d bytes", len(b))
 	case binary.LittleEndian.Uint32(b[segOffMagic:]) != segmentMagic:
 		return h, "bad segment magic"
-	case b[segOffVersion] != segmentVersion1 && b[segOffVersion] != segmentVersion2:
+	case b[segOffVersion] < segmentVersion1 || b[segOffVersion] > segmentVersion3:
 		return h, fmt.Sprintf("unknown segment version %d", b[segOffVersion])
 	case crc32.Checksum(b[:segOffCRC], castagnoli) != binary.LittleEndian.Uint32(b[segOffCRC:]):
 		return h, "segment header checksum mismatch"
+	case b[segOffVersion] == segmentVersion3:
+		if b[segOffFlagsV3]&^segFlagRecycled != 0 || b[segOffReserved+1] != 0 || b[segOffReserved+2] != 0 {
+			return h, "segment header reserved bits set"
+		}
+		h.recycled = b[segOffFlagsV3]&segFlagRecycled != 0
+		h.salt = binary.LittleEndian.Uint32(b[segOffSalt:])
 	case b[segOffReserved] != 0 || b[segOffReserved+1] != 0 || b[segOffReserved+2] != 0 ||
 		binary.LittleEndian.Uint32(b[segOffFlags:]) != 0:
 		return h, "segment header reserved bits set"
@@ -340,4 +388,17 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// newSalt returns a salt for a new segment life, never prev (the salt of
+// the file's previous life, 0 for a new file). Salts are random: an
+// earlier life's frame verifies with the new salt only by a CRC collision
+// (about 2^-32), and must then also carry the expected index and seq at
+// the expected offset.
+func newSalt(prev uint32) uint32 {
+	for {
+		if s := rand.Uint32(); s != prev {
+			return s
+		}
+	}
 }

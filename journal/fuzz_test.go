@@ -2,6 +2,8 @@ package journal_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -346,6 +348,69 @@ func FuzzRepair(f *testing.F) {
 		info, err = j.WriteEntry(last+2, 99, journal.KindConfChange, []byte("after repair"))
 		require.NoError(t, err, "a conf change after repair")
 		require.Equal(t, last+2, info.Index)
+		require.NoError(t, j.Close())
+	})
+}
+
+// recycledLast returns the base's last segment as a recycled file would
+// hold it (header flag segFlagRecycle, CRC fixed): its frames, then tail,
+// the bytes of the file's earlier life.
+func recycledLast(tail []byte) []byte {
+	d := append([]byte(nil), repairBase.lastData...)
+	d[segOffFlagsV3] = segFlagRecycle
+	binary.LittleEndian.PutUint32(d[segOffHdrCRC:], crc32.Checksum(d[:segOffHdrCRC], crc32.MakeTable(crc32.Castagnoli)))
+	return append(d, tail...)
+}
+
+// FuzzRecycledTail installs the base journal's last segment as a recycled
+// file (version 3, the recycled flag set) whose frames, all synced, are
+// followed by arbitrary bytes: its earlier life. The seeds put there
+// frames of the base's other segments, which are checksum-valid under
+// their own salts and carry indexes and seqs of this journal, and copies
+// of the segment's own frames. Open must succeed (nothing in the tail can
+// vouch for an entry after the last one without forging a CRC under this
+// life's salt), return exactly the entries written, kind, term and bytes,
+// and a second Open must agree without repairing anything and accept the
+// next Append.
+func FuzzRecycledTail(f *testing.F) {
+	buildRepairBase(f)
+	segs := segmentFiles(f, repairBase.fs, fuzzDir)
+	for _, name := range segs[:len(segs)-1] {
+		d, err := repairBase.fs.ReadFile(repairBase.fs.PathJoin(fuzzDir, name))
+		require.NoError(f, err)
+		f.Add(d[segmentHeaderSize:])          // another life's frames, from offset 0 of the tail
+		f.Add(d[segmentHeaderSize+7:])        // misaligned
+		f.Add(append(make([]byte, 64), d...)) // after zeros
+	}
+	f.Add(repairBase.lastData[segmentHeaderSize:]) // this life's frames again: stale, same salt
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xa5}, 300))
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		buildRepairBase(t)
+		fs, _ := repairBase.fs.Crash(crashfs.CrashConfig{}) // a private copy
+		require.NoError(t, fs.WriteFile(repairBase.lastSeg, recycledLast(tail)))
+
+		j, err := openOn(fs, fuzzDir, 512)
+		require.NoError(t, err, "Open of a recycled segment")
+		first, got, err := readEntries(j)
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), first)
+		require.Len(t, got, len(repairBase.model), "exactly the entries written: none lost, none from the tail")
+		for i := range got {
+			require.True(t, sameEntry(repairBase.model[i], got[i]), "entry %d: kind, term and bytes", i+1)
+		}
+		require.NoError(t, j.Close())
+
+		j, err = openOn(fs, fuzzDir, 512)
+		require.NoError(t, err, "second Open")
+		require.False(t, j.RepairReport().Truncated, "second Open repaired again: %+v", j.RepairReport())
+		_, got2, err := readEntries(j)
+		require.NoError(t, err)
+		require.Equal(t, got, got2)
+		groups, _ := payloadGroups(rand.New(rand.NewPCG(1, 1)), 10)
+		info, err := j.Append(groups)
+		require.NoError(t, err)
+		require.Equal(t, uint64(len(got)+1), info.Index)
 		require.NoError(t, j.Close())
 	})
 }

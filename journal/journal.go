@@ -54,6 +54,11 @@ type Stats struct {
 	DirSyncs        uint64
 	Rolls           uint64
 	RemovedSegments uint64
+	// RollsPrepared counts rolls that took a spare the preparer had made
+	// ready (no create, fallocate or fsync on the write path);
+	// RollsRecycled counts rolls whose new segment is a retired segment's
+	// file (decision 0007).
+	RollsPrepared, RollsRecycled uint64
 	// How Open read the sealed segments: OpenIndexed from their index
 	// files (frames not read), OpenScanned frame by frame (no valid index,
 	// or Options.ScanSealed); OpenIndexesWritten is how many index files
@@ -118,7 +123,11 @@ type Journal struct {
 		prealloc       int64    // the active segment is allocated up to here (its size, or KEEP_SIZE reservations beyond)
 		synced         uint64   // highest index known durable
 		dirSyncPending bool     // a segment was created or renamed since the last directory fsync
-		closed         bool
+		kicked         bool     // the preparer was asked for the segment after the active one
+		// deferRemovalSync: retireLocked leaves its directory fsync pending
+		// (retention after a roll; dropFrontLocked syncs before the next).
+		deferRemovalSync bool
+		closed           bool
 	}
 
 	// mu guards the segment list and the published end of the journal.
@@ -137,9 +146,23 @@ type Journal struct {
 
 	stats struct {
 		writes, bytesWritten, syncs, syncNanos, dirSyncs, rolls, removed atomic.Uint64
+		rollsPrepared, rollsRecycled                                     atomic.Uint64
 	}
 
-	// The interval syncer, owned by the journal and joined by Close.
+	// spares are the files kept to become future segments (spare.go).
+	// Lock order: w before spares; the preparer takes spares only.
+	spares struct {
+		sync.Mutex
+		free      []string   // names of retired segments kept for recycling, not yet prepared
+		ready     *spareFile // made ready by the preparer, or nil
+		preparing bool       // the preparer is working on a file taken from free (or a new one)
+		closed    bool
+	}
+	// prepKick wakes the preparer; nil without one.
+	prepKick chan struct{}
+
+	// The interval syncer and the preparer, owned by the journal and
+	// joined by Close.
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -245,7 +268,7 @@ func (j *Journal) appendLocked(term uint64, kind EntryKind, parts [][]byte, payl
 	for _, p := range parts {
 		buf = append(buf, p...)
 	}
-	crc := frameCRC(buf[:frameHeaderSize], buf[frameHeaderSize:])
+	crc := frameCRC(seg.seed, buf[:frameHeaderSize], buf[frameHeaderSize:])
 	binary.LittleEndian.PutUint32(buf[frameOffCRC:], crc)
 	j.w.buf = buf
 
@@ -259,6 +282,11 @@ func (j *Journal) appendLocked(term uint64, kind EntryKind, parts [][]byte, payl
 	}
 	if _, err := j.w.file.WriteAt(buf, off); err != nil {
 		return EntryInfo{}, j.failLocked("write", seg.name, off, err)
+	}
+	if !j.w.kicked && off+frameSize > j.opts.SegmentSize/2 {
+		// Half full: have the next segment ready before the roll.
+		j.w.kicked = true
+		j.kickPreparer()
 	}
 
 	j.mu.Lock()
@@ -328,17 +356,30 @@ func (j *Journal) Sync() error {
 }
 
 // syncLocked performs the pending directory fsync and the data fsync.
-// REQUIRES: w held, journal writable.
+// After a roll both are needed: they run concurrently (the directory's on
+// another goroutine), since neither depends on the other and both must be
+// done before Sync returns; a file system may commit both in one journal
+// transaction. REQUIRES: w held, journal writable.
 func (j *Journal) syncLocked() error {
-	if err := j.syncDirIfPendingLocked(); err != nil {
-		return err
-	}
 	last := j.mu.lastIndex
 	if last <= j.w.synced {
-		return nil
+		return j.syncDirIfPendingLocked()
+	}
+	var dirErr chan error
+	if j.w.dirSyncPending {
+		dirErr = make(chan error, 1)
+		go func() { dirErr <- j.dirFile.Sync() }()
 	}
 	start := time.Now()
-	if err := j.w.file.SyncData(); err != nil {
+	err := j.w.file.SyncData()
+	if dirErr != nil {
+		if derr := <-dirErr; derr != nil {
+			return j.failLocked("fsync directory", j.dir, -1, derr)
+		}
+		j.w.dirSyncPending = false
+		j.stats.dirSyncs.Add(1)
+	}
+	if err != nil {
 		return j.failLocked("fdatasync", j.w.seg.name, -1, err)
 	}
 	d := time.Since(start)
@@ -465,6 +506,8 @@ func (j *Journal) Stats() Stats {
 	s.DirSyncs = j.stats.dirSyncs.Load()
 	s.Rolls = j.stats.rolls.Load()
 	s.RemovedSegments = j.stats.removed.Load()
+	s.RollsPrepared = j.stats.rollsPrepared.Load()
+	s.RollsRecycled = j.stats.rollsRecycled.Load()
 	s.OpenIndexed, s.OpenScanned, s.OpenIndexesWritten = j.opened.indexed, j.opened.scanned, j.opened.indexesWritten
 	return s
 }
@@ -489,6 +532,7 @@ func (j *Journal) Close() error {
 		close(j.stop)
 		j.wg.Wait()
 	}
+	j.closeSpares()
 	j.w.Lock()
 	defer j.w.Unlock()
 	var err error

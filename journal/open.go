@@ -47,10 +47,20 @@ func Open(dir string, opts *Options) (*Journal, error) {
 		j.releaseAll()
 		return nil, err
 	}
-	if o.SyncPolicy == SyncInterval {
+	if o.SyncPolicy == SyncInterval || j.sizeSegments {
 		j.stop = make(chan struct{})
+	}
+	if o.SyncPolicy == SyncInterval {
 		j.wg.Add(1)
 		go j.runSyncer()
+	}
+	if j.sizeSegments {
+		// Where a new segment costs a fallocate and fsyncs, the next one is
+		// made ready in the background (spare.go). Elsewhere (other file
+		// systems, tests) rolls stay synchronous and deterministic.
+		j.prepKick = make(chan struct{}, 1)
+		j.wg.Add(1)
+		go j.runPreparer()
 	}
 	return j, nil
 }
@@ -129,7 +139,12 @@ func (j *Journal) recover() error {
 	}
 	slices.Sort(names)
 	var indexes, indexFiles []uint64
+	var spares []string
 	for _, name := range names {
+		if isSpareName(name) {
+			spares = append(spares, name)
+			continue
+		}
 		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deadSuffix) {
 			if err := fs.Remove(fs.PathJoin(j.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("journal: remove leftover %s: %w", name, err)
@@ -156,6 +171,10 @@ func (j *Journal) recover() error {
 		}
 		j.repair.RemovedFiles = append(j.repair.RemovedFiles, name)
 		j.w.dirSyncPending = true
+	}
+
+	if err := j.adoptSpares(spares); err != nil {
+		return err
 	}
 
 	if len(indexes) == 0 {
@@ -254,7 +273,7 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	expect, seq := h.firstIndex, h.firstSeq
 	var problemAt frameProblem
 	for off < len(data) {
-		fh, n, p := decodeFrame(data[off:], h.version)
+		fh, n, p := decodeFrame(data[off:], h.version, s.seed)
 		if p == frameOK && fh.index != expect {
 			p = frameBadIndex
 		}
@@ -281,13 +300,21 @@ func (j *Journal) scanSegment(nameIndex uint64, last bool) error {
 	// system extended without its data. No frame there vouches for
 	// anything, and the writer continues at off, overwriting zeros. (In a
 	// sealed segment, which was trimmed to its frames before the next one
-	// was created, zeros are damage like any other bytes.)
-	free := last && off < len(data) && zeroTail(data[off:])
+	// was created, zeros are damage like any other bytes.) In a recycled
+	// segment (version 3), the earlier life's bytes are free space too:
+	// whatever they hold, no frame among them verifies with this life's
+	// salt, so none can ever be taken for an entry of this life. A torn
+	// frame of this life is then left in place rather than rewritten: it
+	// cannot verify either, and the writer overwrites it (a complete frame
+	// of this life after it is not free space: it is cut by the rewrite
+	// below, as in any segment).
+	free := last && off < len(data) && (zeroTail(data[off:]) ||
+		s.recycled && countFrames(data, s.version, s.seed, off) == 0)
 	if off < len(data) && !free {
 		if !last {
 			return corruptf(name, int64(off), "%v in a sealed segment", problemAt)
 		}
-		if at, claim, ok := findDurableClaim(data, h.version, off+1, expect); ok {
+		if at, claim, ok := findDurableClaim(data, h.version, s.seed, off+1, expect); ok {
 			return corruptf(name, int64(off), "%v, but the entry at offset %d (index %d) was written after index %d was fsynced",
 				problemAt, at, claim, expect)
 		}
@@ -393,7 +420,7 @@ func (j *Journal) openIndexedSegment(name, path string, nameIndex uint64, size i
 // the index only saves the next Open a scan.
 func (j *Journal) writeMissingIndex(s *segment, why string) {
 	if why == "" {
-		h := segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq}
+		h := segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq, salt: s.salt, recycled: s.recycled}
 		if x, problem := loadSegIndex(j.fs, s.path, s.size, h); problem == "" && x.version == segIndexVersion2 {
 			return
 		}
@@ -423,9 +450,9 @@ func zeroTail(b []byte) bool {
 
 // findDurableClaim looks for a frame at or after from that proves the entry
 // with index expect was durable: a checksum-valid frame (of the segment's
-// version) with index >= expect whose synced field is >= expect. It
-// returns the frame's offset and index.
-func findDurableClaim(data []byte, version uint8, from int, expect uint64) (int, uint64, bool) {
+// version and life: seed) with index >= expect whose synced field is >=
+// expect. It returns the frame's offset and index.
+func findDurableClaim(data []byte, version uint8, seed uint32, from int, expect uint64) (int, uint64, bool) {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], frameMagic)
 	for from < len(data) {
@@ -434,7 +461,7 @@ func findDurableClaim(data []byte, version uint8, from int, expect uint64) (int,
 			return 0, 0, false
 		}
 		at := from + i
-		if h, _, p := decodeFrame(data[at:], version); p == frameOK && h.index >= expect && h.synced >= expect {
+		if h, _, p := decodeFrame(data[at:], version, seed); p == frameOK && h.index >= expect && h.synced >= expect {
 			return at, h.index, true
 		}
 		from = at + 1
@@ -442,9 +469,9 @@ func findDurableClaim(data []byte, version uint8, from int, expect uint64) (int,
 	return 0, 0, false
 }
 
-// countFrames counts the checksum-valid frames (of the segment's version)
-// at or after from.
-func countFrames(data []byte, version uint8, from int) int {
+// countFrames counts the checksum-valid frames (of the segment's version
+// and life: seed) at or after from.
+func countFrames(data []byte, version uint8, seed uint32, from int) int {
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], frameMagic)
 	count := 0
@@ -454,7 +481,7 @@ func countFrames(data []byte, version uint8, from int) int {
 			break
 		}
 		at := from + i
-		if _, n, p := decodeFrame(data[at:], version); p == frameOK {
+		if _, n, p := decodeFrame(data[at:], version, seed); p == frameOK {
 			count++
 			from = at + n
 			continue
@@ -467,7 +494,7 @@ func countFrames(data []byte, version uint8, from int) int {
 // truncateTail cuts the last segment back to its valid prefix data[:off]
 // by rewriting it (never in place), and records the repair.
 func (j *Journal) truncateTail(s *segment, data []byte, off int, why frameProblem) error {
-	dropped := countFrames(data, s.version, off)
+	dropped := countFrames(data, s.version, s.seed, off)
 	if why == frameShortHeader || why == frameBadMagic {
 		if allZero(data[off:]) {
 			why = frameZeroed

@@ -49,7 +49,7 @@ func (v *view) unpin() {
 // on every read: bytes that changed since Open are reported, never
 // returned.
 func decodeEntry(b []byte, v *view, e *Entry) error {
-	h, n, p := decodeFrame(b, v.seg.version)
+	h, n, p := decodeFrame(b, v.seg.version, v.seg.seed)
 	if p == frameOK && n != len(b) {
 		p = frameBadLength
 	}

@@ -66,7 +66,7 @@ func frameOffsets(t *testing.T, data []byte) []int {
 		if zeroTail(data[off:]) {
 			break
 		}
-		_, n, p := decodeFrame(data[off:], data[segOffVersion])
+		_, n, p := decodeFrame(data[off:], data[segOffVersion], fileSeed(t, data))
 		require.Equal(t, frameOK, p, "offset %d", off)
 		offs = append(offs, off)
 		off += n
@@ -90,6 +90,15 @@ func fixture(t *testing.T, n int, segmentSize int64) (vfs.FS, *Options, *testMod
 	}
 	require.NoError(t, j.Close())
 	return fs, o, m
+}
+
+// fileSeed returns the CRC seed of the segment whose bytes data are (its
+// header's version and salt).
+func fileSeed(t *testing.T, data []byte) uint32 {
+	t.Helper()
+	h, problem := decodeSegmentHeader(data)
+	require.Empty(t, problem)
+	return crcSeed(h.version, h.salt)
 }
 
 func plausibleHeader(index uint64, length uint32, synced uint64) []byte {

@@ -27,6 +27,9 @@ type segment struct {
 	firstIndex uint64 // index of the first entry (from the header)
 	firstSeq   uint64 // first seq of the first entry (from the header)
 	version    uint8  // the header's version: which kinds its frames may hold
+	salt       uint32 // version 3: the life's salt (header); 0 before
+	seed       uint32 // crcSeed(version, salt): where every frame's CRC starts
+	recycled   bool   // version 3: the file held an earlier life (segFlagRecycled)
 
 	// Guarded by Journal.mu: written by the writer under mu.Lock, read by
 	// readers under mu.RLock. Once sealed is observed true under the lock,

@@ -140,7 +140,7 @@ func TestSizedSegmentTornAtEveryOffset(t *testing.T) {
 	}
 	offs := frameOffsets(t, full)
 	lastAt := offs[len(offs)-1]
-	_, lastLen, p := decodeFrame(full[lastAt:], full[segOffVersion])
+	_, lastLen, p := decodeFrame(full[lastAt:], full[segOffVersion], fileSeed(t, full))
 	require.Equal(t, frameOK, p)
 	step := 1
 	if testing.Short() {

@@ -44,9 +44,11 @@ func downgradeToVersion1(t *testing.T, fs vfs.FS, dir string) {
 			require.Equal(t, byte(KindGroups), d[off+frameOffFlags], "%s: a version-1 segment holds KindGroups only", p)
 			d[off+frameOffVersion] = segmentVersion1
 			n := frameHeaderSize + int(binary.LittleEndian.Uint32(d[off+frameOffLength:]))
-			binary.LittleEndian.PutUint32(d[off+frameOffCRC:], frameCRC(d[off:off+frameHeaderSize], d[off+frameHeaderSize:off+n]))
+			binary.LittleEndian.PutUint32(d[off+frameOffCRC:], frameCRC(0, d[off:off+frameHeaderSize], d[off+frameHeaderSize:off+n]))
 		}
 		d[segOffVersion] = segmentVersion1
+		d[segOffFlagsV3] = 0
+		binary.LittleEndian.PutUint32(d[segOffSalt:], 0)
 		binary.LittleEndian.PutUint32(d[segOffCRC:], crc32.Checksum(d[:segOffCRC], castagnoli))
 		writeTestFile(t, fs, p, d)
 		ip := segIndexPath(p)
@@ -372,7 +374,7 @@ func TestVersion1Segments(t *testing.T) {
 			after := segmentVersions(t, fs, dir)
 			require.Len(t, after, len(versions)+1)
 			assert.Equal(t, versions, after[:len(versions)], "the version-1 segments are untouched")
-			assert.Equal(t, uint8(segmentVersion2), after[len(after)-1])
+			assert.Equal(t, uint8(currentSegmentVersion), after[len(after)-1])
 			requireMatches(t, j, m)
 			require.NoError(t, j.Close())
 
@@ -402,7 +404,7 @@ func TestVersion1Segments(t *testing.T) {
 			m.addEntry(info, []byte("remove node 3"))
 			requireMatches(t, j, m)
 			require.NoError(t, j.Close())
-			assert.Equal(t, []uint8{segmentVersion1, segmentVersion1, segmentVersion2}, segmentVersions(t, fs, dir))
+			assert.Equal(t, []uint8{segmentVersion1, segmentVersion1, currentSegmentVersion}, segmentVersions(t, fs, dir))
 			for _, scan := range []bool{false, true} {
 				o := *o
 				o.ScanSealed = scan
@@ -460,7 +462,7 @@ func TestVersion1EmptyActiveSegment(t *testing.T) {
 	require.NoError(t, j.Close())
 	after := segmentVersions(t, fs, "/j")
 	assert.Equal(t, len(versions), len(after), "the empty segment was replaced, not rolled")
-	assert.Equal(t, uint8(segmentVersion2), after[len(after)-1])
+	assert.Equal(t, uint8(currentSegmentVersion), after[len(after)-1])
 	j = mustOpen(t, "/j", o)
 	requireMatches(t, j, m)
 	require.NoError(t, j.Close())

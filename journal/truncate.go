@@ -77,6 +77,9 @@ func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 	}
 	removed := 0
 	for {
+		if err := j.syncDirIfPendingLocked(); err != nil { // the previous removal, if deferred
+			return removed, err
+		}
 		j.mu.Lock()
 		if len(j.mu.segments) < 2 || !j.mu.segments[0].sealed || !drop(j.mu.segments[0]) {
 			j.mu.Unlock()
@@ -86,7 +89,7 @@ func (j *Journal) dropFrontLocked(drop func(s *segment) bool) (int, error) {
 		j.mu.segments[0] = nil
 		j.mu.segments = j.mu.segments[1:]
 		j.mu.Unlock()
-		if err := j.retireLocked(s); err != nil {
+		if err := j.retireLocked(s, true); err != nil {
 			return removed, err
 		}
 		removed++
@@ -145,7 +148,7 @@ func (j *Journal) TruncateBack(index uint64) error {
 			}
 			j.w.file, j.w.seg = nil, nil
 		}
-		if err := j.retireLocked(last); err != nil {
+		if err := j.retireLocked(last, false); err != nil {
 			return err
 		}
 	}
@@ -210,7 +213,7 @@ func (j *Journal) rewritePrefixLocked(s *segment, index uint64) error {
 	if err := j.syncDirLocked(); err != nil {
 		return err
 	}
-	ns := j.newSegment(segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq})
+	ns := j.newSegment(segmentHeader{version: s.version, firstIndex: s.firstIndex, firstSeq: s.firstSeq, salt: s.salt, recycled: s.recycled})
 	keep := int(index + 1 - s.firstIndex)
 	ns.offsets = append(make([]uint32, 0, keep), s.offsets[:keep]...)
 	ns.terms = terms

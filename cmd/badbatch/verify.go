@@ -278,7 +278,8 @@ func (noProposals) Propose(*storage.Proposal) {}
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // copyTree copies the regular files under src into dst and returns the
-// bytes copied.
+// bytes copied. The journal's spare files (recycled segments, whose bytes
+// mean nothing) are left out.
 func copyTree(src, dst string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
@@ -293,7 +294,7 @@ func copyTree(src, dst string) (int64, error) {
 		if d.IsDir() {
 			return os.MkdirAll(to, 0o755)
 		}
-		if !d.Type().IsRegular() {
+		if !d.Type().IsRegular() || journal.IsSpareFile(d.Name()) {
 			return nil
 		}
 		in, err := os.Open(path)

@@ -454,6 +454,8 @@ func journalSeries(at func(impl string) (match, unit string)) []Series {
 		series("pebble", Series{Label: "Pebble as a log"}),
 		series("journal-noprealloc", Series{Label: "BadBatch journal, DisablePreallocation (segments grow)", Variant: true,
 			Config: "journal.Options.DisablePreallocation: segment files grow with every write, as before decision 0007; shows what sizing the segments buys."}),
+		series("journal-recycle", Series{Label: "BadBatch journal, recycling retired segments", Variant: true,
+			Config: "journal.Options.RetentionBytes of two segments and RecycleSegments 1: each roll reuses a retired segment's file, whose blocks are written (decision 0007), as Pebble recycles its WAL files."}),
 		series("file", Series{Label: "plain file: write + fdatasync", Reference: true}),
 	}
 }

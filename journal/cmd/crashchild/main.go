@@ -35,6 +35,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of the record sizes and contents")
 	maxSize := flag.Int("max", 1<<20, "largest record value in bytes")
 	segmentSize := flag.Int64("segment", 4<<20, "journal SegmentSize")
+	retain := flag.Int64("retain", 0, "journal RetentionBytes (0: keep everything); retired segments are recycled")
 	count := flag.Int("count", 0, "stop after this many appends (0: run until killed)")
 	fsize := flag.Uint64("fsize", 0, "RLIMIT_FSIZE in bytes (0: unlimited)")
 	flag.Parse()
@@ -51,6 +52,7 @@ func main() {
 
 	opts := journal.DefaultOptions()
 	opts.SegmentSize = *segmentSize
+	opts.RetentionBytes = *retain
 	opts.MaxEntrySize = 8 << 20
 	j, err := journal.Open(*dir, opts)
 	if err != nil {
