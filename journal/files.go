@@ -185,6 +185,7 @@ func (j *Journal) rollLocked() error {
 	}
 	if sp != nil {
 		seg, f, err = j.segmentFromSpareLocked(sp, j.mu.lastIndex+1, j.mu.nextSeq)
+		j.spareRenamed()
 	} else {
 		seg, f, err = j.createSegment(j.mu.lastIndex+1, j.mu.nextSeq)
 	}

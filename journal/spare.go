@@ -239,11 +239,16 @@ func (j *Journal) makeSpare(name string, recycled bool) (*spareFile, error) {
 
 // takeSpareLocked returns a spare for the next segment: the ready one, or,
 // when the preparer is idle (or absent), a retired one prepared here; nil
-// when there is none (the caller creates a segment). REQUIRES: w held.
+// when there is none (the caller creates a segment). A returned spare keeps
+// the preparer out until the caller has renamed it and calls
+// spareRenamed: its path may be next.spare, which the preparer would
+// otherwise create anew (truncating the taken file) or remove. REQUIRES: w
+// held.
 func (j *Journal) takeSpareLocked() (*spareFile, error) {
 	j.spares.Lock()
 	if sp := j.spares.ready; sp != nil {
 		j.spares.ready = nil
+		j.spares.preparing = true
 		j.spares.Unlock()
 		j.stats.rollsPrepared.Add(1)
 		return sp, nil
@@ -259,13 +264,19 @@ func (j *Journal) takeSpareLocked() (*spareFile, error) {
 	j.spares.preparing = true
 	j.spares.Unlock()
 	sp, err := j.makeSpare(name, true)
-	j.spares.Lock()
-	j.spares.preparing = false
-	j.spares.Unlock()
 	if err != nil {
+		j.spareRenamed()
 		return nil, j.failLocked("prepare", name, -1, err)
 	}
 	return sp, nil
+}
+
+// spareRenamed lets the preparer run again after a spare returned by
+// takeSpareLocked has been renamed to its segment's name (or given up).
+func (j *Journal) spareRenamed() {
+	j.spares.Lock()
+	j.spares.preparing = false
+	j.spares.Unlock()
 }
 
 // segmentFromSpareLocked turns a ready spare into the segment whose first
