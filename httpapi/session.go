@@ -335,6 +335,8 @@ func (ss *session) acknowledge() {
 		}
 		out = ss.answer(out[:0], res, err, &b)
 		ss.inflight.Add(-b.size)
+		m.framesOut.Inc()
+		m.bytesOut.Add(float64(len(out)))
 		wctx, cancel := context.WithTimeout(ss.ctx, ss.s.writeTimeout())
 		werr := ss.conn.Write(wctx, websocket.MessageText, out)
 		cancel()
@@ -342,10 +344,7 @@ func (ss *session) acknowledge() {
 			failed = true
 			ss.writeErr.Store(true)
 			ss.cancel() // stop the reader too
-			continue
 		}
-		m.framesOut.Inc()
-		m.bytesOut.Add(float64(len(out)))
 	}
 }
 
