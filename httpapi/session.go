@@ -315,11 +315,15 @@ func (ss *session) result(b *sessionBatch) (res storage.AppendResult, err error,
 }
 
 // acknowledge answers the queued batches in order until the queue closes
-// or an answer cannot be written.
+// or an answer cannot be written. Answers written back to back (their
+// batches completed together, as group commit makes them) share one write
+// deadline.
 func (ss *session) acknowledge() {
 	defer ss.acks.Done()
 	m := &ss.s.metrics.session
 	var out []byte
+	var dl writeDeadline
+	defer dl.end()
 	failed := false
 	for b := range ss.queue {
 		if failed {
@@ -327,6 +331,9 @@ func (ss *session) acknowledge() {
 				b.future.Release()
 			}
 			continue
+		}
+		if !ss.ready(&b) {
+			dl.end() // about to block: the next write gets a fresh deadline
 		}
 		res, err, ok := ss.result(&b)
 		if !ok {
@@ -337,15 +344,57 @@ func (ss *session) acknowledge() {
 		ss.inflight.Add(-b.size)
 		m.framesOut.Inc()
 		m.bytesOut.Add(float64(len(out)))
-		wctx, cancel := context.WithTimeout(ss.ctx, ss.s.writeTimeout())
-		werr := ss.conn.Write(wctx, websocket.MessageText, out)
-		cancel()
-		if werr != nil {
+		if werr := ss.conn.Write(dl.get(ss.ctx, ss.s.writeTimeout()), websocket.MessageText, out); werr != nil {
 			failed = true
 			ss.writeErr.Store(true)
 			ss.cancel() // stop the reader too
 		}
 	}
+}
+
+// writeDeadline is a write context shared by consecutive writes.
+type writeDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// get returns the current write context, or one that ends d from now.
+func (w *writeDeadline) get(parent context.Context, d time.Duration) context.Context {
+	if w.ctx == nil {
+		w.ctx, w.cancel = context.WithTimeout(parent, d)
+	}
+	return w.ctx
+}
+
+// end releases the current write context.
+func (w *writeDeadline) end() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.ctx, w.cancel = nil, nil
+}
+
+// ready reports whether a batch's outcome is known without waiting.
+func (ss *session) ready(b *sessionBatch) bool {
+	switch {
+	case b.future != nil:
+		select {
+		case <-b.future.Done():
+			// The signal is consumed; Wait still returns at once (see
+			// storage.AppendFuture).
+			return true
+		default:
+			return false
+		}
+	case b.fallback != nil:
+		select {
+		case <-b.fallback.done:
+			return true
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // answer is the text frame for one batch: the POST's 201 fields, or its

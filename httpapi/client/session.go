@@ -164,7 +164,14 @@ func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) 
 	if len(key) > wire.MaxIdempotencyKey {
 		return nil, newClientError(CodeBadRequest, fmt.Sprintf("idempotency key longer than %d bytes", wire.MaxIdempotencyKey), nil)
 	}
-	frame := wire.AppendBatchHeader(nil, key, expected, len(recs))
+	size := 32 + len(key)
+	for i := range recs {
+		size += 24 + len(recs[i].Key) + len(recs[i].Value)
+		for k, v := range recs[i].Headers {
+			size += 4 + len(k) + len(v)
+		}
+	}
+	frame := wire.AppendBatchHeader(make([]byte, 0, size), key, expected, len(recs))
 	for i := range recs {
 		r := &recs[i]
 		if r.JSON && !json.Valid(r.Value) {
