@@ -329,6 +329,7 @@ func (s *Session) answer(msg []byte) error {
 	s.mu.pending = s.mu.pending[1:]
 	s.mu.inflight -= p.size
 	p.res, p.err = a.AppendResult, berr
+	p.frame = nil // answered: never resent, and a caller may keep p
 	p.completed = true
 	s.mu.Unlock()
 	close(p.done)
