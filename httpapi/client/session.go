@@ -309,8 +309,11 @@ var errReconnect = errors.New("client: the server asked the session to reconnect
 // answer resolves the oldest pending batch with one answer frame.
 func (s *Session) answer(msg []byte) error {
 	var a sessionAnswer
-	if err := json.Unmarshal(msg, &a); err != nil {
-		return fmt.Errorf("client: bad session answer: %w", err)
+	if !parseSessionResult(msg, &a.AppendResult) {
+		a = sessionAnswer{}
+		if err := json.Unmarshal(msg, &a); err != nil {
+			return fmt.Errorf("client: bad session answer: %w", err)
+		}
 	}
 	var berr error
 	if a.Error != nil {
