@@ -191,7 +191,10 @@ func TestCommandsAgainstServer(t *testing.T) {
 func TestVerify(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	url, stop := startServe(t, dir)
-	_, err := run(t, context.Background(), "a\nb\nc\n", "append", "v", "--server", url, "--batch", "1")
+	// --post: one request and one journal entry per record (a session would
+	// pipeline the three into one entry), so that there is an interior
+	// entry to corrupt.
+	_, err := run(t, context.Background(), "a\nb\nc\n", "append", "v", "--server", url, "--batch", "1", "--post")
 	require.NoError(t, err)
 	stop() // verify is offline
 
