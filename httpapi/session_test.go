@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/badbatch/badbatch/httpapi"
+	"github.com/badbatch/badbatch/httpapi/client"
 	"github.com/badbatch/badbatch/httpapi/wire"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/coder/websocket"
@@ -354,3 +356,39 @@ func TestSessionMetrics(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestSessionCluster: a follower answers the upgrade with 307 to the
+// leader, as it answers a POST, and the Go client's session follows it and
+// appends on the leader.
+func TestSessionCluster(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ld, f := leaderOf(nodes), followerOf(nodes)
+	require.Eventually(t, func() bool {
+		_, url := f.node.Leader()
+		return url == ld.url
+	}, 10*time.Second, 10*time.Millisecond, "the follower learned the leader's URL")
+
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/v1/streams/cs/append?window=1000", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := noRedirect().Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+	assert.Equal(t, ld.url+"/v1/streams/cs/append?window=1000", resp.Header.Get("Location"))
+
+	c, err := client.New(f.url, nil)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := context.Background()
+	sess, err := c.OpenSession(ctx, "cs", nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for i := range 20 {
+		res, err := sess.Append(ctx, []client.Record{{Value: []byte(strconv.Itoa(i))}}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(i), res.FirstOffset)
+	}
+}
