@@ -123,17 +123,26 @@ func (s *Server) handleAppendSession(c echo.Context) error {
 	m.open.Inc()
 	defer m.open.Dec()
 
+	// The session's own context: a cancelled read closes a coder/websocket
+	// connection at once, so shutdown does not cancel it; shutdown sends
+	// the going-away close instead, which ends the read.
 	ss := &session{s: s, conn: conn, stream: stream, window: window,
 		queue: make(chan sessionBatch, sessionQueue)}
-	ss.ctx, ss.cancel = context.WithCancel(ctx)
+	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	defer ss.cancel()
+	goneAway := make(chan struct{})
+	stopGoingAway := context.AfterFunc(ctx, func() {
+		defer close(goneAway)
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+	})
 	ss.acks.Add(1)
 	go ss.acknowledge()
 	status, reason := ss.read()
 	close(ss.queue)
 	ss.acks.Wait()
-	if s.stopCtx.Err() != nil {
-		status, reason = websocket.StatusGoingAway, "server shutting down"
+	if !stopGoingAway() {
+		<-goneAway // shutdown closed the connection
+		return nil
 	}
 	_ = conn.Close(status, reason)
 	return nil

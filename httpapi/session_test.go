@@ -392,3 +392,18 @@ func TestSessionCluster(t *testing.T) {
 		assert.Equal(t, uint64(i), res.FirstOffset)
 	}
 }
+
+// TestSessionShutdown: Shutdown ends an open session with 1001 (going
+// away) after answering what it admitted, and waits for it.
+func TestSessionShutdown(t *testing.T) {
+	ts := startServer(t, serverConfig{})
+	conn := mustSession(t, ts, "bye", "")
+	sendBinary(t, conn, oneRecord("before"))
+	require.Nil(t, readAnswer(t, conn).Error)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, ts.Server.Shutdown(ctx))
+	_, _, err := conn.Read(ctx)
+	require.Error(t, err)
+	assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
+}
