@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/badbatch/badbatch/httpapi/wire"
 	"github.com/badbatch/badbatch/storage"
 )
 
@@ -31,6 +32,7 @@ const (
 	bodyRaw bodyKind = iota
 	bodyJSON
 	bodyNDJSON
+	bodyBinary // mediaRecords (binary.go)
 )
 
 // classifyContentType decides how to parse an append body. It rejects with
@@ -44,6 +46,8 @@ func classifyContentType(header string) (bodyKind, *apiError) {
 		return bodyJSON, nil
 	case mediaNDJSON:
 		return bodyNDJSON, nil
+	case mediaRecords:
+		return bodyBinary, nil
 	}
 	if strings.TrimSpace(header) == "" {
 		return bodyRaw, nil
@@ -58,6 +62,8 @@ func classifyContentType(header string) (bodyKind, *apiError) {
 		kind = bodyJSON
 	case mt == mediaNDJSON || mt == "application/ndjson" || mt == "application/jsonl":
 		kind = bodyNDJSON
+	case mt == mediaRecords:
+		return bodyBinary, nil
 	case strings.HasPrefix(mt, "multipart/") || mt == "application/x-www-form-urlencoded":
 		return 0, newError(http.StatusUnsupportedMediaType, CodeUnsupportedType,
 			"Content-Type %s is not accepted: send the bytes as application/octet-stream", mt)
@@ -86,12 +92,21 @@ func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int
 type parseScratch struct {
 	buf []byte            // decoded value_base64 and compacted JSON values
 	one [1]storage.Record // the records of a single-record body
+
+	// Binary bodies (binary.go): the decoded records, their conversion,
+	// and the batch options the body carried.
+	wire   []wire.Record
+	recs   []storage.Record
+	binary binaryOptions
 }
 
 // parse is parseAppendBody over sc's memory.
 func (sc *parseScratch) parse(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
 	sc.one[0] = storage.Record{}
+	sc.binary = binaryOptions{}
 	switch kind {
+	case bodyBinary:
+		return sc.parseBinaryBody(body, maxRecord)
 	case bodyJSON:
 		return sc.parseJSONBody(body, maxRecord)
 	case bodyNDJSON:

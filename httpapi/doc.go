@@ -9,9 +9,10 @@
 //
 // Routes (all bodies and errors are JSON unless said otherwise):
 //
-//	POST /v1/streams/{stream}/records        append (JSON, NDJSON or raw body), atomically
-//	GET  /v1/streams/{stream}/records        read a page (JSON), NDJSON, SSE tail, long-poll
+//	POST /v1/streams/{stream}/records        append (JSON, NDJSON, binary or raw body), atomically
+//	GET  /v1/streams/{stream}/records        read a page (JSON or binary), NDJSON, SSE tail, long-poll
 //	GET  /v1/streams/{stream}/ws             WebSocket tail, one JSON record per text message
+//	GET  /v1/streams/{stream}/append         append session (WebSocket): batches pipelined, answered in order
 //	GET  /v1/records                         the global log, all streams in commit order
 //	HEAD /v1/streams/{stream}                Stream-Next-Offset only
 //	GET  /v1/streams, /v1/streams/{stream}   stream listing and information
@@ -28,7 +29,10 @@
 //   - Every tailing handler (SSE, WebSocket, long-poll) reads through one
 //     function, Server.nextBatch (package replay's Reader.Poll), and ends
 //     when its client goes away or the server shuts down; Shutdown waits for
-//     all of them.
+//     all of them. Append sessions (session.go) register the same way.
+//   - An append session answers its batches in the order received, each
+//     only once the store acknowledged it, and frees a batch's window bytes
+//     before it writes the answer.
 //
 // The Go client for this API is the subpackage client.
 package httpapi

@@ -85,6 +85,11 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
+	if kind == bodyBinary {
+		if aerr := sc.mergeBinaryOptions(&opts, &sc.expected); aerr != nil {
+			return aerr
+		}
+	}
 
 	start := time.Now()
 	res, err := s.store.AppendWith(req.Context(), stream, opts, recs...)
@@ -150,6 +155,8 @@ func putAppendScratch(sc *appendScratch) {
 		return
 	}
 	sc.one[0] = storage.Record{} // drop references into the request
+	clear(sc.wire[:cap(sc.wire)])
+	clear(sc.recs[:cap(sc.recs)])
 	appendScratchPool.Put(sc)
 }
 

@@ -119,6 +119,8 @@ func acceptKind(h string) string {
 			return mediaNDJSON
 		case mediaJSON:
 			return mediaJSON
+		case mediaRecords:
+			return mediaRecords
 		}
 	}
 	return mediaJSON
@@ -182,10 +184,14 @@ func (s *Server) handleRead(c echo.Context) error {
 
 	var body []byte
 	contentType := echo.MIMEApplicationJSON
-	if kind == mediaNDJSON {
+	switch kind {
+	case mediaNDJSON:
 		contentType = mediaNDJSON
 		body, err = encodeNDJSON(recs)
-	} else {
+	case mediaRecords:
+		contentType = mediaRecords
+		body = encodeBinaryPage(recs, next)
+	default:
 		body, err = marshalJSON(pageResponse{Records: toOutRecords(recs, false), NextOffset: next})
 	}
 	if err != nil {

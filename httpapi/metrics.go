@@ -33,6 +33,7 @@ type Metrics struct {
 	errors             *prometheus.CounterVec
 	requests           *prometheus.CounterVec
 	appendOutcomes     *prometheus.CounterVec
+	session            sessionMetrics // append sessions (session.go)
 
 	// requestCounters caches the children of requests, so that counting a
 	// request neither formats its status nor hashes its labels.
@@ -123,6 +124,7 @@ func NewMetrics() *Metrics {
 		m.ringOccupancy, m.recordsAppended, m.bytesAppended, m.recordsRead, m.bytesRead,
 		m.subscribers, m.errors, m.requests, m.appendOutcomes,
 	)
+	m.session = newSessionMetrics(m.registry)
 	return m
 }
 

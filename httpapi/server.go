@@ -263,6 +263,7 @@ func (s *Server) routes() *echo.Echo {
 	v1.POST("/streams/:stream/records", s.handleAppend)
 	v1.GET("/streams/:stream/records", s.handleRead, read)
 	v1.GET("/streams/:stream/ws", s.handleWebSocket, read)
+	v1.GET("/streams/:stream/append", s.handleAppendSession)
 	v1.GET("/streams/:stream/cursors/:name", s.handleGetCursor, read)
 	v1.PUT("/streams/:stream/cursors/:name", s.handlePutCursor)
 	v1.GET("/records", s.handleGlobal, read)

@@ -111,6 +111,12 @@ func TestCommandsAgainstServer(t *testing.T) {
 	out, err := run(t, ctx, "", "append", "words", input, "--server", url, "--batch", "2")
 	require.NoError(t, err)
 	assert.Equal(t, "appended 3 records to words\n", out)
+	out, err = run(t, ctx, "", "append", "words-post", input, "--server", url, "--batch", "2", "--post")
+	require.NoError(t, err)
+	assert.Equal(t, "appended 3 records to words-post\n", out)
+	out, err = run(t, ctx, "", "read", "words-post", "--server", url, "--text")
+	require.NoError(t, err)
+	assert.Equal(t, "alpha\nbeta\ngamma\n", out, "--post appends the same records")
 
 	out, err = run(t, ctx, "{\"n\":1}\n\n{\"n\":2}\n", "append", "events", "--server", url)
 	require.NoError(t, err)
@@ -185,7 +191,10 @@ func TestCommandsAgainstServer(t *testing.T) {
 func TestVerify(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	url, stop := startServe(t, dir)
-	_, err := run(t, context.Background(), "a\nb\nc\n", "append", "v", "--server", url, "--batch", "1")
+	// --post: one request and one journal entry per record (a session would
+	// pipeline the three into one entry), so that there is an interior
+	// entry to corrupt.
+	_, err := run(t, context.Background(), "a\nb\nc\n", "append", "v", "--server", url, "--batch", "1", "--post")
 	require.NoError(t, err)
 	stop() // verify is offline
 

@@ -42,6 +42,7 @@ type appendFlags struct {
 	batch      int
 	batchBytes int
 	progress   string
+	post       bool
 }
 
 func newAppendCmd() *cobra.Command {
@@ -56,7 +57,12 @@ value (it reads back as JSON); records reads each line as an API record
 {"key","value"|"value_base64","headers","timestamp"}; auto (the default) picks
 ndjson when the first line is JSON, else lines. Every batch carries an
 idempotency key, so a retried batch is never stored twice. On a terminal a
-progress bar is drawn on stderr.`,
+progress bar is drawn on stderr.
+
+Batches go over one append session (a WebSocket, GET .../append) without
+waiting for each other's answers; a dropped connection is reopened and the
+unanswered batches are resent under their keys. --post sends each batch as a
+POST and waits for its answer before the next.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error { return runAppend(cmd, args, &f) },
 	}
@@ -66,6 +72,7 @@ progress bar is drawn on stderr.`,
 	fs.IntVar(&f.batch, "batch", 1000, "records per append request")
 	fs.IntVar(&f.batchBytes, "batch-bytes", 4<<20, "bytes per append request")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
+	fs.BoolVar(&f.post, "post", false, "append with one POST per batch instead of an append session")
 	withEnvHelp(fs)
 	return cmd
 }
@@ -104,9 +111,52 @@ func runAppend(cmd *cobra.Command, args []string, f *appendFlags) error {
 		line       int
 		sent       int
 	)
+	// With a session, batches are sent without waiting; pend holds the
+	// unanswered ones, oldest first, with their line ranges.
+	var sess *client.Session
+	if !f.post {
+		if sess, err = c.OpenSession(cmd.Context(), stream, nil); err != nil {
+			return fmt.Errorf("opening an append session (or use --post): %w", err)
+		}
+		defer sess.Close()
+	}
+	type pendingBatch struct {
+		p           *client.Pending
+		first, last int
+	}
+	var pend []pendingBatch
+	settle := func(wait bool) error {
+		for len(pend) > 0 {
+			b := pend[0]
+			if !wait {
+				select {
+				case <-b.p.Done():
+				default:
+					return nil
+				}
+			}
+			res, err := b.p.Wait(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("appending lines %d-%d (%d records appended before): %w", b.first, b.last, sent, err)
+			}
+			sent += res.Count
+			pend = pend[1:]
+		}
+		return nil
+	}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
+		}
+		if sess != nil {
+			// Send encodes the batch before it returns: batch is reusable.
+			p, err := sess.Send(cmd.Context(), batch, nil)
+			if err != nil {
+				return fmt.Errorf("appending lines %d-%d (%d records appended before): %w", line-len(batch)+1, line, sent, err)
+			}
+			pend = append(pend, pendingBatch{p, line - len(batch) + 1, line})
+			batch, batchBytes = batch[:0], 0
+			return settle(false)
 		}
 		res, err := c.AppendBatch(cmd.Context(), stream, batch, nil)
 		if err != nil {
@@ -146,6 +196,9 @@ func runAppend(cmd *cobra.Command, args []string, f *appendFlags) error {
 		return err
 	}
 	if err := flush(); err != nil {
+		return err
+	}
+	if err := settle(true); err != nil {
 		return err
 	}
 	bar.records(sent)

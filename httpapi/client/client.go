@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/badbatch/badbatch"
@@ -27,6 +28,10 @@ type Client struct {
 	base *url.URL
 	http *http.Client
 	s    settings
+
+	// The http.Client of append sessions' WebSocket handshakes (wsHTTP).
+	wsOnce   sync.Once
+	wsClient *http.Client
 }
 
 // New returns a client of the server at baseURL (e.g.

@@ -7,7 +7,7 @@ import (
 )
 
 // TestClientDependencies: the client builds from the standard library and
-// the module root's shared types alone, never the server's packages
+// the module root's shared types and the wire format alone, never the server's packages
 // (storage pulls in Pebble): docs/decisions/0016-one-go-vocabulary.md.
 func TestClientDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
@@ -17,6 +17,8 @@ func TestClientDependencies(t *testing.T) {
 	allowed := map[string]bool{
 		"github.com/badbatch/badbatch":                true,
 		"github.com/badbatch/badbatch/httpapi/client": true,
+		// The binary record format, standard library only (decision 0019).
+		"github.com/badbatch/badbatch/httpapi/wire": true,
 	}
 	var deps []string
 	for _, p := range strings.Fields(string(out)) {

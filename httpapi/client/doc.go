@@ -2,12 +2,14 @@
 // (docs/http-api.md), in the vocabulary every BadBatch client shares
 // (docs/clients/README.md): Append, AppendBatch, Read, ReadGlobal, Tail (an
 // iterator over Server-Sent Events that reconnects and resumes), Streams,
-// StreamInfo, SetCursor and Cursor.
+// StreamInfo, SetCursor and Cursor; and append sessions (OpenSession), which
+// pipeline batches over a WebSocket and resend unanswered ones after a drop.
 //
-// It imports the standard library and the module root's value types
+// It imports the standard library, the module root's value types
 // (package badbatch: AppendOptions, AppendResult, StreamInfo, the error
-// codes) and nothing of the server, so a client build never pulls in the
-// storage engine.
+// codes) and the binary record format (package httpapi/wire), and nothing
+// of the server, so a client build never pulls in the storage engine. Its
+// WebSocket (websocket.go) is a small RFC 6455 client of its own.
 //
 // Invariants:
 //   - Options are filled in from DefaultOptions, validated by New

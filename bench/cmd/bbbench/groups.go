@@ -98,7 +98,7 @@ const (
 
 // Groups returns the comparisons in report order: the headline first.
 func Groups() []*Group {
-	return []*Group{
+	groups := []*Group{
 		{
 			ID:       "durable-append",
 			Title:    "Durable append, 100-byte records",
@@ -398,6 +398,7 @@ func Groups() []*Group {
 			},
 		},
 	}
+	return append(groups, sessionGroups()...)
 }
 
 // scaleLogRows are the log sizes of BenchmarkScaleOpen and
