@@ -167,10 +167,7 @@ func (e *encoder) clear() {
 // now is the producers' clock: the group timestamp and the default record
 // timestamp, in unix nanoseconds.
 func (s *Store) now() int64 {
-	if s.opts.now != nil {
-		return s.opts.now().UnixNano()
-	}
-	return time.Now().UnixNano()
+	return s.clock().UnixNano()
 }
 
 // Timestamps a record may carry: those time.Time.UnixNano represents.
