@@ -70,16 +70,7 @@ func classifyContentType(header string) (bodyKind, *apiError) {
 	return kind, nil
 }
 
-// parseAppendBody turns an append request body into records. It checks
-// everything the store would otherwise reject for a malformed request, so
-// that bad input never reaches the store. recordKey is the Record-Key header
-// (raw bodies only); maxRecord bounds key + value + headers of one record.
-func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
-	var sc parseScratch
-	return sc.parse(kind, body, recordKey, maxRecord)
-}
-
-// parseScratch holds the memory parseAppendBody needs, so that the append
+// parseScratch holds the memory parse needs, so that the append
 // handler can reuse it across requests (appendScratchPool). The records a
 // parse returns alias it (and the body): the store copies them before
 // AppendWith returns, and only then may the scratch be reused.
@@ -88,7 +79,11 @@ type parseScratch struct {
 	one [1]storage.Record // the records of a single-record body
 }
 
-// parse is parseAppendBody over sc's memory.
+// parse turns an append request body into records, in sc's memory. It
+// checks everything the store would otherwise reject for a malformed
+// request, so that bad input never reaches the store. recordKey is the
+// Record-Key header (raw bodies only); maxRecord bounds key + value +
+// headers of one record.
 func (sc *parseScratch) parse(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
 	sc.one[0] = storage.Record{}
 	switch kind {
