@@ -263,17 +263,8 @@ func (r *recordFields) toRecord(maxRecord, index int, buf *[]byte) (storage.Reco
 	return rec, nil
 }
 
-// recordSize is what MaxRecordBytes counts: key, value and headers.
-func recordSize(r *storage.Record) int {
-	n := len(r.Key) + len(r.Value)
-	for k, v := range r.Headers {
-		n += len(k) + len(v)
-	}
-	return n
-}
-
 func checkRecordSize(r *storage.Record, maxRecord, index int) *apiError {
-	if n := recordSize(r); n > maxRecord {
+	if n := storage.RecordSize(r); n > maxRecord {
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
 			"record %d: %d bytes (key + value + headers), at most %d", index, n, maxRecord)
 	}

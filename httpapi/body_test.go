@@ -142,8 +142,8 @@ func FuzzParseAppendBody(f *testing.F) {
 		var wire bytes.Buffer
 		for i := range recs {
 			r := &recs[i]
-			if recordSize(r) > maxRecord {
-				t.Fatalf("record %d of %d bytes accepted", i, recordSize(r))
+			if storage.RecordSize(r) > maxRecord {
+				t.Fatalf("record %d of %d bytes accepted", i, storage.RecordSize(r))
 			}
 			if r.JSON && !json.Valid(r.Value) {
 				t.Fatalf("record %d: JSON flag on invalid JSON %q", i, r.Value)
