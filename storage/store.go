@@ -114,7 +114,7 @@ func open(dir string, opts *Options, clock func() time.Time) (*Store, error) {
 	s := &Store{
 		opts:     o,
 		dir:      dir,
-		indexDir: o.FS.PathJoin(dir, "index"),
+		indexDir: o.FS.PathJoin(dir, indexDirName),
 		log:      o.Logger,
 		metrics:  o.Metrics,
 		clock:    clock,
@@ -150,7 +150,7 @@ func open(dir string, opts *Options, clock func() time.Time) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
+	s.j, err = journal.Open(JournalDir(o.FS, dir), s.journalOptions())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open journal: %w", err)
 	}
