@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,9 +21,8 @@ import (
 // cycles (the log grows across restarts) until either bound is passed, then
 // verified one last time and replaced.
 const (
-	maxDataDirBytes  = 24 << 20
-	maxCyclesPerDir  = 25
-	restartTimeLimit = time.Second
+	maxDataDirBytes = 24 << 20
+	maxCyclesPerDir = 25
 )
 
 // httpOp is an append made over HTTP, with what is needed to retry it.
@@ -249,10 +247,10 @@ func retryUnknown(srv *server, h *httpHistory) (retried, replayed int) {
 }
 
 // TestKill9 is the kill -9 test of the real binary over HTTP (see the
-// package doc). Each cycle: start the server (timed: exec to /readyz 200,
-// which must stay under a second), retry the unknown idempotent appends of
-// the last cycle, read everything back and check the whole history of the
-// data directory, stop the server with SIGKILL while idle and run
+// package doc). Each cycle: start the server (timed from exec to /readyz
+// 200, and reported), retry the unknown idempotent appends of the last
+// cycle, read everything back and check the whole history of the data
+// directory, stop the server with SIGKILL while idle and run
 // `badbatch verify` on the recovered directory, start it again (timed), run
 // the concurrent load and SIGKILL the server 1 to 50 ms into it.
 func TestKill9(t *testing.T) {
@@ -281,32 +279,16 @@ func TestKill9(t *testing.T) {
 		cyclesInDir = 0
 	}
 	newDir()
-	// timedStart starts the server and checks the restart time. The limit
-	// is 1 s; the measured p99 is a few hundred ms on this 2-core machine,
-	// so a start over the limit is nearly always the machine's other load
-	// (CI and colleagues' tests share the cores). Such a start is logged
-	// with the load average and measured once more, at once, after another
-	// kill -9 (the same recovery work: nothing was flushed in between); the
-	// test fails if that one is over the limit too.
-	outliers := 0
-	timedStart := func(cycle int) {
-		d := srv.start()
-		restarts = append(restarts, d)
-		if d < restartTimeLimit {
-			return
-		}
-		load, _ := os.ReadFile("/proc/loadavg")
-		outliers++
-		t.Logf("cycle %d: restart took %v (data dir %d bytes, load average %s); measuring again", cycle, d, dirSize(t, srv.dataDir), strings.TrimSpace(string(load)))
-		srv.kill()
-		d = srv.start()
-		restarts = append(restarts, d)
-		assert.Less(t, d, restartTimeLimit, "cycle %d: restart took %v twice in a row (data dir %s, %d bytes)", cycle, d, srv.dataDir, dirSize(t, srv.dataDir))
+	// timedStart starts the server and records the restart time, which is
+	// reported, not asserted: timings live in benchmarks (the recovery
+	// benchmarks in storage), and this machine's cores are shared.
+	timedStart := func() {
+		restarts = append(restarts, srv.start())
 	}
 	// checkDir restarts the server after a crash, resolves and checks the
 	// history, and verifies the directory offline.
 	checkDir := func(cycle int, cs uint64) {
-		timedStart(cycle)
+		timedStart()
 		r, rp := retryUnknown(srv, h)
 		retried += r
 		replayed += rp
@@ -352,7 +334,7 @@ func TestKill9(t *testing.T) {
 		}
 		cyclesInDir++
 		if cyclesInDir > 1 {
-			timedStart(cycle) // after the idle kill -9 that preceded verify
+			timedStart() // after the idle kill -9 that preceded verify
 		} else {
 			srv.start() // a new, empty data dir
 		}
@@ -381,6 +363,7 @@ func TestKill9(t *testing.T) {
 	t.Logf("%d kill -9 cycles over %d data dirs (last one %d records); %d appends acknowledged, %d failed definitely (409), unknown: %d stored once, %d absent; %d unknown idempotent appends retried (%d replayed the original); 0 lost, 0 duplicated, 0 gaps, 0 corrupt",
 		cycles, dirs, records, totals[0], totals[1], totals[2], totals[3], retried, replayed)
 	t.Logf("badbatch verify: %d runs, all consistent, %v in all; read back and check: %v in all", verifies, verifyTime.Round(time.Millisecond), readTime.Round(time.Millisecond))
-	t.Logf("restart time (exec to /readyz 200, limit %v): %s; %d over the limit and measured again", restartTimeLimit, durationStats(restarts), outliers)
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("restart time (exec to /readyz 200; reported, not asserted): %s; load average %s", durationStats(restarts), strings.TrimSpace(string(load)))
 	t.Logf("kill after: %s", durationStats(killAfter))
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -235,7 +236,7 @@ func (s *Server) identify(next echo.HandlerFunc) echo.HandlerFunc {
 			if tok != nil {
 				key = "token:" + tok.ID
 			}
-			if ok, retry := s.limiter.allow(key); !ok {
+			if ok, retry := s.limiter.allow(key, time.Now()); !ok {
 				secs := int((retry + 999_999_999) / 1_000_000_000)
 				c.Response().Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
 				return newError(http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded; retry after %ds", max(secs, 1))

@@ -76,16 +76,7 @@ func classifyContentType(header string) (bodyKind, *apiError) {
 	return kind, nil
 }
 
-// parseAppendBody turns an append request body into records. It checks
-// everything the store would otherwise reject for a malformed request, so
-// that bad input never reaches the store. recordKey is the Record-Key header
-// (raw bodies only); maxRecord bounds key + value + headers of one record.
-func parseAppendBody(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
-	var sc parseScratch
-	return sc.parse(kind, body, recordKey, maxRecord)
-}
-
-// parseScratch holds the memory parseAppendBody needs, so that the append
+// parseScratch holds the memory parse needs, so that the append
 // handler can reuse it across requests (appendScratchPool). The records a
 // parse returns alias it (and the body): the store copies them before
 // AppendWith returns, and only then may the scratch be reused.
@@ -100,7 +91,11 @@ type parseScratch struct {
 	binary binaryOptions
 }
 
-// parse is parseAppendBody over sc's memory.
+// parse turns an append request body into records, in sc's memory. It
+// checks everything the store would otherwise reject for a malformed
+// request, so that bad input never reaches the store. recordKey is the
+// Record-Key header (raw bodies only); maxRecord bounds key + value +
+// headers of one record.
 func (sc *parseScratch) parse(kind bodyKind, body []byte, recordKey string, maxRecord int) ([]storage.Record, *apiError) {
 	sc.one[0] = storage.Record{}
 	sc.binary = binaryOptions{}
@@ -283,17 +278,8 @@ func (r *recordFields) toRecord(maxRecord, index int, buf *[]byte) (storage.Reco
 	return rec, nil
 }
 
-// recordSize is what MaxRecordBytes counts: key, value and headers.
-func recordSize(r *storage.Record) int {
-	n := len(r.Key) + len(r.Value)
-	for k, v := range r.Headers {
-		n += len(k) + len(v)
-	}
-	return n
-}
-
 func checkRecordSize(r *storage.Record, maxRecord, index int) *apiError {
-	if n := recordSize(r); n > maxRecord {
+	if n := storage.RecordSize(r); n > maxRecord {
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
 			"record %d: %d bytes (key + value + headers), at most %d", index, n, maxRecord)
 	}

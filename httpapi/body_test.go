@@ -142,8 +142,8 @@ func FuzzParseAppendBody(f *testing.F) {
 		var wire bytes.Buffer
 		for i := range recs {
 			r := &recs[i]
-			if recordSize(r) > maxRecord {
-				t.Fatalf("record %d of %d bytes accepted", i, recordSize(r))
+			if storage.RecordSize(r) > maxRecord {
+				t.Fatalf("record %d of %d bytes accepted", i, storage.RecordSize(r))
 			}
 			if r.JSON && !json.Valid(r.Value) {
 				t.Fatalf("record %d: JSON flag on invalid JSON %q", i, r.Value)
@@ -206,30 +206,28 @@ func utf8Clean(recs []storage.Record) bool {
 func TestRateLimiterRefill(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newRateLimiter(2, 2) // 2 per second, burst 2
-	l.now = func() time.Time { return now }
 	for i := 0; i < 2; i++ {
-		ok, _ := l.allow("a")
+		ok, _ := l.allow("a", now)
 		require.True(t, ok)
 	}
-	ok, retry := l.allow("a")
+	ok, retry := l.allow("a", now)
 	require.False(t, ok)
 	assert.Equal(t, 500*time.Millisecond, retry)
 	now = now.Add(500 * time.Millisecond)
-	ok, _ = l.allow("a")
+	ok, _ = l.allow("a", now)
 	assert.True(t, ok, "one token refilled after half a second")
-	ok, _ = l.allow("b")
+	ok, _ = l.allow("b", now)
 	assert.True(t, ok, "keys are independent")
 }
 
 func TestRateLimiterSweep(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newRateLimiter(1, 1)
-	l.now = func() time.Time { return now }
 	for i := 0; i < maxBuckets; i++ {
-		l.allow(strings.Repeat("k", 1) + string(rune('a'+i%26)) + time.Duration(i).String())
+		l.allow(strings.Repeat("k", 1)+string(rune('a'+i%26))+time.Duration(i).String(), now)
 	}
 	now = now.Add(time.Hour)
-	l.allow("new")
+	l.allow("new", now)
 	l.mu.Lock()
 	n := len(l.mu.buckets)
 	l.mu.Unlock()

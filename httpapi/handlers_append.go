@@ -108,7 +108,7 @@ func (s *Server) handleAppend(c echo.Context) error {
 	if !res.Replayed {
 		n := 0
 		for i := range recs {
-			n += recordSize(&recs[i])
+			n += storage.RecordSize(&recs[i])
 		}
 		s.metrics.recordsAppended.Add(float64(len(recs)))
 		s.metrics.bytesAppended.Add(float64(n))

@@ -342,7 +342,7 @@ func (s *Server) cursorParams(c echo.Context, perm Permission) (string, string, 
 	if err := storage.ValidateStreamName(name); err != nil {
 		// invalid_stream, like a bad stream name: both are names of the
 		// same syntax (docs/clients/README.md, Errors).
-		return "", "", newError(http.StatusBadRequest, CodeInvalidStream, "invalid cursor name %q: want [A-Za-z0-9][A-Za-z0-9._-]{0,199}", name)
+		return "", "", newError(http.StatusBadRequest, CodeInvalidStream, "invalid cursor name %q: want %s", name, storage.NamePattern)
 	}
 	return stream, name, s.authorize(c, perm, stream)
 }

@@ -165,7 +165,7 @@ func (m *Metrics) observeRead(recs []storage.StoredRecord) {
 	}
 	n := 0
 	for i := range recs {
-		n += recordSize(&recs[i].Record)
+		n += storage.RecordSize(&recs[i].Record)
 	}
 	m.recordsRead.Add(float64(len(recs)))
 	m.bytesRead.Add(float64(n))

@@ -91,13 +91,14 @@ var CORSExposeHeaders = []string{
 	"Producer-Epoch", "Producer-Expected-Seq", "Producer-Received-Seq",
 }
 
-// DefaultOptions returns the defaults: 127.0.0.1:8080, 32 MiB per request,
-// 4 MiB per record, no auth, no rate limit.
+// DefaultOptions returns the defaults: 127.0.0.1:8080, storage's default
+// batch bytes (32 MiB) per request and record bytes (4 MiB) per record,
+// no auth, no rate limit.
 func DefaultOptions() *Options {
 	return &Options{
 		Addr:              "127.0.0.1:8080",
-		MaxRequestBytes:   32 << 20,
-		MaxRecordBytes:    4 << 20,
+		MaxRequestBytes:   storage.DefaultMaxBatchBytes,
+		MaxRecordBytes:    storage.DefaultMaxRecordBytes,
 		DefaultReadLimit:  100,
 		MaxReadLimit:      10000,
 		MaxWait:           60 * time.Second,

@@ -1,42 +1,40 @@
 package httpapi
 
 import (
-	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// rateLimiter is a token bucket per key (a token's ID or a client IP). It
-// is safe for concurrent use and runs no goroutine: idle full buckets are
-// dropped when the map grows past maxBuckets.
+// rateLimiter is a token bucket (golang.org/x/time/rate) per key: a
+// token's ID or a client IP. It is safe for concurrent use and runs no
+// goroutine: idle full buckets are dropped when the map grows past
+// maxBuckets.
 type rateLimiter struct {
-	rate  float64 // tokens per second
-	burst float64
-	now   func() time.Time
+	limit rate.Limit // tokens per second
+	burst int
 
 	mu struct {
 		sync.Mutex
-		buckets map[string]*bucket
+		buckets map[string]*rate.Limiter
 	}
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
 }
 
 const maxBuckets = 10000
 
-func newRateLimiter(rate float64, burst int) *rateLimiter {
-	l := &rateLimiter{rate: rate, burst: float64(max(burst, 1)), now: time.Now}
-	l.mu.buckets = make(map[string]*bucket)
+// maxRetryAfter caps the wait reported to a client.
+const maxRetryAfter = 24 * time.Hour
+
+func newRateLimiter(perSecond float64, burst int) *rateLimiter {
+	l := &rateLimiter{limit: rate.Limit(perSecond), burst: max(burst, 1)}
+	l.mu.buckets = make(map[string]*rate.Limiter)
 	return l
 }
 
-// allow takes one token from key's bucket. When it is empty it returns
-// false and how long until a token is available.
-func (l *rateLimiter) allow(key string) (bool, time.Duration) {
-	now := l.now()
+// allow takes one token from key's bucket at time now. When it is empty it
+// returns false and how long until a token is available.
+func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.mu.buckets[key]
@@ -44,26 +42,19 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 		if len(l.mu.buckets) >= maxBuckets {
 			l.sweepLocked(now)
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.limit, l.burst)
 		l.mu.buckets[key] = b
 	}
-	l.refill(b, now)
-	if b.tokens >= 1 {
-		b.tokens--
+	r := b.ReserveN(now, 1)
+	if !r.OK() {
+		return false, maxRetryAfter
+	}
+	wait := r.DelayFrom(now)
+	if wait == 0 {
 		return true, 0
 	}
-	wait := (1 - b.tokens) / l.rate
-	if math.IsInf(wait, 0) || wait > float64(24*time.Hour/time.Second) {
-		return false, 24 * time.Hour
-	}
-	return false, time.Duration(wait * float64(time.Second))
-}
-
-func (l *rateLimiter) refill(b *bucket, now time.Time) {
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
-		b.last = now
-	}
+	r.CancelAt(now) // a refused request takes no token
+	return false, min(wait, maxRetryAfter)
 }
 
 // sweepLocked drops the buckets that have refilled completely: forgetting
@@ -71,8 +62,7 @@ func (l *rateLimiter) refill(b *bucket, now time.Time) {
 // REQUIRES: l.mu held.
 func (l *rateLimiter) sweepLocked(now time.Time) {
 	for k, b := range l.mu.buckets {
-		l.refill(b, now)
-		if b.tokens >= l.burst {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.mu.buckets, k)
 		}
 	}

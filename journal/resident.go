@@ -56,10 +56,3 @@ func (r *residentSet) touch(h *handle) {
 		evict.release()
 	}
 }
-
-// residentCount returns how many segments the set holds (for tests).
-func (r *residentSet) residentCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.lru)
-}

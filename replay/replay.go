@@ -90,24 +90,19 @@ func New[R any](src Source[R], pos func(*R) Position, opts *Options) (*Reader[R]
 func (r *Reader[R]) BatchSize() int { return r.batch }
 
 // read returns up to limit records of stream from offset from, checked to
-// be exactly [from, from+len). A batch that is not is read once more
-// before it is reported as ErrOutOfOrder: a read that races retention can
-// see the index lose the runs it was about to read (storage today returns
-// the later runs instead of ErrGone in that window), and the second
-// read then answers the Source's truncation error.
+// be exactly [from, from+len); a batch that is not is reported as
+// ErrOutOfOrder. A read that races retention needs no second try: storage
+// never skips over runs retention removed, it returns the records before
+// the hole or ErrGone.
 func (r *Reader[R]) read(ctx context.Context, stream string, from uint64, limit int) ([]R, error) {
-	var err error
-	for range 2 {
-		var recs []R
-		recs, err = r.src.Read(ctx, stream, from, limit)
-		if err != nil {
-			return nil, fmt.Errorf("replay: stream %q offset %d: %w", stream, from, err)
-		}
-		if err = r.checkBatch(stream, from, recs); err == nil {
-			return recs, nil
-		}
+	recs, err := r.src.Read(ctx, stream, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("replay: stream %q offset %d: %w", stream, from, err)
 	}
-	return nil, err
+	if err := r.checkBatch(stream, from, recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }
 
 // checkBatch verifies that recs is the run [from, from+len(recs)) (its

@@ -12,29 +12,26 @@ import (
 
 // TestAppendAllocations measures the steady-state append path
 // (AppendAsync + Wait + Release with a reused record slice, fsync on disk)
-// with testing.AllocsPerRun, which counts the allocations of every
-// goroutine: producer, journaling, replication and business-logic
-// processors and Pebble's commit. The target is 0 allocations per record.
+// by the process's malloc count over many appends, which counts the
+// allocations of every goroutine: producer, journaling, replication and
+// business-logic processors and Pebble's commit. The target is 0
+// allocations per record; what remains is background work (Pebble, the
+// runtime) amortized over many appends. The bound asserted is fewer than
+// one allocation per append, so no allocation happens on every append,
+// let alone on every record. (testing.AllocsPerRun truncates to an
+// integer, which hid the fraction.)
 func TestAppendAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (the detector allocates); measured in the non-race run")
 	}
-	tests := []struct {
-		records int
-		// maxPerRecord is the bound asserted; the exact figure is logged.
-		maxPerRecord float64
-	}{
-		{records: 1, maxPerRecord: 0},
-		{records: 100, maxPerRecord: 0},
-	}
-	for _, tc := range tests {
-		t.Run(fmt.Sprintf("records=%d", tc.records), func(t *testing.T) {
+	for _, records := range []int{1, 100} {
+		t.Run(fmt.Sprintf("records=%d", records), func(t *testing.T) {
 			o := DefaultOptions()
 			o.RingSize = 64
 			o.IndexFlushBytes = 1 << 40 // no index flush (a background job) inside the measurement
 			s := mustOpen(t, t.TempDir(), o)
 			defer func() { require.NoError(t, s.Close()) }()
-			recs := make([]Record, tc.records)
+			recs := make([]Record, records)
 			value := make([]byte, 100)
 			for i := range recs {
 				recs[i] = Record{Value: value, Key: []byte("key")}
@@ -53,23 +50,21 @@ func TestAppendAllocations(t *testing.T) {
 			for range 200 { // warm up pools, buffers and Pebble's memtable
 				appendOnce()
 			}
-			runs := 300
+			runs := 500
 			if testing.Short() {
 				runs = 100
 			}
-			perRun := testing.AllocsPerRun(runs, appendOnce)
-			perRecord := perRun / float64(tc.records)
-			// AllocsPerRun truncates to an integer; measure the fraction too.
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			for range runs {
 				appendOnce()
 			}
 			runtime.ReadMemStats(&after)
-			exact := float64(after.Mallocs-before.Mallocs) / float64(runs)
-			t.Logf("%d record(s) per append: AllocsPerRun %.0f per append; exact %.3f allocs per append = %.5f per record (%d runs)",
-				tc.records, perRun, exact, exact/float64(tc.records), runs)
-			assert.LessOrEqual(t, perRecord, tc.maxPerRecord)
+			mallocs := after.Mallocs - before.Mallocs
+			perAppend := float64(mallocs) / float64(runs)
+			t.Logf("%d record(s) per append: %d allocations in %d appends = %.3f per append = %.5f per record",
+				records, mallocs, runs, perAppend, perAppend/float64(records))
+			assert.Less(t, perAppend, 1.0, "allocations per append (%d records each)", records)
 		})
 	}
 }

@@ -167,10 +167,7 @@ func (e *encoder) clear() {
 // now is the producers' clock: the group timestamp and the default record
 // timestamp, in unix nanoseconds.
 func (s *Store) now() int64 {
-	if s.opts.now != nil {
-		return s.opts.now().UnixNano()
-	}
-	return time.Now().UnixNano()
+	return s.clock().UnixNano()
 }
 
 // Timestamps a record may carry: those time.Time.UnixNano represents.
@@ -204,10 +201,7 @@ func (s *Store) validateAppend(stream string, opts *AppendOptions, recs []Record
 	total := 0
 	for i := range recs {
 		r := &recs[i]
-		n := len(r.Key) + len(r.Value)
-		for k, v := range r.Headers {
-			n += len(k) + len(v)
-		}
+		n := RecordSize(r)
 		if n > s.opts.MaxRecordBytes {
 			return fmt.Errorf("%w: record %d is %d bytes, at most %d", ErrRecordTooLarge, i, n, s.opts.MaxRecordBytes)
 		}
@@ -306,7 +300,7 @@ func (s *Store) SetCursor(ctx context.Context, stream, name string, offset uint6
 
 func validateCursorName(name string) error {
 	if err := ValidateStreamName(name); err != nil {
-		return fmt.Errorf("%w: cursor name %q must match [A-Za-z0-9][A-Za-z0-9._-]{0,199}", ErrInvalidArgument, name)
+		return fmt.Errorf("%w: cursor name %q must match %s", ErrInvalidArgument, name, NamePattern)
 	}
 	return nil
 }

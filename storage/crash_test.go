@@ -129,7 +129,7 @@ func TestCrashPowerLoss(t *testing.T) {
 		w.mu.Unlock()
 		fs = crashed
 		s = mustOpen(t, "db", opts(fs))
-		recoveredEntries += s.recovered.Entries
+		recoveredEntries += s.Stats().Recovery.Entries
 		checkDurability(t, s, w.acked)
 		if t.Failed() {
 			t.Fatalf("cycle %d (seed %d, unsynced %d%%)", cycle, seed, percent)
@@ -234,7 +234,7 @@ func TestIndexAheadOfJournalRebuilds(t *testing.T) {
 
 	o.FS = crashed
 	s = mustOpen(t, "db", o)
-	assert.True(t, s.recovered.Rebuilt, "the index was ahead and must be rebuilt")
+	assert.True(t, s.Stats().Recovery.Rebuilt, "the index was ahead and must be rebuilt")
 	after := snapshotState(t, s)
 	require.NoError(t, s.Close())
 	require.NoError(t, crashed.RemoveAll("db/index"))
@@ -291,8 +291,8 @@ func TestRecoveryFromMidEntry(t *testing.T) {
 	require.NoError(t, j.Close())
 
 	s := mustOpen(t, "db", memOptions(fs))
-	assert.Equal(t, int64(1), s.recovered.Entries)
-	assert.Equal(t, int64(2), s.recovered.Groups, "only the two unapplied groups")
+	assert.Equal(t, int64(1), s.Stats().Recovery.Entries)
+	assert.Equal(t, int64(2), s.Stats().Recovery.Groups, "only the two unapplied groups")
 	resumed := snapshotState(t, s)
 	require.NoError(t, s.Close())
 	require.Len(t, resumed.Records["mid"], 8, "groups 2 and 3 applied once; group 3's expected offset 5 held")

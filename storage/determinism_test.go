@@ -63,7 +63,7 @@ func TestDeterminismRebuild(t *testing.T) {
 			require.NoError(t, fs.RemoveAll(fs.PathJoin(dir, "index")))
 			s = mustOpen(t, dir, o)
 			defer func() { require.NoError(t, s.Close()) }()
-			assert.Greater(t, s.recovered.Entries, int64(0), "the index was rebuilt from the journal")
+			assert.Greater(t, s.Stats().Recovery.Entries, int64(0), "the index was rebuilt from the journal")
 			assert.Equal(t, before, snapshotState(t, s))
 
 			// Idempotency decisions survive the rebuild.
@@ -96,7 +96,7 @@ func TestDeterminismRebuild(t *testing.T) {
 				assert.Equal(t, int64(info.NextOffset)-1, mm.Current)
 			}
 			t.Logf("%d producers x %d appends: %d idempotency keys, %d replays, %d rejections; %d entries re-applied",
-				4, appends, len(log.accepted), len(log.replays), log.rejects, s.recovered.Entries)
+				4, appends, len(log.accepted), len(log.replays), log.rejects, s.Stats().Recovery.Entries)
 		})
 	}
 }

@@ -273,9 +273,8 @@ func TestJournalFailure(t *testing.T) {
 func TestIdempotencyWindow(t *testing.T) {
 	clock := newFakeClock()
 	o := memOptions(vfs.NewMem())
-	o.now = clock.now
 	o.IdempotencyWindow = time.Minute
-	s := mustOpen(t, "db", o)
+	s := clock.open(t, "db", o)
 	defer func() { require.NoError(t, s.Close()) }()
 	ctx := context.Background()
 	first, err := s.AppendWith(ctx, "i", AppendOptions{IdempotencyKey: "k"}, Record{Value: []byte("1")})

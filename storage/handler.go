@@ -64,4 +64,6 @@ type Stats struct {
 	Streams int
 	// Journal is the journal's own statistics.
 	Journal journal.Stats
+	// Recovery is what the last recovery re-applied.
+	Recovery RecoveryStats
 }

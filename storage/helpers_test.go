@@ -31,6 +31,14 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
+// open opens a store whose producers' clock is c.
+func (c *fakeClock) open(t testing.TB, dir string, o *Options) *Store {
+	t.Helper()
+	s, err := openWithClock(dir, o, c.now)
+	require.NoError(t, err)
+	return s
+}
+
 func (c *fakeClock) set(t time.Time) {
 	c.mu.Lock()
 	c.t = t

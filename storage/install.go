@@ -41,7 +41,7 @@ func finishInstall(fs vfs.FS, dir string) error {
 	if _, err := fs.Stat(fs.PathJoin(stage, snapshotComplete)); err != nil {
 		return fs.RemoveAll(stage)
 	}
-	for _, name := range []string{"journal", "index"} {
+	for _, name := range []string{journalDirName, indexDirName} {
 		staged := fs.PathJoin(stage, name)
 		if _, err := fs.Stat(staged); err != nil {
 			continue // moved before a crash
@@ -112,7 +112,7 @@ func (s *Store) swapIn(commit uint64) error {
 	if err := finishInstall(s.opts.FS, s.dir); err != nil {
 		return err
 	}
-	j, err := journal.Open(s.opts.FS.PathJoin(s.dir, "journal"), s.journalOptions())
+	j, err := journal.Open(JournalDir(s.opts.FS, s.dir), s.journalOptions())
 	if err != nil {
 		return fmt.Errorf("storage: install snapshot: open journal: %w", err)
 	}

@@ -347,8 +347,7 @@ func TestStreamTTL(t *testing.T) {
 	clock := newFakeClock()
 	t0 := clock.now()
 	o := memOptions(fs)
-	o.now = clock.now
-	s := mustOpen(t, "db", o)
+	s := clock.open(t, "db", o)
 	ctx := context.Background()
 	at := func(d time.Duration) { clock.set(t0.Add(d)) }
 
@@ -376,7 +375,7 @@ func TestStreamTTL(t *testing.T) {
 
 	// The slide survives a restart (the touch was journaled).
 	require.NoError(t, s.Close())
-	s = mustOpen(t, "db", o)
+	s = clock.open(t, "db", o)
 	_, err = s.StreamInfo(ctx, "ttl")
 	require.NoError(t, err, "after a restart, the journaled touch at 5s still holds")
 
@@ -405,7 +404,7 @@ func TestStreamTTL(t *testing.T) {
 	// The reaper deletes what has expired, and only that.
 	s.reapExpired()
 	require.NoError(t, s.Close()) // drains the reaper's deletes
-	s = mustOpen(t, "db", o)
+	s = clock.open(t, "db", o)
 	defer func() { require.NoError(t, s.Close()) }()
 	s.stateMu.RLock()
 	_, kept := s.app.streams["head"]
@@ -418,8 +417,7 @@ func TestStreamExpiresAt(t *testing.T) {
 	clock := newFakeClock()
 	t0 := clock.now()
 	o := memOptions(vfs.NewMem())
-	o.now = clock.now
-	s := mustOpen(t, "db", o)
+	s := clock.open(t, "db", o)
 	defer func() { require.NoError(t, s.Close()) }()
 	ctx := context.Background()
 	_, err := s.CreateStream(ctx, "e", StreamConfig{ExpiresAt: t0.Add(time.Minute)}, Record{Value: []byte("1")})
@@ -569,8 +567,7 @@ func TestForkRebuildAndTime(t *testing.T) {
 		clock := newFakeClock()
 		t0 := clock.now()
 		o := memOptions(fs)
-		o.now = clock.now
-		s := mustOpen(t, "db", o)
+		s := clock.open(t, "db", o)
 		ctx := context.Background()
 		for i := range 6 {
 			clock.set(t0.Add(time.Duration(i) * time.Second))
@@ -588,7 +585,7 @@ func TestForkRebuildAndTime(t *testing.T) {
 		if rebuild {
 			require.NoError(t, fs.RemoveAll(fs.PathJoin("db", "index")))
 		}
-		s = mustOpen(t, "db", o)
+		s = clock.open(t, "db", o)
 		assert.Equal(t, before, snapshotState(t, s), "rebuild=%v", rebuild)
 		assert.Equal(t, []string{"0", "1", "2", "x"}, vals(readAll(t, s, "f")))
 		_, err = s.StreamInfo(ctx, "src")

@@ -187,10 +187,9 @@ func TestModel(t *testing.T) {
 	fs := vfs.NewMem()
 	clock := newFakeClock()
 	o := memOptions(fs)
-	o.now = clock.now
 	o.IdempotencyWindow = 5 * time.Second
 	m := newModel(o.IdempotencyWindow)
-	s := mustOpen(t, "db", o)
+	s := clock.open(t, "db", o)
 	defer func() { require.NoError(t, s.Close()) }()
 	ctx := context.Background()
 	streams := []string{"orders", "users", "a", "a.b"}
@@ -286,7 +285,7 @@ func TestModel(t *testing.T) {
 			}
 		default: // restart
 			require.NoError(t, s.Close())
-			s = mustOpen(t, "db", o)
+			s = clock.open(t, "db", o)
 			restarts++
 		}
 		if t.Failed() {

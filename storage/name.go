@@ -5,8 +5,12 @@ import "fmt"
 // MaxStreamNameLength is the longest valid stream name.
 const MaxStreamNameLength = 200
 
-// ValidateStreamName reports whether name matches
-// [A-Za-z0-9][A-Za-z0-9._-]{0,199}. The error wraps ErrInvalidStream.
+// NamePattern is the syntax of stream and cursor names, for messages and
+// documentation; ValidateStreamName is what checks it.
+const NamePattern = "[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
+
+// ValidateStreamName reports whether name matches NamePattern. The error
+// wraps ErrInvalidStream.
 func ValidateStreamName(name string) error {
 	if len(name) == 0 {
 		return fmt.Errorf("%w: empty", ErrInvalidStream)
@@ -24,4 +28,14 @@ func ValidateStreamName(name string) error {
 		}
 	}
 	return nil
+}
+
+// RecordSize is what MaxRecordBytes bounds: the record's key, value and
+// header names and values, in bytes.
+func RecordSize(r *Record) int {
+	n := len(r.Key) + len(r.Value)
+	for k, v := range r.Headers {
+		n += len(k) + len(v)
+	}
+	return n
 }

@@ -86,9 +86,6 @@ type Options struct {
 	// writes, ring batches are proposed to it, and the business logic
 	// applies only what it reports committed. nil means standalone.
 	Replication *Replication
-
-	// now is the producers' clock (tests only); nil means time.Now.
-	now func() time.Time
 }
 
 // MetricsHook observes the pipeline for a metrics exporter. Every method

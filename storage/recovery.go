@@ -82,16 +82,22 @@ func (s *Store) recover() error {
 			return fmt.Errorf("storage: recovery: %w", err)
 		}
 	}
-	s.recovered = recoveryStats{Entries: r.entries, Groups: r.groups, Bytes: r.bytes, Took: time.Since(start), Replay: replayed, Rebuilt: ahead}
+	s.recovery.Store(&RecoveryStats{Entries: r.entries, Groups: r.groups, Bytes: r.bytes, Took: time.Since(start), Replay: replayed, Rebuilt: ahead})
 	return nil
 }
 
-// recoveryStats describes what the last Open re-applied.
-type recoveryStats struct {
+// RecoveryStats describes what the last recovery (Open, or in cluster mode
+// a snapshot install) re-applied from the journal to bring the index up to
+// its end.
+type RecoveryStats struct {
+	// Entries, Groups and Bytes are the journal entries, groups and
+	// bytes re-applied.
 	Entries, Groups, Bytes int64
-	Took                   time.Duration // recover() in total
-	Replay                 time.Duration // re-applying the journal
-	Rebuilt                bool
+	// Took is the whole recovery; Replay the part spent re-applying.
+	Took, Replay time.Duration
+	// Rebuilt reports that the index was ahead of the journal (a weak
+	// sync policy lost unsynced entries) and was rebuilt from it.
+	Rebuilt bool
 }
 
 func (s *Store) rebuildIndex() error {

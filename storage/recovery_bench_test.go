@@ -68,8 +68,9 @@ func BenchmarkOpenCatchUp(b *testing.B) {
 			took += time.Since(t0)
 			cpu += cpuTime() - c0
 			b.StopTimer()
-			b.Logf("open: journal %v, index %v, replay %v, recover total %v", s.openTimes.journal, s.openTimes.index, s.recovered.Replay, s.recovered.Took)
-			if s.recovered.Bytes == 0 {
+			rec := s.Stats().Recovery
+			b.Logf("open: replay %v, recover total %v", rec.Replay, rec.Took)
+			if rec.Bytes == 0 {
 				b.Fatal("nothing re-applied")
 			}
 			if err := s.Close(); err != nil {

@@ -272,7 +272,7 @@ func receiveSnapshot(fs vfs.FS, stage string, r io.Reader, jo *journal.Options) 
 	if err := fs.RemoveAll(stage); err != nil {
 		return info, fmt.Errorf("storage: snapshot: clear %s: %w", stage, err)
 	}
-	idxDir := fs.PathJoin(stage, "index")
+	idxDir := fs.PathJoin(stage, indexDirName)
 	if err := mkdirDurable(fs, idxDir); err != nil {
 		return info, fmt.Errorf("storage: snapshot: create %s: %w", idxDir, err)
 	}
@@ -295,7 +295,7 @@ func receiveSnapshot(fs vfs.FS, stage string, r io.Reader, jo *journal.Options) 
 	}
 	o := *jo
 	o.FS, o.FirstIndex, o.FirstSeq = fs, info.FirstIndex, info.FirstSeq
-	j, err := journal.Open(fs.PathJoin(stage, "journal"), &o)
+	j, err := journal.Open(JournalDir(fs, stage), &o)
 	if err != nil {
 		return info, fmt.Errorf("storage: snapshot: create the staged journal: %w", err)
 	}

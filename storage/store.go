@@ -26,6 +26,9 @@ type Store struct {
 	indexDir string
 	log      *slog.Logger
 	metrics  MetricsHook
+	// clock is the producers' clock (see now): time.Now, but for tests
+	// that open through export_test.go.
+	clock func() time.Time
 
 	j *journal.Journal
 	// jErr is j for Err, which producers call without readMu: a snapshot
@@ -52,9 +55,9 @@ type Store struct {
 	// detached is set, under readMu, when a snapshot install failed after
 	// closing the index and journal: reads answer Err until reopened.
 	detached bool
-	// recovered describes what Open re-applied (for tests and logs).
-	recovered recoveryStats
-	openTimes struct{ journal, index time.Duration }
+	// recovery is what the last recovery re-applied (Stats.Recovery); a
+	// snapshot install recovers again while readers call Stats.
+	recovery atomic.Pointer[RecoveryStats]
 
 	// stateMu guards inserts into app.streams and every streamState.pub.
 	stateMu sync.RWMutex
@@ -96,6 +99,11 @@ type Store struct {
 // logic (rebuilding the index from scratch if it is ahead of the journal),
 // and starts the pipeline. opts may be nil; Open never modifies it.
 func Open(dir string, opts *Options) (*Store, error) {
+	return open(dir, opts, time.Now)
+}
+
+// open is Open with clock as the producers' clock.
+func open(dir string, opts *Options, clock func() time.Time) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -103,9 +111,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s := &Store{
 		opts:     o,
 		dir:      dir,
-		indexDir: o.FS.PathJoin(dir, "index"),
+		indexDir: o.FS.PathJoin(dir, indexDirName),
 		log:      o.Logger,
 		metrics:  o.Metrics,
+		clock:    clock,
 		closing:  make(chan struct{}),
 	}
 	ch := make(chan struct{})
@@ -138,19 +147,15 @@ func Open(dir string, opts *Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	t0 := time.Now()
-	s.j, err = journal.Open(o.FS.PathJoin(dir, "journal"), s.journalOptions())
+	s.j, err = journal.Open(JournalDir(o.FS, dir), s.journalOptions())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open journal: %w", err)
 	}
 	s.jErr.Store(s.j)
-	s.openTimes.journal = time.Since(t0)
-	t0 = time.Now()
 	if err := s.openIndex(); err != nil {
 		_ = s.j.Close()
 		return nil, err
 	}
-	s.openTimes.index = time.Since(t0)
 	if err := s.recover(); err != nil {
 		_ = s.x.close(false)
 		_ = s.j.Close()
@@ -261,6 +266,9 @@ func (s *Store) Stats() Stats {
 		IndexFlushes:  s.stats.indexFlushes.Load(),
 		RingSize:      int64(s.opts.RingSize),
 		Journal:       s.j.Stats(),
+	}
+	if r := s.recovery.Load(); r != nil {
+		st.Recovery = *r
 	}
 	if !s.closed.Load() {
 		st.RingOccupancy = int64(s.opts.RingSize) - s.d.RingBuffer().RemainingCapacity()

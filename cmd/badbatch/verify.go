@@ -14,6 +14,7 @@ import (
 	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/badbatch/badbatch/storage/cluster"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/spf13/cobra"
 )
 
@@ -69,7 +70,7 @@ func (r *report) problem(format string, args ...any) {
 
 func runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	out := cmd.OutOrStdout()
-	if _, err := os.Stat(filepath.Join(f.dataDir, "journal")); err != nil {
+	if _, err := os.Stat(storage.JournalDir(vfs.Default, f.dataDir)); err != nil {
 		return fmt.Errorf("%s is not a BadBatch data directory: %w", f.dataDir, err)
 	}
 	target := f.dataDir
@@ -95,7 +96,7 @@ func runVerify(cmd *cobra.Command, f *verifyFlags) error {
 		policy = journal.SyncAlways
 	}
 	fmt.Fprintln(out, "journal:")
-	journalRecords, ok := verifyJournal(r, filepath.Join(target, "journal"), policy, f.repair)
+	journalRecords, ok := verifyJournal(r, storage.JournalDir(vfs.Default, target), policy, f.repair)
 	if ok {
 		fmt.Fprintln(out, "index:")
 		verifyIndex(cmd.Context(), r, target, policy, f.repair, journalRecords)
@@ -164,34 +165,11 @@ func verifyJournal(r *report, dir string, policy journal.SyncPolicy, repair bool
 }
 
 // verifyIndex opens the store over the journal (bringing the index up to
-// the journal's end) and reads every stream back through the index.
+// the journal's end) and reads every stream back through the index, then
+// the global log.
 func verifyIndex(ctx context.Context, r *report, dir string, policy journal.SyncPolicy, repair bool, journalRecords uint64) {
-	so := storage.DefaultOptions()
-	so.SyncPolicy = policy
-	so.Logger = quiet()
-	node, commit, clustered, err := cluster.StoredState(so.FS, dir)
-	if err != nil {
-		r.problem("cluster state: %v", err)
-		return
-	}
-	if clustered {
-		// A stopped cluster node: apply its journal up to the commit index
-		// it stored; verify appends nothing, so nothing is ever proposed.
-		so.Replication = &storage.Replication{Commit: commit, Proposer: noProposals{}}
-		r.ok("cluster node %d, commit index %d", node, commit)
-	}
-	store, err := storage.Open(dir, so)
-	if err != nil && repair {
-		aside := filepath.Join(dir, "index.broken-"+time.Now().UTC().Format("20060102T150405"))
-		r.note("index does not open (%v): moving it to %s and rebuilding it from the journal", err, aside)
-		if rerr := os.Rename(filepath.Join(dir, "index"), aside); rerr != nil {
-			r.problem("moving the index aside: %v", rerr)
-			return
-		}
-		store, err = storage.Open(dir, so)
-	}
-	if err != nil {
-		r.problem("index does not open over the journal: %v (--repair rebuilds it)", err)
+	store := openVerifiedStore(r, dir, policy, repair)
+	if store == nil {
 		return
 	}
 	defer store.Close()
@@ -201,44 +179,109 @@ func verifyIndex(ctx context.Context, r *report, dir string, policy journal.Sync
 		r.problem("listing streams: %v", err)
 		return
 	}
-	type span struct{ first, next uint64 }
-	spans := map[string]span{}
+	spans := map[string]offsetSpan{}
 	var indexed uint64
 	for _, info := range infos {
-		spans[info.Stream] = span{info.FirstOffset, info.NextOffset}
-		if info.Records != info.NextOffset-info.FirstOffset {
-			r.problem("stream %s: %d records for offsets [%d, %d)", info.Stream, info.Records, info.FirstOffset, info.NextOffset)
-		}
-		want := info.FirstOffset
-		for want < info.NextOffset {
-			recs, err := store.Read(ctx, info.Stream, want, 10000)
-			if err != nil {
-				r.problem("stream %s offset %d: %v", info.Stream, want, err)
-				break
-			}
-			if len(recs) == 0 {
-				r.problem("stream %s: offsets [%d, %d) missing", info.Stream, want, info.NextOffset)
-				break
-			}
-			for i := range recs {
-				if recs[i].Offset != want || recs[i].Stream != info.Stream {
-					r.problem("stream %s: record %s/%d where offset %d was expected", info.Stream, recs[i].Stream, recs[i].Offset, want)
-				}
-				want = recs[i].Offset + 1
-			}
-			indexed += uint64(len(recs))
+		spans[info.Stream] = offsetSpan{info.FirstOffset, info.NextOffset}
+		indexed += verifyStream(ctx, r, store, info)
+	}
+	global := verifyGlobalLog(ctx, r, store, spans)
+	if global != indexed {
+		r.problem("the global log has %d records, the streams %d", global, indexed)
+	}
+	if indexed > journalRecords {
+		r.problem("the index holds %d records, more than the journal's %d", indexed, journalRecords)
+	}
+	if r.problems == problemsBefore {
+		r.ok("%d streams, %d records read back through the index, each matched to its journal entry; global log in order",
+			len(infos), indexed)
+		if d := journalRecords - indexed; d > 0 {
+			r.note("%d journaled records are not stream records: cursor updates, rejected appends (offset mismatches, duplicates), or records removed by retention", d)
 		}
 	}
-	var global uint64
-	var lastSeq uint64
+}
+
+// openVerifiedStore opens the store in dir, in cluster mode if it holds a
+// cluster node's state. With repair, an index that does not open is moved
+// aside and rebuilt from the journal. It returns nil after reporting a
+// problem.
+func openVerifiedStore(r *report, dir string, policy journal.SyncPolicy, repair bool) *storage.Store {
+	so := storage.DefaultOptions()
+	so.SyncPolicy = policy
+	so.Logger = quiet()
+	node, commit, clustered, err := cluster.StoredState(so.FS, dir)
+	if err != nil {
+		r.problem("cluster state: %v", err)
+		return nil
+	}
+	if clustered {
+		// A stopped cluster node: apply its journal up to the commit index
+		// it stored; verify appends nothing, so nothing is ever proposed.
+		so.Replication = &storage.Replication{Commit: commit, Proposer: noProposals{}}
+		r.ok("cluster node %d, commit index %d", node, commit)
+	}
+	store, err := storage.Open(dir, so)
+	if err != nil && repair {
+		r.note("index does not open (%v): moving it aside and rebuilding it from the journal", err)
+		aside, merr := storage.MoveIndexAside(so.FS, dir, time.Now())
+		if merr != nil {
+			r.problem("%v", merr)
+			return nil
+		}
+		r.note("index moved to %s", aside)
+		store, err = storage.Open(dir, so)
+	}
+	if err != nil {
+		r.problem("index does not open over the journal: %v (--repair rebuilds it)", err)
+		return nil
+	}
+	return store
+}
+
+// offsetSpan is a stream's retained offsets [first, next).
+type offsetSpan struct{ first, next uint64 }
+
+// verifyStream reads info's stream back from its first to its next offset
+// and returns the records read.
+func verifyStream(ctx context.Context, r *report, store *storage.Store, info storage.StreamInfo) uint64 {
+	if info.Records != info.NextOffset-info.FirstOffset {
+		r.problem("stream %s: %d records for offsets [%d, %d)", info.Stream, info.Records, info.FirstOffset, info.NextOffset)
+	}
+	var read uint64
+	want := info.FirstOffset
+	for want < info.NextOffset {
+		recs, err := store.Read(ctx, info.Stream, want, 10000)
+		if err != nil {
+			r.problem("stream %s offset %d: %v", info.Stream, want, err)
+			break
+		}
+		if len(recs) == 0 {
+			r.problem("stream %s: offsets [%d, %d) missing", info.Stream, want, info.NextOffset)
+			break
+		}
+		for i := range recs {
+			if recs[i].Offset != want || recs[i].Stream != info.Stream {
+				r.problem("stream %s: record %s/%d where offset %d was expected", info.Stream, recs[i].Stream, recs[i].Offset, want)
+			}
+			want = recs[i].Offset + 1
+		}
+		read += uint64(len(recs))
+	}
+	return read
+}
+
+// verifyGlobalLog reads the global log, checks that seqs increase and that
+// every record lies within its stream's span, and returns its length.
+func verifyGlobalLog(ctx context.Context, r *report, store *storage.Store, spans map[string]offsetSpan) uint64 {
+	var global, lastSeq uint64
 	for from := uint64(0); ; {
 		recs, err := store.ReadGlobal(ctx, from, 10000)
 		if err != nil {
 			r.problem("global log from seq %d: %v", from, err)
-			break
+			return global
 		}
 		if len(recs) == 0 {
-			break
+			return global
 		}
 		for i := range recs {
 			rec := &recs[i]
@@ -253,19 +296,6 @@ func verifyIndex(ctx context.Context, r *report, dir string, policy journal.Sync
 			global++
 		}
 		from = lastSeq + 1
-	}
-	if global != indexed {
-		r.problem("the global log has %d records, the streams %d", global, indexed)
-	}
-	if indexed > journalRecords {
-		r.problem("the index holds %d records, more than the journal's %d", indexed, journalRecords)
-	}
-	if r.problems == problemsBefore {
-		r.ok("%d streams, %d records read back through the index, each matched to its journal entry; global log in order",
-			len(infos), indexed)
-		if d := journalRecords - indexed; d > 0 {
-			r.note("%d journaled records are not stream records: cursor updates, rejected appends (offset mismatches, duplicates), or records removed by retention", d)
-		}
 	}
 }
 
