@@ -72,7 +72,7 @@ func (sc *parseScratch) mergeBinaryOptions(opts *storage.AppendOptions, expected
 func encodeBinaryPage(recs []storage.StoredRecord, next uint64) []byte {
 	n := 16
 	for i := range recs {
-		n += 32 + recordSize(&recs[i].Record)
+		n += 32 + storage.RecordSize(&recs[i].Record)
 	}
 	buf := wire.AppendPageHeader(make([]byte, 0, n), next, len(recs))
 	for i := range recs {

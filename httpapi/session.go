@@ -270,7 +270,7 @@ func (ss *session) enqueue(typ websocket.MessageType, data []byte) sessionBatch 
 	}
 	n := 0
 	for i := range recs {
-		n += recordSize(&recs[i])
+		n += storage.RecordSize(&recs[i])
 	}
 	b := sessionBatch{records: len(recs), recBytes: n}
 	if isAsync {
