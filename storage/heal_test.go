@@ -44,7 +44,9 @@ func (f *journalFault) MaybeError(op errorfs.Op) error {
 	return nil
 }
 
-func (f *journalFault) String() string { return fmt.Sprintf("journal write/sync #%d+%d", f.n, f.persist) }
+func (f *journalFault) String() string {
+	return fmt.Sprintf("journal write/sync #%d+%d", f.n, f.persist)
+}
 
 func testHealOptions() *HealOptions {
 	return &HealOptions{MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, CheckInterval: 2 * time.Millisecond, ReadWait: 5 * time.Second}
