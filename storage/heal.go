@@ -275,15 +275,14 @@ func (h *Healer) heal(old *Store, backoff time.Duration) (time.Duration, bool) {
 	synced, truncate := old.j.Synced(), old.opts.SyncPolicy == journal.SyncAlways
 	jo := old.journalOptions()
 	for attempt := 1; ; attempt++ {
-		wait := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(jittered(backoff))
 		select {
 		case <-h.stop:
 			t.Stop()
 			return backoff, false
 		case <-t.C:
 		}
-		backoff = min(backoff*2, h.ho.MaxBackoff)
+		backoff = nextBackoff(backoff, h.ho.MaxBackoff)
 		h.stats.attempts.Add(1)
 		st, err := h.reopen(jo, synced, truncate)
 		if err != nil {
@@ -305,6 +304,13 @@ func (h *Healer) heal(old *Store, backoff time.Duration) (time.Duration, bool) {
 		return backoff, true
 	}
 }
+
+// jittered returns a wait drawn uniformly from [b/2, b], so that servers
+// that failed together do not retry in step.
+func jittered(b time.Duration) time.Duration { return b/2 + rand.N(b/2+1) }
+
+// nextBackoff doubles b, capped at most.
+func nextBackoff(b, most time.Duration) time.Duration { return min(b*2, most) }
 
 // reopen repairs the journal (dropping entries above synced when truncate)
 // and opens the store.

@@ -259,3 +259,32 @@ func TestHealerConcurrentCallsDuringSwap(t *testing.T) {
 	_, err = h.AppendWith(context.Background(), "s", AppendOptions{}, Record{Value: []byte("x")})
 	assert.ErrorIs(t, err, ErrClosed)
 }
+
+// TestHealBackoff: the waits between reopens double from MinBackoff up to
+// MaxBackoff and stay there (retrying forever), each jittered into
+// [b/2, b].
+func TestHealBackoff(t *testing.T) {
+	o, err := (&HealOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}).withDefaults()
+	require.NoError(t, err)
+	b := o.MinBackoff
+	var seq []time.Duration
+	for range 12 {
+		seq = append(seq, b)
+		for range 50 {
+			w := jittered(b)
+			assert.GreaterOrEqual(t, w, b/2)
+			assert.LessOrEqual(t, w, b)
+		}
+		b = nextBackoff(b, o.MaxBackoff)
+	}
+	assert.Equal(t, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second,
+		10 * time.Second, 10 * time.Second, 10 * time.Second}, seq)
+
+	for _, bad := range []HealOptions{{MinBackoff: -1}, {MinBackoff: time.Second, MaxBackoff: time.Millisecond}, {ReadWait: -1}} {
+		_, err := bad.withDefaults()
+		assert.ErrorIs(t, err, ErrInvalidArgument, "%+v", bad)
+	}
+	_, err = OpenHealing("db", &Options{Replication: &Replication{}}, nil)
+	assert.ErrorIs(t, err, ErrInvalidArgument, "cluster mode does not heal")
+}
