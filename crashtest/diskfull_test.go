@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,11 +39,14 @@ func fillUntilRefused(t *testing.T, srv *server, h *httpHistory, size, limit int
 // diskFullThenRecover is the common part of the real disk-full tests: the
 // server, out of space, must refuse appends with 503 in the API's error
 // shape (naming cause), stay up, keep serving every acknowledged record,
-// report not ready, and keep refusing (sticky). After release (which gives
-// the space back) and a restart, every acknowledged record is there,
-// appends continue the offsets, and badbatch verify finds the directory
-// consistent.
-func diskFullThenRecover(t *testing.T, srv *server, cause string, release func()) {
+// report not ready, and keep refusing appends that do not fit (it reopens
+// the store by itself, and fails again at the next write that does not
+// fit). With heals, release gives the space back to the running server,
+// which must then accept appends again without a restart; otherwise
+// release applies at the restart. After the restart every acknowledged
+// record is there, appends continue the offsets, and badbatch verify finds
+// the directory consistent.
+func diskFullThenRecover(t *testing.T, srv *server, cause string, heals bool, release func()) {
 	t.Helper()
 	h := &httpHistory{}
 	srv.start()
@@ -59,14 +63,46 @@ func diskFullThenRecover(t *testing.T, srv *server, cause string, release func()
 	for _, p := range res.problems {
 		t.Errorf("reads on a full disk: %s", p)
 	}
-	// Sticky: still refused, with the same cause.
-	status, body, _, err = srv.post("s0", "application/octet-stream", []byte("one more"), nil)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, status, "%s", body)
+	// Still refused while the disk is full: the healed store fails again
+	// at the next write that does not fit (or is still being reopened).
+	for i := range 3 {
+		payload := fmt.Sprintf("more-%d-%s", i, strings.Repeat("m", 32<<10))
+		op := &httpOp{appendOp: appendOp{stream: "s0", payloads: []string{payload}, status: statusUnknown},
+			contentType: "application/octet-stream", body: []byte(payload)}
+		h.add(op)
+		status, body, _, err = srv.post(op.stream, op.contentType, op.body, nil)
+		h.settle(op, status, body, err)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusServiceUnavailable, status, "%s", body)
+	}
 
+	if heals {
+		// The space comes back under the running server: it heals by itself.
+		release()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			payload := "healed"
+			op := &httpOp{appendOp: appendOp{stream: "s1", payloads: []string{payload}, status: statusUnknown},
+				contentType: "application/octet-stream", body: []byte(payload)}
+			h.add(op)
+			status, body, _, err := srv.post(op.stream, op.contentType, op.body, nil)
+			h.settle(op, status, body, err)
+			require.NoError(t, err)
+			if status == http.StatusCreated {
+				break
+			}
+			require.Equal(t, http.StatusServiceUnavailable, status, "%s", body)
+			require.True(t, time.Now().Before(deadline), "the server did not heal within 30s of the space coming back")
+			time.Sleep(50 * time.Millisecond)
+		}
+		status, body := getStatus(t, srv, "/readyz")
+		assert.Equal(t, http.StatusOK, status, "readyz after healing: %s", body)
+	}
 	stopErr := srv.stop()
-	t.Logf("graceful stop on a full disk: %v", stopErr)
-	release()
+	t.Logf("graceful stop: %v", stopErr)
+	if !heals {
+		release()
+	}
 	srv.start()
 	next := map[string]uint64{}
 	list, err := srv.streams()
@@ -115,7 +151,7 @@ func TestDiskFullFileSizeLimit(t *testing.T) {
 	srv := newServer(t, filepath.Join(dir, "data"), filepath.Join(dir, "serve.log"), "--segment-size", fmt.Sprint(64<<20))
 	const limit = 3 << 20
 	srv.wrap = []string{prlimit, fmt.Sprintf("--fsize=%d", limit), "--"}
-	diskFullThenRecover(t, srv, "file too large", func() { srv.wrap = nil })
+	diskFullThenRecover(t, srv, "file too large", false, func() { srv.wrap = nil })
 }
 
 // TestDiskFullTmpfs runs the real binary on a real 8 MiB tmpfs until it is
@@ -140,7 +176,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 		}
 	})
 	srv := newServer(t, filepath.Join(mnt, "data"), filepath.Join(dir, "serve.log"), "--segment-size", fmt.Sprint(1<<20))
-	diskFullThenRecover(t, srv, "no space left on device", func() {
+	diskFullThenRecover(t, srv, "no space left on device", true, func() {
 		out, err := exec.Command("mount", "-o", "remount,size=64m", mnt).CombinedOutput()
 		require.NoError(t, err, "remount: %s", out)
 	})

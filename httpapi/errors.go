@@ -145,6 +145,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if ae.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="badbatch"`)
 	}
+	retryAfterUnavailable(c, ae)
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(ae.Status)
 		return

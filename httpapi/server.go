@@ -105,6 +105,7 @@ func New(store Store, opts *Options) (*Server, error) {
 	if o.Cluster != nil {
 		s.registerClusterMetrics()
 	}
+	s.registerStoreMetrics()
 	s.stopCtx, s.stopTail = context.WithCancel(context.Background())
 	s.echo = s.routes()
 	s.http = &http.Server{

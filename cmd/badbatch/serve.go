@@ -194,8 +194,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	so.Logger = logger
 	so.Metrics = opts.Metrics
 	var node *cluster.Node
-	var store *storage.Store
-	closeStore := func() error { return store.Close() }
+	var store httpapi.Store
+	var closeStore func() error
 	if f.peers != "" || f.join != "" || f.nodeID != 0 || f.clusterAddr != "" {
 		co, err := clusterOptions(f, so, logger)
 		if err != nil {
@@ -204,10 +204,23 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 		if node, err = cluster.Open(f.dataDir, co); err != nil {
 			return err
 		}
+		// Cluster mode does not heal: a node whose journal failed stops,
+		// and raft carries on without it (docs/decisions/0021).
 		store, opts.Cluster, closeStore = node.Store(), node, node.Close
 		logger.Info("cluster node started", "node_id", f.nodeID, "cluster_addr", f.clusterAddr, "url", co.HTTPURL)
-	} else if store, err = storage.Open(f.dataDir, so); err != nil {
-		return err
+	} else {
+		// Standalone: the Healer closes, repairs and reopens the store
+		// after a journal failure (docs/decisions/0021).
+		var arm func()
+		if so.FS, arm, err = journalFaults(so.FS, logger); err != nil {
+			return err
+		}
+		h, err := storage.OpenHealing(f.dataDir, so, nil)
+		if err != nil {
+			return err
+		}
+		arm()
+		store, closeStore = h, h.Close
 	}
 	srv, err := httpapi.New(store, opts)
 	if err != nil {
