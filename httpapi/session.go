@@ -52,13 +52,17 @@ const (
 )
 
 // asyncAppender is the optional pipelined append of a Store.
-// *storage.Store has it; a Store without it is served by one goroutine per
-// batch calling AppendWith (still pipelined, answered in order).
+// *storage.Store and *storage.Healer have it; a Store without it is served
+// one batch at a time (AppendWith in the reader's goroutine), which keeps
+// the batches in the order they were sent but does not pipeline them.
 type asyncAppender interface {
 	AppendAsync(stream string, opts storage.AppendOptions, recs ...storage.Record) (*storage.AppendFuture, error)
 }
 
-var _ asyncAppender = (*storage.Store)(nil)
+var (
+	_ asyncAppender = (*storage.Store)(nil)
+	_ asyncAppender = (*storage.Healer)(nil)
+)
 
 // sessionBatch is one batch in flight: a future, a fallback result, or
 // the error of a frame rejected before it reached the store.
@@ -281,18 +285,17 @@ func (ss *session) enqueue(typ websocket.MessageType, data []byte) sessionBatch 
 		b.future = f
 		return b
 	}
+	// A Store without AppendAsync: one batch at a time, in the reader's
+	// goroutine, so that batches are stored in the order they were sent.
 	fb := &sessionResult{done: make(chan struct{})}
 	b.fallback = fb
-	go func() {
-		defer close(fb.done)
-		fb.res, fb.err = ss.s.store.AppendWith(ss.ctx, ss.stream, opts, recs...)
-	}()
+	fb.res, fb.err = ss.s.store.AppendWith(ss.ctx, ss.stream, opts, recs...)
+	close(fb.done)
 	return b
 }
 
-// sessionResult is the result of a batch appended with AppendWith on its
-// own goroutine (a Store without AppendAsync); done is closed once res and
-// err are set.
+// sessionResult is the result of a batch appended with AppendWith (a
+// Store without AppendAsync); done is closed once res and err are set.
 type sessionResult struct {
 	done chan struct{}
 	res  storage.AppendResult

@@ -444,6 +444,12 @@ func (h *Healer) AppendWith(ctx context.Context, stream string, opts AppendOptio
 	return mutate(h, ctx, func(s *Store) (AppendResult, error) { return s.AppendWith(ctx, stream, opts, recs...) })
 }
 
+// AppendAsync is Store.AppendAsync on the open store. A failure that only
+// the future reports is noticed by the healing goroutine's next check.
+func (h *Healer) AppendAsync(stream string, opts AppendOptions, recs ...Record) (*AppendFuture, error) {
+	return mutate(h, context.Background(), func(s *Store) (*AppendFuture, error) { return s.AppendAsync(stream, opts, recs...) })
+}
+
 // CreateStream is Store.CreateStream on the open store.
 func (h *Healer) CreateStream(ctx context.Context, stream string, cfg StreamConfig, recs ...Record) (CreateResult, error) {
 	return mutate(h, ctx, func(s *Store) (CreateResult, error) { return s.CreateStream(ctx, stream, cfg, recs...) })
