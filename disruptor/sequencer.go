@@ -104,7 +104,7 @@ type sequencer struct {
 	// finish (InitialSequenceValue before): Publish reports ErrHalted only
 	// for a range above it, i.e. one the stop may have left unhandled.
 	drained atomic.Int64
-	sealMu       sync.Mutex   // serializes seal
+	sealMu  sync.Mutex // serializes seal
 
 	_           cacheLinePad
 	claimed     Sequence // MultiProducer claim cursor (+ sealOffset once sealed)
