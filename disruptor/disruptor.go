@@ -229,6 +229,7 @@ func (d *Disruptor[T]) drainAll(ctx context.Context, leaves []*Sequence) error {
 		if err := d.drain(ctx, leaves, target); err != nil {
 			return err
 		}
+		seq.markDrained(target)
 		if next := seq.drainTarget(target); next > target {
 			target = next
 			continue

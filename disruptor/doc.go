@@ -106,6 +106,10 @@
 // event, then stops and joins every goroutine. Every Publish that returned
 // nil is handled, and no event is left handled by some handlers but not by
 // others (the journal never holds what the business logic did not apply).
+// Conversely, Publish reports ErrHalted only for a range the drain did not
+// see every handler finish: a MultiProducer claim made before a Shutdown
+// that drains completely is never reported refused, however late its
+// Publish runs (the drain waits for it and records how far it got).
 // If ctx ends first, Shutdown halts and returns at once; a handler still
 // inside OnEvent finishes it, and Halt waits for that. Halt stops every
 // processor after its batch in progress (dropping what is published but not

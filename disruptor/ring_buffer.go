@@ -77,9 +77,11 @@ func (r *RingBuffer[T]) TryNext(n int64) (hi int64, err error) { return r.seq.tr
 
 // Publish makes the claimed slots [lo, hi] visible to consumers and wakes
 // blocked ones. ErrPublishUnclaimed for a range that was never claimed.
-// ErrHalted once the ring is stopping or halted: the range was then handled
-// by every handler or by none if the stop is a Shutdown (SingleProducer:
-// by none, it is not published), and possibly by some if it is a Halt. A
+// ErrHalted once the ring is stopping or halted, unless a Shutdown drain
+// had already seen every handler finish the range (then it is nil, whenever
+// the Publish call was scheduled): the range was then handled by every
+// handler or by none if the stop is a Shutdown (SingleProducer: by none
+// when it was not published), and possibly by some if it is a Halt. A
 // SingleProducer publish of hi also publishes every claimed sequence below
 // it. A publish is one atomic store per slot (MultiProducer) or one
 // compare-and-swap (SingleProducer).

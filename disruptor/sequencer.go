@@ -100,7 +100,11 @@ type sequencer struct {
 	gating       atomic.Pointer[[]*Sequence]
 	state        atomic.Int32
 	sealedAt     atomic.Int64 // MultiProducer claim cursor at the seal, or notSealed
-	sealMu       sync.Mutex   // serializes seal
+	// drained is the highest sequence a Shutdown drain saw every handler
+	// finish (InitialSequenceValue before): Publish reports ErrHalted only
+	// for a range above it, i.e. one the stop may have left unhandled.
+	drained atomic.Int64
+	sealMu  sync.Mutex // serializes seal
 
 	_           cacheLinePad
 	claimed     Sequence // MultiProducer claim cursor (+ sealOffset once sealed)
@@ -132,6 +136,7 @@ func (s *sequencer) init(size int64, producer ProducerType, strategy WaitStrateg
 	empty := []*Sequence{}
 	s.gating.Store(&empty)
 	s.sealedAt.Store(notSealed)
+	s.drained.Store(InitialSequenceValue)
 	s.claimed.Store(InitialSequenceValue)
 	s.published.Store(InitialSequenceValue)
 	s.gatingCache.Store(InitialSequenceValue)
@@ -215,7 +220,12 @@ func (s *sequencer) publish(lo, hi int64) error {
 	} else if s.signalCustom {
 		s.strategy.SignalAllWhenBlocking()
 	}
-	if s.state.Load() >= ringStopping {
+	// Read the state after the range is stored: a stop that this load does
+	// not see comes after the store, so its drain covers the range. One it
+	// sees may have drained the range already (the drain only ends once the
+	// range is published, and it records how far it got before stopping):
+	// then the range was handled by every handler and Publish succeeded.
+	if s.state.Load() >= ringStopping && hi > s.drained.Load() {
 		return ErrHalted
 	}
 	return nil
@@ -355,6 +365,17 @@ func (s *sequencer) drainTarget(reached int64) int64 {
 		return max(reached, s.publishedCursor())
 	}
 	return reached
+}
+
+// markDrained records that every handler finished every sequence up to
+// seq. Called by a Shutdown drain before stop.
+func (s *sequencer) markDrained(seq int64) {
+	for {
+		cur := s.drained.Load()
+		if seq <= cur || s.drained.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // stop makes Publish report ErrHalted: what is published from now on may

@@ -139,3 +139,52 @@ func burstCycle(t *testing.T, events, producers int) {
 	require.NoError(t, d.Shutdown(ctx), "drain stuck: lost wake-up")
 	assert.Len(t, b.sequences(), events*producers)
 }
+
+// TestPublishDuringShutdownIsNotRefused: with MultiProducer, Shutdown
+// drains every claim made before its seal, so a Publish of such a claim must
+// return nil however late it runs: the drain waits for it, and once the drain
+// has seen it handled, the stop that follows must not make Publish report
+// ErrHalted. (Publish used to read the ring's state after storing its range
+// and report ErrHalted when the whole drain and stop fit between the store
+// and that load, which a loaded machine makes likely.) Producers yield a
+// random number of times before publishing, so that their publishes land
+// before, during and after the drain.
+func TestPublishDuringShutdownIsNotRefused(t *testing.T) {
+	cycles := crashCycles(t, 1000, 200)
+	t.Logf("cycles=%d", cycles)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	for cycle := 0; cycle < cycles; cycle++ {
+		d, err := New[int64](nil, &Options{RingSize: 8})
+		require.NoError(t, err)
+		a, b := newSeqHandler("a"), newSeqHandler("b")
+		d.HandleEventsWith(a).Then(b)
+		require.NoError(t, d.Start())
+		producers := 1 + rng.IntN(3)
+		claims := make([]int64, producers)
+		yields := make([]int, producers)
+		for p := range producers {
+			claims[p], err = d.Next(1)
+			require.NoError(t, err)
+			yields[p] = rng.IntN(50)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, producers)
+		for p := range producers {
+			wg.Go(func() {
+				for range yields[p] {
+					runtimeGosched()
+				}
+				errs[p] = d.Publish(claims[p], claims[p])
+			})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+		err = d.Shutdown(ctx)
+		cancel()
+		wg.Wait()
+		require.NoError(t, err, "cycle %d", cycle)
+		for p := range producers {
+			require.NoError(t, errs[p], "cycle %d: Publish(%d) of a claim made before the seal", cycle, claims[p])
+		}
+		assert.Len(t, b.sequences(), producers, "cycle %d", cycle)
+	}
+}

@@ -329,7 +329,7 @@ func Groups() []*Group {
 				{Label: "buffered channels", Package: pkgDisruptor, Match: "BenchmarkChannel"},
 			},
 			Notes: []string{
-				"Lower is better. The ring with claim 16 publishes 16 events per claim (batching); only spsc has that variant.",
+				"Lower is better. One op is one event from the producer until the last stage has seen it. The ring with claim 16 publishes 16 events per claim (batching); only spsc has that variant, and its ratio is against the same channel row, which sends the 16 events one at a time (a channel of 16-event arrays is batching by the caller, which the storage layer's producers cannot do; disruptor/benchmark_test.go reports it for reference, decision 0020).",
 				"On a machine with few cores the producers, stages and consumers share them, so both designs pay for goroutine scheduling; the ring's busy-spin wait strategies suffer most when cores are oversubscribed.",
 			},
 		},
