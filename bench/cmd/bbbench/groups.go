@@ -304,7 +304,7 @@ func Groups() []*Group {
 			Title:    "HTTP append, NDJSON batches of 100-byte records",
 			Question: "How many records per second does the HTTP API take in batches, each acknowledged after its fsync?",
 			Unit:     "records/s",
-			Rows:     []string{"batch=100/conns=16", "batch=100/conns=64", "batch=1000/conns=4", "batch=1000/conns=16"},
+			Rows:     []string{"batch=100/conns=16/size=100B", "batch=100/conns=64/size=100B", "batch=1000/conns=4/size=100B", "batch=1000/conns=16/size=100B"},
 			Series: []Series{
 				{Label: "BadBatch HTTP API, application/x-ndjson", Package: pkgBench, Match: "BenchmarkHTTPAppendNDJSON/impl=badbatch", Base: true},
 			},
