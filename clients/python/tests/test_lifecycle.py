@@ -101,6 +101,21 @@ def test_producer_replay_gap_and_fence(client: Flavour) -> None:
         client.append(s, bb.Record(b"x"), producer=bb.Producer("", 0, 0))
 
 
+def test_stream_seq_must_increase(client: Flavour) -> None:
+    s = f"lc-stream-seq-{client.kind}"
+    client.append(s, bb.Record(b"1"), stream_seq="a")
+    client.append_batch(s, [bb.Record(b"2"), bb.Record(b"3")], stream_seq="b")
+    with pytest.raises(bb.StreamSeqError) as ei:
+        client.append(s, bb.Record(b"x"), stream_seq="a")  # not above "b"
+    assert (ei.value.status, ei.value.code, ei.value.kind) == (409, "stream_seq", "stream_seq")
+    with pytest.raises(bb.StreamSeqError):
+        client.append(s, bb.Record(b"x"), stream_seq="b")  # equal is not above
+    assert [r.value for r in client.read(s).records] == [b"1", b"2", b"3"]  # nothing stored
+    client.append(s, bb.Record(b"4"))  # no label: no condition
+    with pytest.raises(bb.InvalidOptionsError):
+        client.append(s, bb.Record(b"x"), stream_seq="")
+
+
 def test_fork_reads_through(client: Flavour) -> None:
     src, fork = f"lc-src-{client.kind}", f"lc-fork-{client.kind}"
     client.append_batch(src, [bb.Record(b"s0"), bb.Record(b"s1"), bb.Record(b"s2")])
@@ -187,12 +202,13 @@ def test_lifecycle_requests_and_retries(fake: FakeServer, kind: str) -> None:
         assert len(fake.seen) == n + 1 and fake.seen[-1].method == "DELETE"
         fake.add(err(502, "bad_gateway"), Reply(201, {"stream": "s", "first_offset": 0, "last_offset": 0,
                                                       "count": 1, "first_seq": 0, "last_seq": 0}))
-        c.append("s", bb.Record(b"x"), producer=bb.Producer("p", 1, 2), close=True)  # a producer: retried
+        c.append("s", bb.Record(b"x"), producer=bb.Producer("p", 1, 2), close=True, stream_seq="s-7")  # retried
         h = fake.seen[-1].headers
         assert (h["producer-id"], h["producer-epoch"], h["producer-seq"], h["stream-closed"]) == ("p", "1", "2", "true")
+        assert fake.seen[-2].headers["stream-seq"] == h["stream-seq"] == "s-7"  # on every attempt
         assert "idempotency-key" not in h
         for code, status in (("stream_closed", 409), ("stream_exists", 409), ("producer_seq_gap", 409),
-                             ("producer_fenced", 403)):
+                             ("producer_fenced", 403), ("stream_seq", 409)):
             n = len(fake.seen)
             fake.add(err(status, code, headers={"Producer-Epoch": "4", "Producer-Expected-Seq": "8",
                                                 "Producer-Received-Seq": "9"}))

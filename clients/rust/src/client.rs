@@ -361,6 +361,12 @@ impl Client {
         if opts.close {
             headers.push(("Stream-Closed", "true".to_string()));
         }
+        if let Some(s) = &opts.stream_seq {
+            if s.is_empty() || s.len() > 256 || !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::new(ErrorKind::InvalidOptions, "stream_seq: want 1 to 256 printable ASCII characters"));
+            }
+            headers.push(("Stream-Seq", s.clone()));
+        }
         // A producer's seq makes a repeat harmless too: the server answers it with the first result.
         let idem = if key.is_some() || opts.producer.is_some() { Idem::Safe } else { Idem::Unsafe };
         let path = format!("/v1/streams/{}/records", segment(stream));

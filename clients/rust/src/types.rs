@@ -224,6 +224,10 @@ pub struct AppendOptions {
     pub producer: Option<Producer>,
     /// Close the stream once these records are stored, atomically with them.
     pub close: bool,
+    /// A writer's sequence label, sent as `Stream-Seq` (1 to 256 printable ASCII characters): it
+    /// must sort after the stream's last one, byte by byte, else [`ErrorKind::StreamSeq`] and
+    /// nothing is stored. `None`: no label.
+    pub stream_seq: Option<String>,
 }
 
 /// An idempotent producer's append: its id (not empty), its epoch (incarnation) and the

@@ -30,8 +30,9 @@ impl Drop for Server {
     }
 }
 
-fn start() -> (Server, String) {
-    let work = std::env::temp_dir().join(format!("badbatch-rust-lifecycle-{}", std::process::id()));
+/// A server of its own for the test `name` (the tests of this file run at the same time).
+fn start(name: &str) -> (Server, String) {
+    let work = std::env::temp_dir().join(format!("badbatch-rust-lifecycle-{}-{}", name, std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let bin = match std::env::var("BADBATCH_BIN") {
@@ -92,7 +93,7 @@ fn tail_all(c: &Client, stream: &str, from: Position) -> Vec<StoredRecord> {
 
 #[test]
 fn lifecycle_against_a_real_server() {
-    let (_server, url) = start();
+    let (_server, url) = start("lifecycle");
     let c = Client::new(&url, Options::default()).unwrap();
     let b = |s: &str| Record::bytes(s.as_bytes().to_vec());
 
@@ -172,4 +173,22 @@ fn lifecycle_against_a_real_server() {
     assert_eq!(c.delete_stream("lc-del").unwrap_err().kind(), ErrorKind::NotFound);
     assert!(c.create_stream("lc-del", &StreamConfig::default()).unwrap());
     assert_eq!(c.stream_info("lc-del").unwrap().next_offset, 0);
+}
+
+#[test]
+fn stream_seq_against_a_real_server() {
+    let (_server, url) = start("stream-seq");
+    let c = Client::new(&url, Options::default()).unwrap();
+    let b = |s: &str| Record::bytes(s.as_bytes().to_vec());
+    let seq = |s: &str| AppendOptions { stream_seq: Some(s.to_string()), ..Default::default() };
+
+    c.append("lc-stream-seq", &b("1"), &seq("a")).unwrap();
+    c.append_batch("lc-stream-seq", &[b("2"), b("3")], &seq("b")).unwrap();
+    let e = c.append("lc-stream-seq", &b("x"), &seq("a")).unwrap_err();
+    assert_eq!((e.kind(), e.status(), e.code()), (ErrorKind::StreamSeq, Some(409), "stream_seq"));
+    let e = c.append("lc-stream-seq", &b("x"), &seq("b")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::StreamSeq, "equal is not above");
+    assert_eq!(texts(&c.read("lc-stream-seq", Position::Earliest, None).unwrap().records), ["1", "2", "3"], "nothing stored");
+    c.append("lc-stream-seq", &b("4"), &AppendOptions::default()).unwrap(); // no label: no condition
+    assert_eq!(c.append("lc-stream-seq", &b("x"), &seq("")).unwrap_err().kind(), ErrorKind::InvalidOptions);
 }

@@ -408,6 +408,7 @@ fn lifecycle_requests_retries_and_error_kinds() {
         error(409, "stream_exists", &carried),
         error(409, "producer_seq_gap", &carried),
         error(403, "producer_fenced", &carried),
+        error(409, "stream_seq", &carried),
     ]);
     let c = Client::new(&m.url, Options { generate_idempotency_keys: false, ..fast() }).unwrap();
     let cfg = badbatch::StreamConfig {
@@ -422,7 +423,12 @@ fn lifecycle_requests_retries_and_error_kinds() {
     c.close_stream("s").unwrap();
     let e = c.delete_stream("s").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "a delete is not retried after an unknown outcome");
-    let opts = AppendOptions { producer: Some(badbatch::Producer::new("p", 1, 2)), close: true, ..Default::default() };
+    let opts = AppendOptions {
+        producer: Some(badbatch::Producer::new("p", 1, 2)),
+        close: true,
+        stream_seq: Some("s-7".into()),
+        ..Default::default()
+    };
     c.append("s", &Record::bytes(b"x".to_vec()), &opts).unwrap();
     let reqs = m.reqs();
     assert_eq!(reqs.len(), 8);
@@ -439,6 +445,7 @@ fn lifecycle_requests_retries_and_error_kinds() {
         (Some("p"), Some("1"), Some("2"), Some("true"))
     );
     assert_eq!(h.header("Idempotency-Key"), None, "a producer's append is retried without a key");
+    assert_eq!((reqs[6].header("Stream-Seq"), h.header("Stream-Seq")), (Some("s-7"), Some("s-7")), "on every attempt");
 
     let opts = AppendOptions { producer: Some(badbatch::Producer::new("p", 4, 9)), ..Default::default() };
     for (kind, status) in
@@ -451,7 +458,9 @@ fn lifecycle_requests_retries_and_error_kinds() {
             assert_eq!((e.expected_seq(), e.received_seq()), (Some(8), Some(9)));
         }
     }
-    assert_eq!(m.reqs().len(), 12, "the lifecycle kinds are not retried");
+    let e = c.append("s", &Record::default(), &AppendOptions::default()).unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::StreamSeq, Some(409)));
+    assert_eq!(m.reqs().len(), 13, "the lifecycle kinds are not retried");
 }
 
 #[test]

@@ -139,6 +139,10 @@ export class Client {
     if (o.producer !== undefined) producerHeaders(o.producer, headers);
     if (o.close !== undefined && typeof o.close !== "boolean") throw new InvalidOptionsError("close: want a boolean");
     if (o.close === true) headers["Stream-Closed"] = "true";
+    if (o.streamSeq !== undefined) {
+      if (typeof o.streamSeq !== "string" || o.streamSeq.length === 0) throw new InvalidOptionsError("streamSeq: want a non-empty string");
+      headers["Stream-Seq"] = o.streamSeq;
+    }
     if (key === undefined && this.options.generateIdempotencyKeys) key = newIdempotencyKey();
     if (key !== undefined) headers["Idempotency-Key"] = key;
     let text: string;

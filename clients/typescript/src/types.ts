@@ -140,6 +140,11 @@ export interface AppendOptions extends CallOptions {
   producer?: Producer;
   /** Close the stream atomically with this append. */
   close?: boolean;
+  /**
+   * A writer's sequence label (Stream-Seq): it must sort after the stream's last one, byte by
+   * byte, else StreamSeqError (409) and nothing is stored.
+   */
+  streamSeq?: string;
 }
 
 export interface ReadOptions extends CallOptions {

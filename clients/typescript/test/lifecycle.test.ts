@@ -12,6 +12,7 @@ import {
   ProducerSeqGapError,
   StreamClosedError,
   StreamExistsError,
+  StreamSeqError,
 } from "../src/index.js";
 import type { Position, StoredRecord } from "../src/index.js";
 import { ServerProc } from "./server.js";
@@ -65,6 +66,19 @@ test("producer: a repeat is replayed, a gap and an older epoch are refused with 
   assert.ok(fenced instanceof ProducerFencedError, String(fenced));
   assert.deepEqual([fenced.status, fenced.producerEpoch], [403, 2]);
   assert.deepEqual((await c.read(s)).records.map(text), ["a", "b"]);
+});
+
+test("streamSeq: a label must sort after the stream's last one, else StreamSeqError and nothing stored", async () => {
+  const s = "lc-stream-seq";
+  await c.append(s, { value: bytes("1") }, { streamSeq: "a" });
+  await c.appendBatch(s, [{ value: bytes("2") }, { value: bytes("3") }], { streamSeq: "b" });
+  const e = await c.append(s, { value: bytes("x") }, { streamSeq: "a" }).catch((e: unknown) => e);
+  assert.ok(e instanceof StreamSeqError, String(e));
+  assert.deepEqual([e.status, e.code, e.kind], [409, "stream_seq", "stream_seq"]);
+  await assert.rejects(c.append(s, { value: bytes("x") }, { streamSeq: "b" }), StreamSeqError); // equal is not above
+  assert.deepEqual((await c.read(s)).records.map(text), ["1", "2", "3"]);
+  await c.append(s, { value: bytes("4") }); // no label: no condition
+  await assert.rejects(c.append(s, { value: bytes("x") }, { streamSeq: "" }), InvalidOptionsError);
 });
 
 test("fork: reads the source below the fork offset, then its own", async () => {

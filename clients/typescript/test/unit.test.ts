@@ -21,6 +21,7 @@ import {
   RateLimitedError,
   StreamClosedError,
   StreamExistsError,
+  StreamSeqError,
   TimeoutError,
   UnavailableError,
   decodeBase64,
@@ -534,9 +535,10 @@ describe("stream lifecycle", () => {
       assert.equal(f.requests[6]!.method, "DELETE");
 
       script.push(fail(502, "bad_gateway"), ok(201, appended));
-      await c.append("s", { value: 1 }, { producer: { id: "p", epoch: 1, seq: 2 }, close: true });
+      await c.append("s", { value: 1 }, { producer: { id: "p", epoch: 1, seq: 2 }, close: true, streamSeq: "s-7" });
       const h = f.requests[8]!.headers;
       assert.deepEqual([h["producer-id"], h["producer-epoch"], h["producer-seq"], h["stream-closed"]], ["p", "1", "2", "true"]);
+      assert.deepEqual([f.requests[7]!.headers["stream-seq"], h["stream-seq"]], ["s-7", "s-7"], "Stream-Seq on every attempt");
       assert.equal(h["idempotency-key"], undefined);
       assert.equal(f.requests.length, 9, "a producer's append is retried");
       await assert.rejects(c.append("s", { value: 1 }, { producer: { id: "", epoch: 0, seq: 0 } }), InvalidOptionsError);
@@ -547,6 +549,7 @@ describe("stream lifecycle", () => {
         ["stream_exists", 409, StreamExistsError],
         ["producer_seq_gap", 409, ProducerSeqGapError],
         ["producer_fenced", 403, ProducerFencedError],
+        ["stream_seq", 409, StreamSeqError],
       ] as const) {
         const sent: number = f.requests.length;
         script.push(fail(status, code, carried));

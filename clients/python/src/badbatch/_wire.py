@@ -414,7 +414,8 @@ class Builder:
         return h
 
     def append(self, stream: str, records: list[Record], expected_last_offset: int | None,
-               idempotency_key: str | None, producer: Producer | None = None, close: bool = False) -> Request:
+               idempotency_key: str | None, producer: Producer | None = None, close: bool = False,
+               stream_seq: str | None = None) -> Request:
         body = encode_records(records)
         h = {"Content-Type": "application/json", "Accept": "application/json"}
         if expected_last_offset is not None:
@@ -427,6 +428,11 @@ class Builder:
             raise InvalidOptionsError(f"close must be a bool, not {close!r}")
         if close:
             h["Stream-Closed"] = "true"
+        if stream_seq is not None:
+            if not isinstance(stream_seq, str) or not stream_seq or len(stream_seq.encode()) > 256 or any(
+                    ord(c) < 0x20 or ord(c) > 0x7E for c in stream_seq):
+                raise InvalidOptionsError("stream_seq must be 1 to 256 printable ASCII characters")
+            h["Stream-Seq"] = stream_seq
         key = idempotency_key
         if key is not None:
             if not isinstance(key, str) or not key or len(key.encode()) > 256 or any(

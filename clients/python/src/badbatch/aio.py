@@ -93,17 +93,18 @@ class AsyncClient:
 
     async def append(self, stream: str, record: Record, *, expected_last_offset: int | None = None,
                      idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
-                     timeout: float | None = None) -> AppendResult:
+                     stream_seq: str | None = None, timeout: float | None = None) -> AppendResult:
         """Append one record (see :meth:`badbatch.Client.append`)."""
         return await self.append_batch(stream, [record], expected_last_offset=expected_last_offset,
                                        idempotency_key=idempotency_key, producer=producer, close=close,
-                                       timeout=timeout)
+                                       stream_seq=stream_seq, timeout=timeout)
 
     async def append_batch(self, stream: str, records: Sequence[Record], *, expected_last_offset: int | None = None,
                            idempotency_key: str | None = None, producer: Producer | None = None,
-                           close: bool = False, timeout: float | None = None) -> AppendResult:
+                           close: bool = False, stream_seq: str | None = None,
+                           timeout: float | None = None) -> AppendResult:
         """Append records atomically: they get consecutive offsets, or none is stored."""
-        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close)
+        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close, stream_seq)
         return await self._call(req, w.decode_append, timeout)
 
     async def create_stream(self, stream: str, config: StreamConfig | None = None, *,

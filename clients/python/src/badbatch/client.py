@@ -108,7 +108,7 @@ class Client:
 
     def append(self, stream: str, record: Record, *, expected_last_offset: int | None = None,
                idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
-               timeout: float | None = None) -> AppendResult:
+               stream_seq: str | None = None, timeout: float | None = None) -> AppendResult:
         """Append one record.
 
         ``expected_last_offset``: append only if the stream's last offset is
@@ -119,15 +119,20 @@ class Client:
         ``replayed``, a gap :class:`ProducerSeqGapError`, an older epoch
         :class:`ProducerFencedError`); such an append is always safe to retry.
         ``close``: close the stream atomically with this append.
+        ``stream_seq``: a writer's sequence label (1 to 256 printable ASCII
+        characters), sent as ``Stream-Seq``: it must sort after the stream's
+        last one, byte by byte, else :class:`StreamSeqError` and nothing is
+        stored.
         """
         return self.append_batch(stream, [record], expected_last_offset=expected_last_offset,
-                                 idempotency_key=idempotency_key, producer=producer, close=close, timeout=timeout)
+                                 idempotency_key=idempotency_key, producer=producer, close=close,
+                                 stream_seq=stream_seq, timeout=timeout)
 
     def append_batch(self, stream: str, records: Sequence[Record], *, expected_last_offset: int | None = None,
                      idempotency_key: str | None = None, producer: Producer | None = None, close: bool = False,
-                     timeout: float | None = None) -> AppendResult:
+                     stream_seq: str | None = None, timeout: float | None = None) -> AppendResult:
         """Append records atomically: they get consecutive offsets, or none is stored."""
-        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close)
+        req = self._b.append(stream, list(records), expected_last_offset, idempotency_key, producer, close, stream_seq)
         return self._call(req, w.decode_append, timeout)
 
     # ------------------------------------------------------------ lifecycle

@@ -20,6 +20,7 @@ public final class AppendOptions {
     private final String idempotencyKey;
     private final Producer producer;
     private final boolean close;
+    private final String streamSeq;
     private final Duration timeout;
 
     private AppendOptions(Builder b) {
@@ -28,6 +29,7 @@ public final class AppendOptions {
         this.idempotencyKey = b.idempotencyKey;
         this.producer = b.producer;
         this.close = b.close;
+        this.streamSeq = b.streamSeq;
         this.timeout = b.timeout;
     }
 
@@ -65,6 +67,11 @@ public final class AppendOptions {
         return close;
     }
 
+    /** The writer's sequence label (the {@code Stream-Seq} header); empty: none. */
+    public Optional<String> streamSeq() {
+        return Optional.ofNullable(streamSeq);
+    }
+
     /** The whole call's deadline, retries included; empty: no deadline beyond the per-attempt timeouts. */
     public Optional<Duration> timeout() {
         return Optional.ofNullable(timeout);
@@ -77,6 +84,7 @@ public final class AppendOptions {
         private String idempotencyKey;
         private Producer producer;
         private boolean close;
+        private String streamSeq;
         private Duration timeout;
 
         private Builder() {}
@@ -115,6 +123,16 @@ public final class AppendOptions {
             return this;
         }
 
+        /**
+         * A writer's sequence label, sent as {@code Stream-Seq} (1 to 256 printable ASCII
+         * characters; null: none): it must sort after the stream's last one, byte by byte, else
+         * {@link StreamSeqException} and nothing is stored.
+         */
+        public Builder streamSeq(String streamSeq) {
+            this.streamSeq = streamSeq;
+            return this;
+        }
+
         /** The call's overall deadline (null: none). */
         public Builder timeout(Duration timeout) {
             this.timeout = timeout;
@@ -127,24 +145,31 @@ public final class AppendOptions {
                 throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS,
                         "expectedLastOffset " + expectedLastOffset + ": want -1 or more");
             }
-            if (idempotencyKey != null) {
-                int n = idempotencyKey.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
-                if (n == 0 || n > 256) {
-                    throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS,
-                            "idempotencyKey: want 1 to 256 bytes, got " + n);
-                }
-                for (int i = 0; i < idempotencyKey.length(); i++) {
-                    char c = idempotencyKey.charAt(i);
-                    if (c < 0x20 || c > 0x7e) {
-                        throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS,
-                                "idempotencyKey: want printable ASCII (it travels in a header)");
-                    }
-                }
-            }
+            checkHeaderValue("idempotencyKey", idempotencyKey);
+            checkHeaderValue("streamSeq", streamSeq);
             if (timeout != null && (timeout.isNegative() || timeout.isZero())) {
                 throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS, "timeout: want more than 0");
             }
             return new AppendOptions(this);
+        }
+
+        /** A header value: null (none), or 1 to 256 printable ASCII characters. */
+        private static void checkHeaderValue(String name, String v) {
+            if (v == null) {
+                return;
+            }
+            int n = v.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            if (n == 0 || n > 256) {
+                throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS,
+                        name + ": want 1 to 256 bytes, got " + n);
+            }
+            for (int i = 0; i < v.length(); i++) {
+                char c = v.charAt(i);
+                if (c < 0x20 || c > 0x7e) {
+                    throw (InvalidOptionsException) BadBatchException.of(ErrorKind.INVALID_OPTIONS,
+                            name + ": want printable ASCII (it travels in a header)");
+                }
+            }
         }
     }
 }

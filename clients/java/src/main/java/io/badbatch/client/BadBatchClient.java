@@ -153,6 +153,7 @@ public final class BadBatchClient implements AutoCloseable {
         c.idempotencyKey = key;
         c.producer = options.producer().orElse(null);
         c.closeStream = options.close();
+        c.streamSeq = options.streamSeq().orElse(null);
         // A producer's seq makes a repeat harmless too: the server answers it with the first result.
         c.retrySafe = key != null || c.producer != null;
         c.isRead = false;
@@ -468,6 +469,7 @@ public final class BadBatchClient implements AutoCloseable {
         String lastEventId;
         Producer producer;
         boolean closeStream;
+        String streamSeq;
         int status; // the 2xx status of the answer, once it came
         boolean retrySafe = true; // may be retried after it possibly reached the server
         boolean isRead = true;
@@ -614,6 +616,9 @@ public final class BadBatchClient implements AutoCloseable {
         }
         if (c.closeStream) {
             b.header("Stream-Closed", "true");
+        }
+        if (c.streamSeq != null) {
+            b.header("Stream-Seq", c.streamSeq);
         }
         if (c.lastEventId != null) {
             b.header("Last-Event-ID", c.lastEventId);

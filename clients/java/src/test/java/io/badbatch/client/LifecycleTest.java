@@ -147,6 +147,25 @@ class LifecycleTest {
     }
 
     @Test
+    void streamSeqMustIncrease() {
+        needServer();
+        String s = "lc-stream-seq";
+        c.append(s, Record.text("1"), AppendOptions.builder().streamSeq("a").build());
+        c.appendBatch(s, List.of(Record.text("2"), Record.text("3")), AppendOptions.builder().streamSeq("b").build());
+        StreamSeqException e = assertThrows(StreamSeqException.class,
+                () -> c.append(s, Record.text("x"), AppendOptions.builder().streamSeq("a").build()));
+        assertEquals(409, e.status());
+        assertEquals(ErrorKind.STREAM_SEQ, e.kind());
+        assertEquals("stream_seq", e.code());
+        assertThrows(StreamSeqException.class, // equal is not above
+                () -> c.append(s, Record.text("x"), AppendOptions.builder().streamSeq("b").build()));
+        assertEquals(List.of("1", "2", "3"), values(c.read(s, Position.earliest()).records()), "nothing stored");
+        c.append(s, Record.text("4")); // no label: no condition
+        assertEquals(Optional.empty(), AppendOptions.NONE.streamSeq());
+        assertThrows(InvalidOptionsException.class, () -> AppendOptions.builder().streamSeq("").build());
+    }
+
+    @Test
     void forkReadsThrough() {
         needServer();
         c.appendBatch("lc-src", List.of(Record.text("s0"), Record.text("s1"), Record.text("s2")));
@@ -235,7 +254,8 @@ class LifecycleTest {
                 case 9: error(ex, 409, "stream_closed"); break;
                 case 10: error(ex, 409, "stream_exists"); break;
                 case 11: error(ex, 409, "producer_seq_gap"); break;
-                default: error(ex, 403, "producer_fenced"); break;
+                case 12: error(ex, 403, "producer_fenced"); break;
+                default: error(ex, 409, "stream_seq"); break;
             }
         })) {
             BadBatchClient fc = BadBatchClient.create(s.url(), fast());
@@ -254,12 +274,15 @@ class LifecycleTest {
             assertThrows(UnavailableException.class, () -> fc.deleteStream("s"));
             assertEquals(6, s.requests.size(), "a delete is not retried after an unknown outcome");
             assertEquals("DELETE", s.requests.get(5).getRequestMethod());
-            fc.append("s", Record.text("x"), AppendOptions.builder().producer(Producer.of("p", 1, 2)).close(true).build());
+            fc.append("s", Record.text("x"), AppendOptions.builder().producer(Producer.of("p", 1, 2)).close(true)
+                    .streamSeq("s-7").build());
             assertEquals(8, s.requests.size(), "a producer's append is retried");
             assertEquals("p", s.header(7, "Producer-Id"));
             assertEquals("1", s.header(7, "Producer-Epoch"));
             assertEquals("2", s.header(7, "Producer-Seq"));
             assertEquals("true", s.header(7, "Stream-Closed"));
+            assertEquals("s-7", s.header(6, "Stream-Seq"), "on every attempt");
+            assertEquals("s-7", s.header(7, "Stream-Seq"));
             assertNull(s.header(7, "Idempotency-Key"));
 
             AppendOptions p = AppendOptions.builder().producer(Producer.of("p", 4, 9)).build();
@@ -272,7 +295,8 @@ class LifecycleTest {
             ProducerFencedException fenced = assertThrows(ProducerFencedException.class, () -> fc.append("s", Record.text("x"), p));
             assertEquals(403, fenced.status());
             assertEquals(OptionalLong.of(4), fenced.producerEpoch());
-            assertEquals(12, s.requests.size(), "the lifecycle kinds are not retried");
+            assertEquals(409, assertThrows(StreamSeqException.class, () -> fc.append("s", Record.text("x"), p)).status());
+            assertEquals(13, s.requests.size(), "the lifecycle kinds are not retried");
         }
     }
 
