@@ -35,15 +35,27 @@ func headerValue(h http.Header, key string) string {
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 256
 
-func (s *Server) handleAppend(c echo.Context) error {
-	stream := c.Param("stream")
+// admitAppend checks what every append route checks first: the stream
+// name, the caller's permission to append to it, and that this node leads
+// (a follower answers 307 or no_leader). With done set, the request is
+// answered with err.
+func (s *Server) admitAppend(c echo.Context) (stream string, err error, done bool) {
+	stream = c.Param("stream")
 	if err := storage.ValidateStreamName(stream); err != nil {
-		return storeError(err)
+		return "", storeError(err), true
 	}
 	if err := s.authorize(c, PermAppend, stream); err != nil {
-		return err
+		return "", err, true
 	}
 	if err, done := s.leaderOnly(c); done {
+		return "", err, true
+	}
+	return stream, nil, false
+}
+
+func (s *Server) handleAppend(c echo.Context) error {
+	stream, err, done := s.admitAppend(c)
+	if done {
 		return err
 	}
 	req := c.Request()

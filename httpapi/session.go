@@ -90,14 +90,8 @@ func sessionWindow(c echo.Context) (int64, *apiError) {
 
 // handleAppendSession is GET /v1/streams/{stream}/append.
 func (s *Server) handleAppendSession(c echo.Context) error {
-	stream := c.Param("stream")
-	if err := storage.ValidateStreamName(stream); err != nil {
-		return storeError(err)
-	}
-	if err := s.authorize(c, PermAppend, stream); err != nil {
-		return err
-	}
-	if err, done := s.leaderOnly(c); done {
+	stream, err, refused := s.admitAppend(c)
+	if refused {
 		return err
 	}
 	window, aerr := sessionWindow(c)
