@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -193,20 +192,12 @@ func (s *Server) readBodyInto(c echo.Context, limit int64, buf []byte) ([]byte, 
 	if req.ContentLength > 0 {
 		buf = slices.Grow(buf, int(req.ContentLength)+1)
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 512)
+	buf, err := readAllInto(r, buf)
+	if err != nil {
+		if _, ok := err.(*http.MaxBytesError); ok {
+			return buf, toAPIError(err)
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			if _, ok := err.(*http.MaxBytesError); ok {
-				return buf, toAPIError(err)
-			}
-			return buf, badRequest("reading the body: %v", err)
-		}
+		return buf, badRequest("reading the body: %v", err)
 	}
+	return buf, nil
 }
