@@ -147,7 +147,7 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.SoftDeleted {
 		flags |= metaDeleted
 	}
-	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.Forks == 0 && m.StreamSeq == "" && m.ForkSub == 0 {
+	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.ForkOffset == 0 && m.Forks == 0 && m.StreamSeq == "" && m.ForkSub == 0 {
 		return dst
 	}
 	dst = append(dst, flags)
