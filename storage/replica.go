@@ -25,6 +25,13 @@ type Replication struct {
 	// min(Commit, the journal's last index); later commits arrive through
 	// Store.Commit.
 	Commit uint64
+	// SnapshotIndex is the index of the newest snapshot that the
+	// consensus module's durable state records as installed (raft's
+	// compaction point) when Open is called. Open finishes installing a
+	// staged snapshot that SealSnapshot sealed at or below it, and removes
+	// one sealed above it: the consensus module's durable record is the
+	// installation's commit point.
+	SnapshotIndex uint64
 	// Proposer receives one Proposal per ring batch, from the proposing
 	// processor's goroutine.
 	Proposer Proposer

@@ -143,7 +143,7 @@ func open(dir string, opts *Options, clock func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
 	if s.rep != nil {
-		if err := finishInstall(o.FS, dir); err != nil {
+		if err := finishInstall(o.FS, dir, o.Replication.SnapshotIndex); err != nil {
 			return nil, err
 		}
 	}

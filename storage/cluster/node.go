@@ -128,7 +128,7 @@ func Open(dir string, opts *Options) (*Node, error) {
 		return nil, err
 	}
 	so := *o.Store
-	so.Replication = &storage.Replication{Commit: n.pers.Commit, Proposer: n, MaxEntryBytes: o.MaxEntryBytes}
+	so.Replication = &storage.Replication{Commit: n.pers.Commit, SnapshotIndex: n.pers.SnapIndex, Proposer: n, MaxEntryBytes: o.MaxEntryBytes}
 	if so.Logger == nil {
 		so.Logger = o.Logger
 	}
@@ -651,7 +651,11 @@ func (n *Node) maybeCompact() {
 	n.persMu.Lock()
 	defer n.persMu.Unlock()
 	n.pers.SnapIndex, n.pers.SnapTerm = idx, term
-	if err := n.sf.save(n.pers, false); err != nil {
+	// Durable before retention may act on it: the journal's removal of
+	// the entries at or below idx is durable, and a compaction point lost
+	// by a crash would leave raft a log that starts after a point whose
+	// term it cannot know. (One fdatasync per SnapshotEntries entries.)
+	if err := n.sf.save(n.pers, true); err != nil {
 		n.log.Warn("cluster: save the compaction point", "err", err)
 		return
 	}

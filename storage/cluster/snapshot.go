@@ -17,10 +17,12 @@ import (
 // the sender's store writes an index checkpoint and its journal entries
 // (storage.Store.WriteSnapshot), the receiver's store stages them on disk
 // (ReceiveSnapshot). Only then is MsgSnap stepped into raft, whose Ready
-// hands the snapshot back to installSnapshot: the state file first (the
-// compaction point, configuration and commit, fsynced), then the store
-// swaps the staged files in. A crash between the two is finished by the
-// store's next Open.
+// hands the snapshot back to installSnapshot: the stage is sealed at the
+// snapshot's index, the state file records it (the compaction point,
+// configuration and commit, fsynced: the commit point), then the store
+// swaps the staged files in. The store's next Open finishes a swap that a
+// crash interrupted after the state file's record, and drops a sealed
+// stage the state file does not record.
 
 // snapshotData is a snapshot descriptor's Data.
 type snapshotData struct {
@@ -69,6 +71,14 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	var data snapshotData
 	if err := json.Unmarshal(s.GetData(), &data); err != nil {
 		return fmt.Errorf("cluster: snapshot %d: bad descriptor: %w", meta.GetIndex(), err)
+	}
+	// The order is the installation's crash safety: the stage is sealed,
+	// then the state file records the snapshot (the commit point), then
+	// the store swaps the staged files in. The next Open removes a sealed
+	// stage the state file does not record, and finishes one it does
+	// (storage.Replication.SnapshotIndex).
+	if err := n.store.SealSnapshot(meta.GetIndex()); err != nil {
+		return fmt.Errorf("cluster: install snapshot %d: %w", meta.GetIndex(), err)
 	}
 	cs := meta.GetConfState()
 	n.persMu.Lock()
