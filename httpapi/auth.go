@@ -232,11 +232,7 @@ func (s *Server) identify(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if s.limiter != nil && !public {
-			key := "ip:" + c.RealIP()
-			if tok != nil {
-				key = "token:" + tok.ID
-			}
-			if ok, retry := s.limiter.allow(key, time.Now()); !ok {
+			if ok, retry := s.limiter.allow(limitKey(c, tok), time.Now()); !ok {
 				secs := int((retry + 999_999_999) / 1_000_000_000)
 				c.Response().Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
 				return newError(http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded; retry after %ds", max(secs, 1))

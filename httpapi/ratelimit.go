@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
 )
 
@@ -37,15 +38,7 @@ func newRateLimiter(perSecond float64, burst int) *rateLimiter {
 func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.mu.buckets[key]
-	if b == nil {
-		if len(l.mu.buckets) >= maxBuckets {
-			l.sweepLocked(now)
-		}
-		b = rate.NewLimiter(l.limit, l.burst)
-		l.mu.buckets[key] = b
-	}
-	r := b.ReserveN(now, 1)
+	r := l.bucketLocked(key, now).ReserveN(now, 1)
 	if !r.OK() {
 		return false, maxRetryAfter
 	}
@@ -55,6 +48,45 @@ func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	}
 	r.CancelAt(now) // a refused request takes no token
 	return false, min(wait, maxRetryAfter)
+}
+
+// reserve takes one token from key's bucket at time now, queueing for it
+// when the bucket is empty: it returns how long the caller must wait before
+// it goes on (0: at once). An append session's frames pass here, so that a
+// session is held to the rate of its token's requests by back pressure
+// (its next frame is read later) instead of refusals that would reorder
+// its batches.
+func (l *rateLimiter) reserve(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.bucketLocked(key, now).ReserveN(now, 1)
+	if !r.OK() {
+		return maxRetryAfter
+	}
+	return min(r.DelayFrom(now), maxRetryAfter)
+}
+
+// bucketLocked returns key's bucket, made full when new.
+// REQUIRES: l.mu held.
+func (l *rateLimiter) bucketLocked(key string, now time.Time) *rate.Limiter {
+	b := l.mu.buckets[key]
+	if b == nil {
+		if len(l.mu.buckets) >= maxBuckets {
+			l.sweepLocked(now)
+		}
+		b = rate.NewLimiter(l.limit, l.burst)
+		l.mu.buckets[key] = b
+	}
+	return b
+}
+
+// limitKey is the rate limiter's key for a request: its token's ID, or
+// the client's IP without one.
+func limitKey(c echo.Context, tok *Token) string {
+	if tok != nil {
+		return "token:" + tok.ID
+	}
+	return "ip:" + c.RealIP()
 }
 
 // sweepLocked drops the buckets that have refilled completely: forgetting

@@ -124,8 +124,9 @@ func (s *Server) handleAppendSession(c echo.Context) error {
 	// The session's own context: a cancelled read closes a coder/websocket
 	// connection at once, so shutdown does not cancel it; shutdown sends
 	// the going-away close instead, which ends the read.
+	tok, _ := c.Get(tokenContextKey).(*Token)
 	ss := &session{s: s, conn: conn, stream: stream, window: window,
-		queue: make(chan sessionBatch, sessionQueue)}
+		queue: make(chan sessionBatch, sessionQueue), limitKey: limitKey(c, tok), shutdown: ctx.Done()}
 	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	defer ss.cancel()
 	goneAway := make(chan struct{})
@@ -163,6 +164,12 @@ type session struct {
 	// writeErr is set by the acknowledger when it could not answer.
 	writeErr atomic.Bool
 
+	// limitKey is the rate limiter's key of the session's token (or IP):
+	// each batch takes a token, as a POST would. shutdown ends a wait for
+	// one.
+	limitKey string
+	shutdown <-chan struct{}
+
 	buf []byte       // the frame being read (reused)
 	sc  parseScratch // its records (reused: AppendAsync copies them)
 }
@@ -183,6 +190,9 @@ func (ss *session) read() (websocket.StatusCode, string) {
 		size := int64(len(ss.buf))
 		m.framesIn.Inc()
 		m.bytesIn.Add(float64(size))
+		if !ss.throttle() {
+			return websocket.StatusNormalClosure, ""
+		}
 		// Admit the frame: nothing in flight, or it fits.
 		if cur := ss.inflight.Load(); cur > 0 && cur+size > ss.window {
 			return websocket.StatusPolicyViolation, "window exceeded: " + strconv.FormatInt(cur+size, 10) +
@@ -197,6 +207,31 @@ func (ss *session) read() (websocket.StatusCode, string) {
 			return websocket.StatusNormalClosure, ""
 		}
 	}
+}
+
+// throttle takes a rate limiter token for the frame just read, waiting
+// for it when the session's rate is spent (the next frame is read later:
+// TCP back pressure on the producer, and no batch is refused or
+// reordered). It returns false when the session ends meanwhile.
+func (ss *session) throttle() bool {
+	l := ss.s.limiter
+	if l == nil {
+		return true
+	}
+	d := l.reserve(ss.limitKey, time.Now())
+	if d <= 0 {
+		return true
+	}
+	ss.s.metrics.session.throttled.Inc()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ss.ctx.Done():
+	case <-ss.shutdown:
+	}
+	return false
 }
 
 func (ss *session) readError(err error) (websocket.StatusCode, string) {
@@ -525,6 +560,7 @@ type sessionMetrics struct {
 	open                prometheus.Gauge
 	framesIn, framesOut prometheus.Counter
 	bytesIn, bytesOut   prometheus.Counter
+	throttled           prometheus.Counter
 }
 
 func newSessionMetrics(r *prometheus.Registry) sessionMetrics {
@@ -538,6 +574,9 @@ func newSessionMetrics(r *prometheus.Registry) sessionMetrics {
 		framesIn: frames.WithLabelValues("in"), framesOut: frames.WithLabelValues("out"),
 		bytesIn: bytes.WithLabelValues("in"), bytesOut: bytes.WithLabelValues("out"),
 	}
-	r.MustRegister(m.open, frames, bytes)
+	m.throttled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "badbatch_append_session_frames_throttled_total",
+		Help: "Append session frames that waited for the rate limiter (RateLimit) before they were read further."})
+	r.MustRegister(m.open, frames, bytes, m.throttled)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -353,6 +354,32 @@ func TestSessionMetrics(t *testing.T) {
 	assert.Contains(t, text, `badbatch_append_session_frames_total{direction="in"} 1`)
 	assert.Contains(t, text, `badbatch_append_session_frames_total{direction="out"} 1`)
 	assert.Contains(t, text, `badbatch_append_session_bytes_total{direction="in"}`)
+}
+
+// TestSessionRateLimited: with RateLimit on, each batch of a session takes
+// a token as a POST would; a session past its rate is slowed (its next
+// frame is read later), not refused, so every batch is stored, in order.
+func TestSessionRateLimited(t *testing.T) {
+	const perSecond, frames = 40, 13
+	ts := startServer(t, serverConfig{opts: func(o *httpapi.Options) { o.RateLimit, o.RateBurst = perSecond, 2 }})
+	conn := mustSession(t, ts, "slow", "") // the upgrade takes one of the burst's 2 tokens
+	start := time.Now()
+	for i := range frames {
+		sendBinary(t, conn, oneRecord(strconv.Itoa(i)))
+	}
+	for i := range frames {
+		a := readAnswer(t, conn)
+		require.Nil(t, a.Error, "batch %d", i)
+		assert.Equal(t, uint64(i), a.FirstOffset)
+	}
+	// One token was left after the upgrade; the other 12 frames each
+	// waited a refill of 1/40 s: at least 300 ms whatever the machine's
+	// speed (a slow machine only adds to it).
+	assert.GreaterOrEqual(t, time.Since(start), (frames-1)*time.Second/perSecond)
+	require.Eventually(t, func() bool { // /metrics is rate limited too
+		resp, body := ts.do(http.MethodGet, "/metrics", nil)
+		return resp.StatusCode == http.StatusOK && regexp.MustCompile(`badbatch_append_session_frames_throttled_total [1-9]`).Match(body)
+	}, 5*time.Second, 30*time.Millisecond)
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
