@@ -10,43 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/badbatch/badbatch/internal/faultfs"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// journalFault fails the journal's write and fsync operations from the
-// nth one counted after arm (1-based) through the nth+persist: a disk that
-// fails once, or for a while (the reopens that fall in the window fail
-// too and are retried).
-type journalFault struct {
-	armed   atomic.Bool
-	ops     atomic.Int64
-	n       int64
-	persist int64
-	hit     atomic.Int64
-}
-
-func (f *journalFault) MaybeError(op errorfs.Op) error {
-	if !f.armed.Load() || !strings.Contains(op.Path, "journal") {
-		return nil
-	}
-	switch op.Kind {
-	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-	default:
-		return nil
-	}
-	if i := f.ops.Add(1); i >= f.n && i <= f.n+f.persist {
-		f.hit.Add(1)
-		return errorfs.ErrInjected
-	}
-	return nil
-}
-
-func (f *journalFault) String() string {
-	return fmt.Sprintf("journal write/sync #%d+%d", f.n, f.persist)
-}
 
 func testHealOptions() *HealOptions {
 	return &HealOptions{MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, CheckInterval: 2 * time.Millisecond, ReadWait: 5 * time.Second}
@@ -76,7 +45,7 @@ func TestHealerFaultAtEveryOperation(t *testing.T) {
 }
 
 func healAtOp(t *testing.T, n, persist int64) {
-	fault := &journalFault{n: n, persist: persist}
+	fault := &faultfs.JournalFault{N: n, Persist: persist}
 	o := memOptions(errorfs.Wrap(vfs.NewMem(), fault))
 	h, err := OpenHealing("db", o, testHealOptions())
 	require.NoError(t, err)
@@ -113,7 +82,7 @@ func healAtOp(t *testing.T, n, persist int64) {
 		tailDone <- nil
 	}()
 
-	fault.armed.Store(true)
+	fault.Arm()
 	acked := make([]AppendResult, appends)
 	var sawUnavailable int
 	for i := range appends {
@@ -130,7 +99,7 @@ func healAtOp(t *testing.T, n, persist int64) {
 		}
 	}
 	require.NoError(t, <-tailDone)
-	require.Positive(t, fault.hit.Load(), "the fault was injected")
+	require.Positive(t, fault.Hits(), "the fault was injected")
 	assert.Positive(t, sawUnavailable, "an append saw the failure")
 
 	require.Eventually(t, h.Ready, 10*time.Second, time.Millisecond)
