@@ -188,7 +188,11 @@ func (s *blockingWaitStrategy) WaitFor(seq int64, b *SequenceBarrier) (int64, er
 				return seq - 1, ErrTimeout
 			}
 		}
-		s.set.wait(ready, left)
+		if b.sets != nil {
+			b.waitTargeted(seq, left)
+		} else {
+			s.set.wait(ready, left)
+		}
 	}
 }
 

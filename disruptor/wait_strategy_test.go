@@ -230,3 +230,66 @@ func TestWaitSetTimeout(t *testing.T) {
 	assert.Equal(t, int32(0), set.waiting.Load(), "a timed-out waiter unregisters")
 	assert.False(t, set.wait(func() bool { return true }, time.Hour), "ready before parking")
 }
+
+// TestTargetedWakeups: with a waitSet strategy, a barrier on processors'
+// sequences parks on the set of the dependent that gates it, so a publish
+// (which signals the cursor's consumers) does not wake it, and the
+// processor's batch does.
+func TestTargetedWakeups(t *testing.T) {
+	for _, ws := range waitStrategies {
+		t.Run(ws.name, func(t *testing.T) {
+			r, err := newRingBuffer[int](8, nil, MultiProducer, ws.new())
+			require.NoError(t, err)
+			up := NewBatchEventProcessor(r, r.NewBarrier(), EventHandlerFunc[int](func(*int, int64, bool) error { return nil }))
+			if r.seq.signalSet == nil {
+				assert.Nil(t, up.progress, "no waitSet strategy: processors signal the strategy")
+				return
+			}
+			require.NotNil(t, up.progress)
+			b := r.NewBarrier(up.Sequence())
+			require.Len(t, b.sets, 1)
+			res := waitAsync(b, 0)
+			require.Eventually(t, func() bool { return up.progress.waiting.Load() == 1 }, hangDeadline, time.Millisecond,
+				"the dependent barrier parks on its upstream's set")
+			hi, err := r.Next(1)
+			require.NoError(t, err)
+			require.NoError(t, r.Publish(hi, hi))
+			assert.Equal(t, int32(0), r.seq.signalSet.waiting.Load(), "nothing parks on the cursor's set")
+			assert.Equal(t, int32(1), up.progress.waiting.Load(), "the publish did not wake the dependent")
+			up.sequence.Store(0) // what the upstream processor does after its batch
+			up.progress.signal()
+			got := receive(t, res)
+			require.NoError(t, got.err)
+			assert.Equal(t, int64(0), got.available)
+			assert.False(t, r.seq.untargeted.Load())
+		})
+	}
+}
+
+// TestMixedDependentsFallBack: a barrier on a processor's sequence and a
+// caller's own sequence parks on the shared set, and the processor then
+// signals the shared set too.
+func TestMixedDependentsFallBack(t *testing.T) {
+	r, err := newRingBuffer[int](8, nil, MultiProducer, NewBlockingWaitStrategy())
+	require.NoError(t, err)
+	var handled atomic.Int64
+	up := NewBatchEventProcessor(r, r.NewBarrier(), EventHandlerFunc[int](func(*int, int64, bool) error { handled.Add(1); return nil }))
+	r.seq.addGating(up.Sequence())
+	own := NewSequence(5)
+	b := r.NewBarrier(up.Sequence(), own)
+	assert.Nil(t, b.sets)
+	assert.True(t, r.seq.untargeted.Load())
+	done := make(chan error, 1)
+	go func() { done <- up.Run() }()
+	res := waitAsync(b, 1)
+	for range 2 {
+		hi, err := r.Next(1)
+		require.NoError(t, err)
+		require.NoError(t, r.Publish(hi, hi))
+	}
+	got := receive(t, res) // woken by the processor's signal of the shared set
+	require.NoError(t, got.err)
+	assert.GreaterOrEqual(t, got.available, int64(1))
+	up.Halt()
+	require.NoError(t, <-done)
+}
