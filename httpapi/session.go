@@ -49,6 +49,9 @@ const (
 	// sessionQueue bounds the batches in flight whatever their size (a
 	// full queue stops the reader: TCP back pressure, not a violation).
 	sessionQueue = 4096
+	// sessionKeepBuffer is the largest frame buffer a session keeps for
+	// its next frame; a larger one is dropped after its frame.
+	sessionKeepBuffer = 1 << 20
 )
 
 // asyncAppender is the optional pipelined append of a Store.
@@ -201,6 +204,11 @@ func (ss *session) read() (websocket.StatusCode, string) {
 		ss.inflight.Add(size)
 		b := ss.enqueue(typ, ss.buf)
 		b.size = size
+		if cap(ss.buf) > sessionKeepBuffer {
+			// The store copied the frame's records: a session that sent
+			// one large frame does not keep its buffer for life.
+			ss.buf = nil
+		}
 		select {
 		case ss.queue <- b:
 		case <-ss.ctx.Done():
