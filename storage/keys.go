@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -147,7 +148,7 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	if m.SoftDeleted {
 		flags |= metaDeleted
 	}
-	if flags == 0 && m.Config == (streamConfig{}) && m.Access == 0 && m.Source == "" && m.ForkOffset == 0 && m.Forks == 0 && m.StreamSeq == "" && m.ForkSub == 0 {
+	if !m.hasTail() {
 		return dst
 	}
 	dst = append(dst, flags)
@@ -163,6 +164,13 @@ func encodeStreamMeta(dst []byte, m *streamMeta) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.StreamSeq)))
 	dst = append(dst, m.StreamSeq...)
 	return binary.AppendUvarint(dst, m.ForkSub)
+}
+
+// hasTail reports whether m has a field of the metadata's tail set: the
+// encoding is the 32 fixed bytes alone exactly when it has none.
+func (m *streamMeta) hasTail() bool {
+	return m.Explicit || m.Closed || m.SoftDeleted || m.Config != (streamConfig{}) || m.Access != 0 ||
+		m.Source != "" || m.ForkOffset != 0 || m.Forks != 0 || m.StreamSeq != "" || m.ForkSub != 0
 }
 
 func decodeStreamMeta(v []byte) (streamMeta, error) {
@@ -226,6 +234,13 @@ func decodeStreamMeta(v []byte) (streamMeta, error) {
 	m.ForkSub, k = binary.Uvarint(rest)
 	if k <= 0 || k != len(rest) {
 		return streamMeta{}, fmt.Errorf("%w: stream metadata tail", errCorruptIndex)
+	}
+	// The encoding is canonical (minimal varints; no tail of defaults
+	// only), so a value that decodes is exactly what the store wrote, or
+	// corrupt. Decoded at Open only, once per stream.
+	var buf [128]byte
+	if !bytes.Equal(encodeStreamMeta(buf[:0], &m), v) {
+		return streamMeta{}, fmt.Errorf("%w: stream metadata is not in canonical form", errCorruptIndex)
 	}
 	return m, nil
 }
