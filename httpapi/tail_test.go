@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/badbatch/badbatch/httpapi"
 	"net/http"
 	"strconv"
 	"strings"
@@ -156,6 +157,27 @@ func readWS(t *testing.T, conn *websocket.Conn) record {
 	var r record
 	require.NoError(t, json.Unmarshal(data, &r))
 	return r
+}
+
+// TestWebSocketOutlivesRequestTimeouts: a WebSocket tail lives past the
+// server's whole-request read and write deadlines (a hijacked connection
+// keeps the deadlines net/http set on it unless the handler clears them).
+func TestWebSocketOutlivesRequestTimeouts(t *testing.T) {
+	ts := startServer(t, serverConfig{opts: func(o *httpapi.Options) {
+		o.ReadTimeout, o.WriteTimeout, o.HeartbeatInterval = 200*time.Millisecond, 200*time.Millisecond, 50*time.Millisecond
+	}})
+	appendN(t, ts, "long", 0, 1)
+	conn := dialWS(t, ts, "/v1/streams/long/ws?from=0")
+	assert.Equal(t, uint64(0), readWS(t, conn).Offset)
+	// The next record comes after three times both deadlines; meanwhile
+	// the client reads, answering the heartbeat pings.
+	appended := make(chan struct{})
+	time.AfterFunc(600*time.Millisecond, func() {
+		defer close(appended)
+		appendN(t, ts, "long", 1, 1)
+	})
+	assert.Equal(t, uint64(1), readWS(t, conn).Offset)
+	<-appended
 }
 
 func TestWebSocketResume(t *testing.T) {
