@@ -1,9 +1,6 @@
 package disruptor
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "sync/atomic"
 
 // SequenceBarrier is what a consumer waits on: the published cursor, or the
 // sequences of the processors it depends on, whichever gates it. Alert ends
@@ -16,20 +13,16 @@ import (
 type SequenceBarrier struct {
 	seq        *sequencer
 	dependents []*Sequence // empty: gate on the published cursor
-	// sets are the dependents' waitSets (targeted wake-ups), or nil: the
-	// barrier then parks on the strategy's shared set.
-	sets     []*waitSet
-	strategy WaitStrategy
-	_        cacheLinePad
-	alerted  atomic.Bool
-	_        cacheLinePad
+	strategy   WaitStrategy
+	_          cacheLinePad
+	alerted    atomic.Bool
+	_          cacheLinePad
 }
 
 func newSequenceBarrier(seq *sequencer, dependents []*Sequence) *SequenceBarrier {
 	return &SequenceBarrier{
 		seq:        seq,
 		dependents: append([]*Sequence(nil), dependents...),
-		sets:       seq.dependentSets(dependents),
 		strategy:   seq.strategy,
 	}
 }
@@ -63,23 +56,6 @@ func (b *SequenceBarrier) Poll(seq int64) int64 {
 func (b *SequenceBarrier) Alert() {
 	b.alerted.Store(true)
 	b.strategy.SignalAllWhenBlocking()
-	for _, set := range b.sets {
-		set.signal()
-	}
-}
-
-// waitTargeted parks on the waitSet of a dependent that has not reached
-// seq until that one has (or the barrier is alerted, or timeout): the
-// dependent's processor signals its set after each batch, so only the
-// progress that gates this barrier wakes it. The caller re-polls: another
-// dependent may gate it next. REQUIRES: b.sets != nil.
-func (b *SequenceBarrier) waitTargeted(seq int64, timeout time.Duration) (timedOut bool) {
-	for i, d := range b.dependents {
-		if d.Load() < seq {
-			return b.sets[i].wait(func() bool { return b.alerted.Load() || d.Load() >= seq }, timeout)
-		}
-	}
-	return false
 }
 
 // ClearAlert re-arms the barrier after Alert.

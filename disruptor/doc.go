@@ -64,15 +64,7 @@
 // Consumers wait with a WaitStrategy: BusySpin, Yielding, Sleeping,
 // Blocking, TimeoutBlocking or PhasedBackoff (spin, then yield, then a
 // fallback). Producers wake parked consumers on publish; processors wake the
-// parked consumers downstream of them after each batch. With Blocking,
-// TimeoutBlocking and PhasedBackoff the wake-ups are targeted: a consumer
-// of the cursor parks on the ring's set, which only publishes signal; a
-// consumer of processors parks on the set of the one processor that gates
-// it now, which only that processor's batches signal. A pipeline of three
-// processors (two in parallel, one after both) thus wakes each goroutine
-// only for progress it can use, not on every publish and every batch. A
-// barrier on a sequence that no processor of the ring owns parks on the
-// ring's set, and the processors then signal it too.
+// parked consumers downstream of them after each batch.
 //
 // The default is Blocking. On a 2-core machine a spinning consumer starves
 // the producer and the other handlers it waits for (more runnable goroutines

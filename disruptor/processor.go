@@ -29,9 +29,6 @@ type BatchEventProcessor[T any] struct {
 	barrier  *SequenceBarrier
 	handler  EventHandler[T]
 	sequence *Sequence
-	// progress is where the barriers depending on sequence park (nil
-	// without a waitSet strategy): signalled after each batch.
-	progress *waitSet
 	state    atomic.Int32
 	cause    atomic.Pointer[error] // standalone fatal error, reported by Run
 
@@ -66,7 +63,6 @@ func NewBatchEventProcessor[T any](ring *RingBuffer[T], barrier *SequenceBarrier
 		handler:  handler,
 		sequence: NewSequence(InitialSequenceValue),
 	}
-	p.progress = ring.seq.progressSet(p.sequence)
 	p.mu.config = processorConfig[T]{gatesProducers: true, signalsDownstream: true}
 	return p
 }
@@ -178,7 +174,6 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 		maxBatch      = cfg.maxBatch
 		gates         = cfg.gatesProducers
 		downstream    = cfg.signalsDownstream
-		progress      = p.progress
 		batchStart, _ = handler.(BatchStartHandler)
 		onTimeout, _  = handler.(TimeoutHandler)
 		slices, _     = handler.(SliceHandler[T])
@@ -192,14 +187,7 @@ func (p *BatchEventProcessor[T]) processEvents(cfg *processorConfig[T]) {
 			seqr.signalProgress()
 		}
 		if downstream {
-			if progress != nil {
-				progress.signal()
-				if seqr.untargeted.Load() {
-					seqr.signalConsumers()
-				}
-			} else {
-				seqr.signalConsumers()
-			}
+			seqr.signalConsumers()
 		}
 	}
 	for {

@@ -96,21 +96,10 @@ type sequencer struct {
 	// is true for strategies from outside this package.
 	signalSet    *waitSet
 	signalCustom bool
-	// progress maps each processor's sequence to the waitSet that the
-	// barriers depending on it park on (targeted wake-ups, with a waitSet
-	// strategy only): a processor's batch wakes its own dependents, not
-	// every parked consumer, and a publish wakes only the consumers of the
-	// cursor. Written while wiring, under progressMu.
-	progressMu sync.Mutex
-	progress   map[*Sequence]*waitSet
-	// untargeted is set once a barrier depends on a sequence that has no
-	// waitSet (a caller's own): processors then also signal signalSet,
-	// where that barrier parks.
-	untargeted atomic.Bool
-	available  []atomic.Int32 // MultiProducer only: lap number per slot
-	gating     atomic.Pointer[[]*Sequence]
-	state      atomic.Int32
-	sealedAt   atomic.Int64 // MultiProducer claim cursor at the seal, or notSealed
+	available    []atomic.Int32 // MultiProducer only: lap number per slot
+	gating       atomic.Pointer[[]*Sequence]
+	state        atomic.Int32
+	sealedAt     atomic.Int64 // MultiProducer claim cursor at the seal, or notSealed
 	// drained is the highest sequence a Shutdown drain saw every handler
 	// finish (InitialSequenceValue before): Publish reports ErrHalted only
 	// for a range above it, i.e. one the stop may have left unhandled.
@@ -427,47 +416,6 @@ func (s *sequencer) halt() {
 	s.capacity.signal()
 	s.room.signal()
 	s.signalConsumers()
-	s.progressMu.Lock()
-	for _, set := range s.progress {
-		set.signal()
-	}
-	s.progressMu.Unlock()
-}
-
-// progressSet registers seq, a processor's sequence, and returns the
-// waitSet its dependents park on; nil without a waitSet strategy (the
-// strategy is then signalled as before).
-func (s *sequencer) progressSet(seq *Sequence) *waitSet {
-	if s.signalSet == nil {
-		return nil
-	}
-	s.progressMu.Lock()
-	defer s.progressMu.Unlock()
-	if s.progress == nil {
-		s.progress = make(map[*Sequence]*waitSet)
-	}
-	set := &waitSet{}
-	s.progress[seq] = set
-	return set
-}
-
-// dependentSets returns the waitSets of dependents, in order, when every
-// one of them is a registered processor sequence; otherwise nil, and the
-// ring's processors signal the shared set from then on.
-func (s *sequencer) dependentSets(dependents []*Sequence) []*waitSet {
-	if s.signalSet == nil || len(dependents) == 0 {
-		return nil
-	}
-	s.progressMu.Lock()
-	defer s.progressMu.Unlock()
-	sets := make([]*waitSet, len(dependents))
-	for i, d := range dependents {
-		if sets[i] = s.progress[d]; sets[i] == nil {
-			s.untargeted.Store(true)
-			return nil
-		}
-	}
-	return sets
 }
 
 func (s *sequencer) addGating(seqs ...*Sequence) {

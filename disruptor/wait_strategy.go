@@ -188,11 +188,7 @@ func (s *blockingWaitStrategy) WaitFor(seq int64, b *SequenceBarrier) (int64, er
 				return seq - 1, ErrTimeout
 			}
 		}
-		if b.sets != nil {
-			b.waitTargeted(seq, left)
-		} else {
-			s.set.wait(ready, left)
-		}
+		s.set.wait(ready, left)
 	}
 }
 
