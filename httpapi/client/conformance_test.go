@@ -86,6 +86,7 @@ type step struct {
 	Records            []inRecord      `json:"records"`
 	ExpectedLastOffset json.RawMessage `json:"expected_last_offset"`
 	IdempotencyKey     *string         `json:"idempotency_key"`
+	StreamSeq          *string         `json:"stream_seq"`
 	From               json.RawMessage `json:"from"`
 	FromSeq            json.RawMessage `json:"from_seq"`
 	Limit              int             `json:"limit"`
@@ -213,6 +214,9 @@ func (r *caseRun) do(i int, st step) (any, error) {
 		}
 		if st.IdempotencyKey != nil {
 			opts.IdempotencyKey = *st.IdempotencyKey
+		}
+		if st.StreamSeq != nil {
+			opts.StreamSeq = *st.StreamSeq
 		}
 		var res client.AppendResult
 		if len(recs) == 1 {

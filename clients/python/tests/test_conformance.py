@@ -270,6 +270,8 @@ async def run_step(run: Run, drv: Driver, servers: Servers, profile: str, step: 
                 kw["expected_last_offset"] = run.resolve(step["expected_last_offset"])
             if "idempotency_key" in step:
                 kw["idempotency_key"] = run.resolve(step["idempotency_key"])
+            if "stream_seq" in step:
+                kw["stream_seq"] = run.resolve(step["stream_seq"])
             if len(recs) == 1:
                 return await drv.call(c, "append", s(), recs[0], **kw)
             return await drv.call(c, "append_batch", s(), recs, **kw)

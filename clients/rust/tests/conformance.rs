@@ -547,6 +547,7 @@ fn exec(suite: &mut Suite, run: &mut Run, profile: &str, step: &Value) -> Result
             let opts = AppendOptions {
                 expected_last_offset: step["expected_last_offset"].as_i64(),
                 idempotency_key: step["idempotency_key"].as_str().map(str::to_string),
+                stream_seq: step["stream_seq"].as_str().map(str::to_string),
                 ..Default::default()
             };
             let s = stream()?;

@@ -257,10 +257,11 @@ async function perform(run: Run, step: Obj): Promise<Outcome> {
   switch (op) {
     case "append": {
       const recs = (step.records as Obj[]).map(inputRecord);
-      const opts: { expectedLastOffset?: number; idempotencyKey?: string } = {};
+      const opts: { expectedLastOffset?: number; idempotencyKey?: string; streamSeq?: string } = {};
       const elo = run.resolve(step.expected_last_offset);
       if (elo !== undefined && elo !== null) opts.expectedLastOffset = elo as number;
       if (step.idempotency_key !== undefined) opts.idempotencyKey = step.idempotency_key as string;
+      if (step.stream_seq !== undefined) opts.streamSeq = step.stream_seq as string;
       const s = run.stream(step.stream, step);
       const res = recs.length === 1 ? await cl().append(s, recs[0]!, opts) : await cl().appendBatch(s, recs, opts);
       const w = snake(res);

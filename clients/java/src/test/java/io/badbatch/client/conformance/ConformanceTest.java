@@ -339,6 +339,9 @@ class ConformanceTest {
                         if (step.get("idempotency_key") != null) {
                             ob.idempotencyKey((String) step.get("idempotency_key"));
                         }
+                        if (step.get("stream_seq") != null) {
+                            ob.streamSeq((String) step.get("stream_seq"));
+                        }
                         AppendOptions opts = ob.build();
                         AppendResult r = recs.size() == 1 ? c.append(stream(step), recs.get(0), opts)
                                 : c.appendBatch(stream(step), recs, opts);
