@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/badbatch/badbatch/journal"
+	"github.com/badbatch/badbatch/storage"
 	"github.com/labstack/echo/v4"
 )
 
@@ -160,13 +162,22 @@ func recordBody(i int) []byte {
 // allocation per request), so that the 2 cores go to the server. impl=badbatch is the full API (auth off, parsing, the store
 // with an fsync before every acknowledgement, group commit across the
 // concurrent requests); impl=echo-noop is an echo handler that reads the
-// body and answers a small JSON object, storing nothing.
+// body and answers a small JSON object, storing nothing; impl=store-direct
+// is the same 64 concurrent single-record appends made straight to a
+// storage.Store in this process, without HTTP: what the store alone does
+// for this workload. The store rows report appends per fsync (group
+// commit) and the share of the run the journal spent in fsync.
 func BenchmarkHTTPAppend(b *testing.B) {
-	for _, impl := range []string{"badbatch", "echo-noop"} {
+	for _, impl := range []string{"badbatch", "echo-noop", "store-direct"} {
 		b.Run(fmt.Sprintf("impl=%s/conns=%d/size=%dB", impl, httpConns, httpValueLen), func(b *testing.B) {
+			if impl == "store-direct" {
+				storeDirectAppends(b)
+				return
+			}
 			var s benchServer
+			var store *storage.Store
 			if impl == "badbatch" {
-				s = startBadBatch(b)
+				s, store = startClientServer(b)
 			} else {
 				s = startEchoNoop(b)
 			}
@@ -174,6 +185,10 @@ func BenchmarkHTTPAppend(b *testing.B) {
 			addr, warm := rawRequest(s.url+"/v1/streams/warmup/records", "application/json", recordBody(0))
 			rawLoad(b, addr, warm, http.StatusCreated, httpConns, 4*httpConns)
 			_, req := rawRequest(s.url+"/v1/streams/bench/records", "application/json", recordBody(1))
+			var before storage.Stats
+			if store != nil {
+				before = store.Stats()
+			}
 			b.ReportAllocs()
 			b.SetBytes(httpValueLen)
 			b.ResetTimer()
@@ -184,8 +199,80 @@ func BenchmarkHTTPAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
 			b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
 			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+			if store != nil {
+				reportGroupCommit(b, before, store.Stats(), b.N, el)
+			}
 		})
 	}
+}
+
+// storeDirectAppends is BenchmarkHTTPAppend's impl=store-direct: httpConns
+// goroutines each appending one httpValueLen-byte record at a time to a
+// store opened as the server's is, b.N appends in all.
+func storeDirectAppends(b *testing.B) {
+	so := storage.DefaultOptions()
+	so.SyncPolicy = journal.SyncAlways
+	so.Logger = quietLogger()
+	store, err := storage.Open(b.TempDir(), so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	value := bytes.Repeat([]byte("v"), httpValueLen)
+	run := func(total int) *hdrhistogram.Histogram {
+		var next atomic.Int64
+		var failed atomic.Value
+		hists := make([]*hdrhistogram.Histogram, httpConns)
+		var wg sync.WaitGroup
+		for w := range hists {
+			h := hdrhistogram.New(1, int64(30*time.Second), 3)
+			hists[w] = h
+			wg.Go(func() {
+				for next.Add(1) <= int64(total) && failed.Load() == nil {
+					start := time.Now()
+					if _, err := store.Append(ctx, "bench", storage.Record{Value: value}); err != nil {
+						failed.Store(err)
+						return
+					}
+					_ = h.RecordValue(int64(time.Since(start)))
+				}
+			})
+		}
+		wg.Wait()
+		if err, _ := failed.Load().(error); err != nil {
+			b.Fatal(err)
+		}
+		all := hdrhistogram.New(1, int64(30*time.Second), 3)
+		for _, h := range hists {
+			all.Merge(h)
+		}
+		return all
+	}
+	run(4 * httpConns) // warm up, as the HTTP rows do
+	before := store.Stats()
+	b.ReportAllocs()
+	b.SetBytes(httpValueLen)
+	b.ResetTimer()
+	start := time.Now()
+	h := run(b.N)
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+	b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
+	b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+	reportGroupCommit(b, before, store.Stats(), b.N, el)
+}
+
+// reportGroupCommit reports a run's appends per journal fsync and the
+// share of its wall time spent in fsync.
+func reportGroupCommit(b *testing.B, before, after storage.Stats, appends int, el time.Duration) {
+	syncs := after.Journal.Syncs - before.Journal.Syncs
+	if syncs == 0 {
+		return
+	}
+	b.ReportMetric(float64(appends)/float64(syncs), "appends/fsync")
+	b.ReportMetric(100*(after.Journal.SyncTime-before.Journal.SyncTime).Seconds()/el.Seconds(), "fsync-busy-%")
 }
 
 // BenchmarkHTTPAppendNDJSON: one op is one HTTP request carrying an NDJSON

@@ -288,6 +288,7 @@ func Groups() []*Group {
 			Series: []Series{
 				{Label: "BadBatch HTTP API (fsync before every answer)", Package: pkgBench, Match: "BenchmarkHTTPAppend/impl=badbatch", Base: true},
 				{Label: "echo no-op handler (stores nothing)", Package: pkgBench, Match: "BenchmarkHTTPAppend/impl=echo-noop", Reference: true},
+				{Label: "storage.Store alone, the same 64 concurrent single-record appends (no HTTP)", Package: pkgBench, Match: "BenchmarkHTTPAppend/impl=store-direct", Reference: true},
 			},
 			Limit: &Limit{
 				Package: pkgBench, Match: "BenchmarkHTTPAppend/impl=echo-noop", Unit: "records/s",
@@ -297,6 +298,7 @@ func Groups() []*Group {
 			Notes: []string{
 				"The no-op handler is a yardstick, not a contender: it reads the body and answers without parsing or storing anything, so it is the most any echo-based server can do on this machine. The load generator (rawLoad, wrk-like: prebuilt requests, no allocation per request) runs in the same process on the same cores.",
 				"SSE fan-out is in the full table below (BenchmarkHTTPFanout).",
+				"The storage.Store row makes the same 64 concurrent single-record appends straight to a store, without HTTP: what the store alone does for this workload (decision 0024). The store rows carry appends/fsync (group commit) and fsync-busy-% in the full table.",
 			},
 		},
 		{
