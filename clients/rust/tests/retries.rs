@@ -344,7 +344,7 @@ fn a_bad_idempotency_key_is_refused_before_any_request() {
     for k in ["", "line\r\nbreak", &"k".repeat(257)] {
         let e =
             c.append("s", &Record::default(), &AppendOptions { idempotency_key: Some(k.to_string()), ..Default::default() }).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions);
     }
     assert!(m.reqs().is_empty());
 }
