@@ -349,6 +349,17 @@ fn a_bad_idempotency_key_is_refused_before_any_request() {
     assert!(m.reqs().is_empty());
 }
 
+#[test]
+fn a_bad_stream_seq_is_refused_before_any_request() {
+    let m = mock(vec![]);
+    let c = Client::new(&m.url, fast()).unwrap();
+    for s in ["", "s-\n7", "s-\u{e9}", &"s".repeat(257)] {
+        let e = c.append("s", &Record::default(), &AppendOptions { stream_seq: Some(s.to_string()), ..Default::default() }).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions, "{:?}", s);
+    }
+    assert!(m.reqs().is_empty());
+}
+
 #[cfg(feature = "stream")]
 #[test]
 fn a_tail_is_a_stream_too() {
