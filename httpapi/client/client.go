@@ -136,7 +136,9 @@ type StoredRecord struct {
 // the stream must be empty; a mismatch is ErrOffsetMismatch with the
 // current last offset in Error.CurrentLastOffset), and IdempotencyKey ""
 // is no key from the caller (the client then generates one, unless
-// Options.GenerateIdempotencyKeys is off).
+// Options.GenerateIdempotencyKeys is off). StreamSeq "" is no label; a
+// label is 1 to 256 printable ASCII characters (0x20-0x7E), else the
+// append is ErrInvalidOptions before any request.
 type AppendOptions = badbatch.AppendOptions
 
 // AppendResult is the server's answer to an append (badbatch.AppendResult,
@@ -222,9 +224,26 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 		h.Set("Stream-Closed", "true")
 	}
 	if opts.StreamSeq != "" {
+		if !printableLabel(opts.StreamSeq) {
+			return newClientError(CodeInvalidOptions, "StreamSeq: want 1 to 256 printable ASCII characters", nil)
+		}
 		h.Set("Stream-Seq", opts.StreamSeq)
 	}
 	return nil
+}
+
+// printableLabel reports whether s is 1 to 256 printable ASCII characters
+// (0x20-0x7E), the rule every client applies to a Stream-Seq label.
+func printableLabel(s string) bool {
+	if len(s) == 0 || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // StreamConfig is a stream's configuration (badbatch.StreamConfig): its

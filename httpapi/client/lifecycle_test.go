@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,34 @@ func TestClientLifecycle(t *testing.T) {
 
 	_, err = c.Append(ctx, "s", client.Record{Value: []byte("x")}, &client.AppendOptions{MustExist: true})
 	assert.ErrorIs(t, err, client.ErrInvalidOptions)
+}
+
+func TestStreamSeqLabels(t *testing.T) {
+	ctx := context.Background()
+	at := &answerTransport{status: http.StatusCreated, body: "{}"}
+	fake := newClient(t, "http://127.0.0.1:1", func(o *client.Options) { o.HTTPClient = &http.Client{Transport: at} })
+	for name, label := range map[string]string{
+		"257 bytes": strings.Repeat("s", 257),
+		"a newline": "s-\n7",
+		"non-ASCII": "s-é",
+	} {
+		_, err := fake.Append(ctx, "s", client.Record{Value: []byte("x")}, &client.AppendOptions{StreamSeq: label})
+		require.ErrorIs(t, err, client.ErrInvalidOptions, name)
+		var ce *client.Error
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, client.CodeInvalidOptions, ce.Code, name)
+	}
+	assert.Zero(t, at.calls.Load(), "a bad label sends nothing")
+
+	// Against the real server: 256 bytes at both ends of the range, the
+	// second above the first, and the same label again is refused there.
+	srv := startServer(t, nil)
+	c := newClient(t, srv.URL(), nil)
+	first, second := strings.Repeat("!", 256), "~"+strings.Repeat(" ", 254)+"~"
+	_, err := c.Append(ctx, "seq", client.Record{Value: []byte("a")}, &client.AppendOptions{StreamSeq: first})
+	require.NoError(t, err, "256 printable bytes")
+	_, err = c.Append(ctx, "seq", client.Record{Value: []byte("b")}, &client.AppendOptions{StreamSeq: second})
+	require.NoError(t, err)
+	_, err = c.Append(ctx, "seq", client.Record{Value: []byte("x")}, &client.AppendOptions{StreamSeq: second})
+	assert.ErrorIs(t, err, client.ErrStreamSeq, "equal is not above")
 }

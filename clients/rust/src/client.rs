@@ -331,7 +331,7 @@ impl Client {
         check_name("stream", stream)?;
         if let Some(k) = &opts.idempotency_key {
             if k.is_empty() || k.len() > 256 || !k.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::new(ErrorKind::BadRequest, "idempotency_key: want 1 to 256 printable ASCII characters"));
+                return Err(Error::new(ErrorKind::InvalidOptions, "idempotency_key: want 1 to 256 printable ASCII characters"));
             }
         }
         let key = match (&opts.idempotency_key, self.inner.opts.generate_idempotency_keys) {

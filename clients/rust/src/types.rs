@@ -215,7 +215,8 @@ pub struct AppendOptions {
     /// Append only if the stream's last offset is this; `-1`: the stream must be empty.
     pub expected_last_offset: Option<i64>,
     /// A repeat within the server's window appends nothing and answers the first result with
-    /// `replayed = true`. `None`: the client generates one when `generate_idempotency_keys` is
+    /// `replayed = true`. 1 to 256 printable ASCII characters, else [`ErrorKind::InvalidOptions`]
+    /// before any request. `None`: the client generates one when `generate_idempotency_keys` is
     /// on.
     pub idempotency_key: Option<String>,
     /// An idempotent producer's append: a repeat of an accepted seq appends nothing and answers

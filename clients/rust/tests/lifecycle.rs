@@ -191,4 +191,11 @@ fn stream_seq_against_a_real_server() {
     assert_eq!(texts(&c.read("lc-stream-seq", Position::Earliest, None).unwrap().records), ["1", "2", "3"], "nothing stored");
     c.append("lc-stream-seq", &b("4"), &AppendOptions::default()).unwrap(); // no label: no condition
     assert_eq!(c.append("lc-stream-seq", &b("x"), &seq("")).unwrap_err().kind(), ErrorKind::InvalidOptions);
+
+    // 256 printable bytes, at both ends of the range, are a label.
+    let (first, second) = ("!".repeat(256), format!("~{}~", " ".repeat(254)));
+    c.append("lc-stream-seq-256", &b("1"), &seq(&first)).unwrap();
+    c.append("lc-stream-seq-256", &b("2"), &seq(&second)).unwrap();
+    assert_eq!(c.append("lc-stream-seq-256", &b("x"), &seq(&second)).unwrap_err().kind(), ErrorKind::StreamSeq, "equal is not above");
+    assert_eq!(texts(&c.read("lc-stream-seq-256", Position::Earliest, None).unwrap().records), ["1", "2"]);
 }

@@ -344,7 +344,18 @@ fn a_bad_idempotency_key_is_refused_before_any_request() {
     for k in ["", "line\r\nbreak", &"k".repeat(257)] {
         let e =
             c.append("s", &Record::default(), &AppendOptions { idempotency_key: Some(k.to_string()), ..Default::default() }).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions);
+    }
+    assert!(m.reqs().is_empty());
+}
+
+#[test]
+fn a_bad_stream_seq_is_refused_before_any_request() {
+    let m = mock(vec![]);
+    let c = Client::new(&m.url, fast()).unwrap();
+    for s in ["", "s-\n7", "s-\u{e9}", &"s".repeat(257)] {
+        let e = c.append("s", &Record::default(), &AppendOptions { stream_seq: Some(s.to_string()), ..Default::default() }).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions, "{:?}", s);
     }
     assert!(m.reqs().is_empty());
 }

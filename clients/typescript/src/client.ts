@@ -140,7 +140,9 @@ export class Client {
     if (o.close !== undefined && typeof o.close !== "boolean") throw new InvalidOptionsError("close: want a boolean");
     if (o.close === true) headers["Stream-Closed"] = "true";
     if (o.streamSeq !== undefined) {
-      if (typeof o.streamSeq !== "string" || o.streamSeq.length === 0) throw new InvalidOptionsError("streamSeq: want a non-empty string");
+      if (typeof o.streamSeq !== "string" || !/^[\x20-\x7e]{1,256}$/.test(o.streamSeq)) {
+        throw new InvalidOptionsError("streamSeq: want 1 to 256 printable ASCII characters");
+      }
       headers["Stream-Seq"] = o.streamSeq;
     }
     if (key === undefined && this.options.generateIdempotencyKeys) key = newIdempotencyKey();

@@ -141,7 +141,8 @@ export interface AppendOptions extends CallOptions {
   /** Close the stream atomically with this append. */
   close?: boolean;
   /**
-   * A writer's sequence label (Stream-Seq): it must sort after the stream's last one, byte by
+   * A writer's sequence label (Stream-Seq), 1 to 256 printable ASCII characters (else
+   * InvalidOptionsError, before any request): it must sort after the stream's last one, byte by
    * byte, else StreamSeqError (409) and nothing is stored.
    */
   streamSeq?: string;

@@ -81,6 +81,16 @@ test("streamSeq: a label must sort after the stream's last one, else StreamSeqEr
   await assert.rejects(c.append(s, { value: bytes("x") }, { streamSeq: "" }), InvalidOptionsError);
 });
 
+test("streamSeq: 256 printable ASCII characters are a label", async () => {
+  const s = "lc-stream-seq-256";
+  const first = "!".repeat(256);
+  const second = "~" + " ".repeat(254) + "~";
+  await c.append(s, { value: bytes("1") }, { streamSeq: first });
+  await c.append(s, { value: bytes("2") }, { streamSeq: second });
+  await assert.rejects(c.append(s, { value: bytes("x") }, { streamSeq: second }), StreamSeqError); // equal is not above
+  assert.deepEqual((await c.read(s)).records.map(text), ["1", "2"]);
+});
+
 test("fork: reads the source below the fork offset, then its own", async () => {
   await c.appendBatch("lc-src", [{ value: bytes("s0") }, { value: bytes("s1") }, { value: bytes("s2") }]);
   await c.forkStream("lc-fork", "lc-src", 2);
