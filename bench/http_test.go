@@ -285,7 +285,7 @@ func BenchmarkHTTPAppendNDJSON(b *testing.B) {
 	for _, shape := range []struct{ batch, conns int }{{100, 16}, {100, 64}, {1000, 4}, {1000, 16}} {
 		batch, conns := shape.batch, shape.conns
 		b.Run(fmt.Sprintf("impl=badbatch/batch=%d/conns=%d/size=%dB", batch, conns, httpValueLen), func(b *testing.B) {
-			s := startBadBatch(b)
+			s, store := startClientServer(b)
 			defer s.stop()
 			var body bytes.Buffer
 			for i := 0; i < batch; i++ {
@@ -295,6 +295,7 @@ func BenchmarkHTTPAppendNDJSON(b *testing.B) {
 			addr, warm := rawRequest(s.url+"/v1/streams/warmup/records", "application/x-ndjson", body.Bytes())
 			rawLoad(b, addr, warm, http.StatusCreated, conns, 2*conns)
 			_, req := rawRequest(s.url+"/v1/streams/bench/records", "application/x-ndjson", body.Bytes())
+			before := store.Stats()
 			b.ReportAllocs()
 			b.SetBytes(int64(batch * httpValueLen))
 			b.ResetTimer()
@@ -305,6 +306,7 @@ func BenchmarkHTTPAppendNDJSON(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/el.Seconds(), "records/s")
 			b.ReportMetric(float64(h.ValueAtQuantile(50)), "p50-ns")
 			b.ReportMetric(float64(h.ValueAtQuantile(99)), "p99-ns")
+			reportGroupCommit(b, before, store.Stats(), b.N, el)
 		})
 	}
 }
