@@ -126,13 +126,7 @@ func repoRoot(b *testing.B) string {
 // returns the store too, to fill tail streams without the network.
 func startClientServer(b *testing.B) (benchServer, *storage.Store) {
 	b.Helper()
-	so := storage.DefaultOptions()
-	so.SyncPolicy = journal.SyncAlways
-	so.Logger = quietLogger()
-	store, err := storage.Open(b.TempDir(), so)
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := openBenchStore(b)
 	o := httpapi.DefaultOptions()
 	o.Addr = "127.0.0.1:0"
 	o.Logger = quietLogger()
@@ -141,6 +135,20 @@ func startClientServer(b *testing.B) (benchServer, *storage.Store) {
 		b.Fatal(err)
 	}
 	return serveLoopback(b, srv.Serve, srv.Shutdown, func() { _ = store.Close() }), store
+}
+
+// openBenchStore opens a store in a fresh directory as the benchmarks'
+// servers do: fsync before every acknowledgement, quiet logs.
+func openBenchStore(b *testing.B) *storage.Store {
+	b.Helper()
+	so := storage.DefaultOptions()
+	so.SyncPolicy = journal.SyncAlways
+	so.Logger = quietLogger()
+	store, err := storage.Open(b.TempDir(), so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store
 }
 
 // fillStream appends n records of clientValueLen bytes to stream, in

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/badbatch/badbatch/journal"
 	"github.com/badbatch/badbatch/storage"
 	"github.com/labstack/echo/v4"
 )
@@ -110,35 +109,46 @@ func runLoad(b *testing.B, c *http.Client, url, contentType string, workers, tot
 // runLoadStatus is runLoad for answers of status want.
 func runLoadStatus(b *testing.B, c *http.Client, url, contentType string, want, workers, total int, body func(i int) []byte) *hdrhistogram.Histogram {
 	b.Helper()
+	return runWorkers(b, workers, total, func(i int) error {
+		resp, err := c.Post(url, contentType, bytes.NewReader(body(i)))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+		}
+		return nil
+	})
+}
+
+// runWorkers runs op(i) for i in [0, total) from workers goroutines and
+// returns the latency histogram of the calls; the first error fails the
+// benchmark (the workers stop taking new calls).
+func runWorkers(b *testing.B, workers, total int, op func(i int) error) *hdrhistogram.Histogram {
+	b.Helper()
 	hists := make([]*hdrhistogram.Histogram, workers)
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		hists[w] = hdrhistogram.New(1, int64(30*time.Second), 3)
-		wg.Add(1)
-		go func(h *hdrhistogram.Histogram) {
-			defer wg.Done()
+	for w := range hists {
+		h := hdrhistogram.New(1, int64(30*time.Second), 3)
+		hists[w] = h
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= total || failed.Load() != nil {
 					return
 				}
 				start := time.Now()
-				resp, err := c.Post(url, contentType, bytes.NewReader(body(i)))
-				if err != nil {
+				if err := op(i); err != nil {
 					failed.Store(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != want {
-					failed.Store(fmt.Errorf("status %d, want %d", resp.StatusCode, want))
 					return
 				}
 				_ = h.RecordValue(int64(time.Since(start)))
 			}
-		}(hists[w])
+		})
 	}
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
@@ -210,44 +220,15 @@ func BenchmarkHTTPAppend(b *testing.B) {
 // goroutines each appending one httpValueLen-byte record at a time to a
 // store opened as the server's is, b.N appends in all.
 func storeDirectAppends(b *testing.B) {
-	so := storage.DefaultOptions()
-	so.SyncPolicy = journal.SyncAlways
-	so.Logger = quietLogger()
-	store, err := storage.Open(b.TempDir(), so)
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := openBenchStore(b)
 	defer store.Close()
 	ctx := context.Background()
 	value := bytes.Repeat([]byte("v"), httpValueLen)
 	run := func(total int) *hdrhistogram.Histogram {
-		var next atomic.Int64
-		var failed atomic.Value
-		hists := make([]*hdrhistogram.Histogram, httpConns)
-		var wg sync.WaitGroup
-		for w := range hists {
-			h := hdrhistogram.New(1, int64(30*time.Second), 3)
-			hists[w] = h
-			wg.Go(func() {
-				for next.Add(1) <= int64(total) && failed.Load() == nil {
-					start := time.Now()
-					if _, err := store.Append(ctx, "bench", storage.Record{Value: value}); err != nil {
-						failed.Store(err)
-						return
-					}
-					_ = h.RecordValue(int64(time.Since(start)))
-				}
-			})
-		}
-		wg.Wait()
-		if err, _ := failed.Load().(error); err != nil {
-			b.Fatal(err)
-		}
-		all := hdrhistogram.New(1, int64(30*time.Second), 3)
-		for _, h := range hists {
-			all.Merge(h)
-		}
-		return all
+		return runWorkers(b, httpConns, total, func(int) error {
+			_, err := store.Append(ctx, "bench", storage.Record{Value: value})
+			return err
+		})
 	}
 	run(4 * httpConns) // warm up, as the HTTP rows do
 	before := store.Stats()
