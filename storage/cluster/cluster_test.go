@@ -266,13 +266,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 	c.tune = func(o *Options) { o.SnapshotEntries = 20 }
 	c.openAll()
 	ld := c.leader(10 * time.Second)
-	var down uint64
-	for id := uint64(1); id <= 3; id++ {
-		if id != ld.ID() {
-			down = id
-			break
-		}
-	}
+	down := c.followerOf(ld)
 	c.stop(down)
 	ctx := context.Background()
 	for i := range 300 {

@@ -176,6 +176,15 @@ func (c *testCluster) closeAll() {
 	}
 }
 
+// followerOf returns the lowest node id that is not ld's.
+func (c *testCluster) followerOf(ld *Node) uint64 {
+	for id := uint64(1); ; id++ {
+		if id != ld.ID() {
+			return id
+		}
+	}
+}
+
 // leader waits for a leader that every running node agrees on.
 func (c *testCluster) leader(timeout time.Duration) *Node {
 	c.t.Helper()

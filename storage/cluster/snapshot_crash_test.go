@@ -28,13 +28,7 @@ func TestSnapshotInstallCrashPoints(t *testing.T) {
 	c.tune = func(o *Options) { o.SnapshotEntries = 20 }
 	c.openAll()
 	ld := c.leader(10 * time.Second)
-	var down uint64
-	for id := uint64(1); id <= 3; id++ {
-		if id != ld.ID() {
-			down = id
-			break
-		}
-	}
+	down := c.followerOf(ld)
 	ctx := context.Background()
 	var want int
 	appendSome := func(n int) {
