@@ -158,11 +158,11 @@ func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) 
 		}
 		key, expected = opts.IdempotencyKey, opts.ExpectedLastOffset
 	}
+	if err := checkIdempotencyKey(key); err != nil {
+		return nil, err
+	}
 	if key == "" && s.c.s.generateIdempotencyKeys {
 		key = randomKey()
-	}
-	if len(key) > wire.MaxIdempotencyKey {
-		return nil, newClientError(CodeBadRequest, fmt.Sprintf("idempotency key longer than %d bytes", wire.MaxIdempotencyKey), nil)
 	}
 	size := 32 + len(key)
 	for i := range recs {
