@@ -136,9 +136,9 @@ type StoredRecord struct {
 // the stream must be empty; a mismatch is ErrOffsetMismatch with the
 // current last offset in Error.CurrentLastOffset), and IdempotencyKey ""
 // is no key from the caller (the client then generates one, unless
-// Options.GenerateIdempotencyKeys is off). StreamSeq "" is no label; a
-// label is 1 to 256 printable ASCII characters (0x20-0x7E), else the
-// append is ErrInvalidOptions before any request.
+// Options.GenerateIdempotencyKeys is off). StreamSeq "" is no label. A
+// caller's key and a label are each 1 to 256 printable ASCII characters
+// (0x20-0x7E), else the append is ErrInvalidOptions before any request.
 type AppendOptions = badbatch.AppendOptions
 
 // AppendResult is the server's answer to an append (badbatch.AppendResult,
@@ -183,6 +183,9 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 	key := ""
 	if opts != nil {
 		key = opts.IdempotencyKey
+		if err := checkIdempotencyKey(key); err != nil {
+			return AppendResult{}, err
+		}
 		if err := lifecycleHeaders(h, opts); err != nil {
 			return AppendResult{}, err
 		}
@@ -232,8 +235,18 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 	return nil
 }
 
+// checkIdempotencyKey refuses a caller's idempotency key that is not 1 to
+// 256 printable ASCII characters, before any request ("" is no key).
+func checkIdempotencyKey(key string) error {
+	if key != "" && !printableLabel(key) {
+		return newClientError(CodeInvalidOptions, "IdempotencyKey: want 1 to 256 printable ASCII characters", nil)
+	}
+	return nil
+}
+
 // printableLabel reports whether s is 1 to 256 printable ASCII characters
-// (0x20-0x7E), the rule every client applies to a Stream-Seq label.
+// (0x20-0x7E), the rule every client applies to a Stream-Seq label and to
+// an idempotency key.
 func printableLabel(s string) bool {
 	if len(s) == 0 || len(s) > 256 {
 		return false

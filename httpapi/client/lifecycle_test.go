@@ -130,3 +130,33 @@ func TestStreamSeqLabels(t *testing.T) {
 	_, err = c.Append(ctx, "seq", client.Record{Value: []byte("x")}, &client.AppendOptions{StreamSeq: second})
 	assert.ErrorIs(t, err, client.ErrStreamSeq, "equal is not above")
 }
+
+func TestIdempotencyKeys(t *testing.T) {
+	ctx := context.Background()
+	at := &answerTransport{status: http.StatusCreated, body: "{}"}
+	fake := newClient(t, "http://127.0.0.1:1", func(o *client.Options) { o.HTTPClient = &http.Client{Transport: at} })
+	for name, key := range map[string]string{
+		"257 bytes": strings.Repeat("k", 257),
+		"a newline": "k-\n7",
+		"non-ASCII": "k-é",
+	} {
+		_, err := fake.AppendBatch(ctx, "s", []client.Record{{Value: []byte("x")}}, &client.AppendOptions{IdempotencyKey: key})
+		require.ErrorIs(t, err, client.ErrInvalidOptions, name)
+		var ce *client.Error
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, client.CodeInvalidOptions, ce.Code, name)
+	}
+	assert.Zero(t, at.calls.Load(), "a bad key sends nothing")
+
+	// Against the real server: a 256-byte key is sent, and its repeat is
+	// answered with the first result.
+	srv := startServer(t, nil)
+	c := newClient(t, srv.URL(), nil)
+	key := "~" + strings.Repeat(" ", 254) + "~"
+	first, err := c.Append(ctx, "keys", client.Record{Value: []byte("a")}, &client.AppendOptions{IdempotencyKey: key})
+	require.NoError(t, err, "256 printable bytes")
+	again, err := c.Append(ctx, "keys", client.Record{Value: []byte("a")}, &client.AppendOptions{IdempotencyKey: key})
+	require.NoError(t, err)
+	assert.True(t, again.Replayed)
+	assert.Equal(t, first.FirstOffset, again.FirstOffset)
+}

@@ -147,8 +147,9 @@ func (s *Session) Append(ctx context.Context, recs []Record, opts *AppendOptions
 
 // Send sends one batch (atomic, as AppendBatch) without waiting for its
 // answer; it blocks only while the window is full. opts may set
-// IdempotencyKey and ExpectedLastOffset (producers and Close are not
-// session options).
+// IdempotencyKey and ExpectedLastOffset, the only options a session's
+// frames carry: Producer, Close, StreamSeq and MustExist are
+// ErrInvalidOptions, and nothing is sent.
 func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) (*Pending, error) {
 	key := ""
 	var expected *int64
@@ -156,13 +157,19 @@ func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) 
 		if opts.Producer != nil || opts.Close {
 			return nil, newClientError(CodeInvalidOptions, "an append session takes no producer and no close; use AppendBatch", nil)
 		}
+		if opts.StreamSeq != "" {
+			return nil, newClientError(CodeInvalidOptions, "an append session cannot carry a StreamSeq label; use Append or AppendBatch", nil)
+		}
+		if opts.MustExist {
+			return nil, newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
+		}
 		key, expected = opts.IdempotencyKey, opts.ExpectedLastOffset
+	}
+	if err := checkIdempotencyKey(key); err != nil {
+		return nil, err
 	}
 	if key == "" && s.c.s.generateIdempotencyKeys {
 		key = randomKey()
-	}
-	if len(key) > wire.MaxIdempotencyKey {
-		return nil, newClientError(CodeBadRequest, fmt.Sprintf("idempotency key longer than %d bytes", wire.MaxIdempotencyKey), nil)
 	}
 	size := 32 + len(key)
 	for i := range recs {

@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/badbatch/badbatch"
 	"github.com/badbatch/badbatch/httpapi/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -200,4 +202,67 @@ func TestSessionRefused(t *testing.T) {
 	_, err := c.OpenSession(context.Background(), "bad name", nil)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, client.ErrInvalidStream), "%v", err)
+}
+
+// TestSessionIdempotencyKeys: a session checks a caller's key as Append
+// does (invalid_options, nothing sent), and sends a 256-byte one.
+func TestSessionIdempotencyKeys(t *testing.T) {
+	s := startServer(t, nil)
+	c := newClient(t, s.URL(), nil)
+	ctx := context.Background()
+	sess, err := c.OpenSession(ctx, "skeys", nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for name, key := range map[string]string{
+		"257 bytes": strings.Repeat("k", 257),
+		"a newline": "k-\n7",
+		"non-ASCII": "k-é",
+	} {
+		_, err := sess.Send(ctx, []client.Record{{Value: []byte("x")}}, &client.AppendOptions{IdempotencyKey: key})
+		require.ErrorIs(t, err, client.ErrInvalidOptions, name)
+		var ce *client.Error
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, client.CodeInvalidOptions, ce.Code, name)
+	}
+	key := "~" + strings.Repeat(" ", 254) + "~"
+	first, err := sess.Append(ctx, []client.Record{{Value: []byte("a")}}, &client.AppendOptions{IdempotencyKey: key})
+	require.NoError(t, err, "256 printable bytes")
+	assert.Equal(t, uint64(0), first.FirstOffset, "the refused batches were not sent")
+	again, err := sess.Append(ctx, []client.Record{{Value: []byte("a")}}, &client.AppendOptions{IdempotencyKey: key})
+	require.NoError(t, err)
+	assert.True(t, again.Replayed)
+	assert.Equal(t, first.FirstOffset, again.FirstOffset)
+}
+
+// TestSessionRefusesOptionsItCannotCarry: a session's frames carry only
+// an idempotency key and an expected last offset; any other option is
+// invalid_options and nothing is sent (a label is never dropped).
+func TestSessionRefusesOptionsItCannotCarry(t *testing.T) {
+	s := startServer(t, nil)
+	c := newClient(t, s.URL(), nil)
+	ctx := context.Background()
+	sess, err := c.OpenSession(ctx, "sopts", nil)
+	require.NoError(t, err)
+	defer sess.Close()
+	for name, opts := range map[string]*client.AppendOptions{
+		"StreamSeq": {StreamSeq: "s-1"},
+		"MustExist": {MustExist: true},
+		"Producer":  {Producer: &badbatch.Producer{ID: "p"}},
+		"Close":     {Close: true},
+	} {
+		_, err := sess.Send(ctx, []client.Record{{Value: []byte("x")}}, opts)
+		require.ErrorIs(t, err, client.ErrInvalidOptions, name)
+		var ce *client.Error
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, client.CodeInvalidOptions, ce.Code, name)
+	}
+	res, err := sess.Append(ctx, []client.Record{{Value: []byte("a")}}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), res.FirstOffset, "the refused batches were not sent")
+
+	// The way to label an append: Append.
+	_, err = c.Append(ctx, "sopts", client.Record{Value: []byte("b")}, &client.AppendOptions{StreamSeq: "s-1"})
+	require.NoError(t, err)
+	_, err = c.Append(ctx, "sopts", client.Record{Value: []byte("c")}, &client.AppendOptions{StreamSeq: "s-1"})
+	assert.ErrorIs(t, err, client.ErrStreamSeq)
 }

@@ -133,8 +133,8 @@ export class Client {
       headers["Expected-Last-Offset"] = String(o.expectedLastOffset);
     }
     let key = o.idempotencyKey;
-    if (key !== undefined && (typeof key !== "string" || key.length === 0)) {
-      throw new InvalidOptionsError("idempotencyKey: want a non-empty string");
+    if (key !== undefined && (typeof key !== "string" || !/^[\x20-\x7e]{1,256}$/.test(key))) {
+      throw new InvalidOptionsError("idempotencyKey: want 1 to 256 printable ASCII characters");
     }
     if (o.producer !== undefined) producerHeaders(o.producer, headers);
     if (o.close !== undefined && typeof o.close !== "boolean") throw new InvalidOptionsError("close: want a boolean");

@@ -131,7 +131,10 @@ export interface CallOptions {
 export interface AppendOptions extends CallOptions {
   /** Append only if the stream's last offset is this; -1: the stream must be empty. */
   expectedLastOffset?: number;
-  /** A repeat within the server's window appends nothing and answers the first result (replayed). */
+  /**
+   * A repeat within the server's window appends nothing and answers the first result (replayed).
+   * 1 to 256 printable ASCII characters, else InvalidOptionsError, before any request.
+   */
   idempotencyKey?: string;
   /**
    * An idempotent producer: a repeat of an accepted seq appends nothing (replayed), a gap is

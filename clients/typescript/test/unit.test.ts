@@ -591,6 +591,30 @@ describe("stream lifecycle", () => {
     }
   });
 
+  test("an idempotencyKey that is not 1 to 256 printable ASCII characters is refused before any request", async () => {
+    const f = await fake((_q, _b, res) => json(res, 201, appended));
+    try {
+      const c = new Client(f.url, fast);
+      for (const [name, key] of [
+        ["257 bytes", "k".repeat(257)],
+        ["a newline", "k-\n7"],
+        ["non-ASCII", "k-\u00e9"],
+        ["empty", ""],
+      ] as const) {
+        await assert.rejects(
+          c.append("s", { value: 1 }, { idempotencyKey: key }),
+          (e: unknown) => e instanceof InvalidOptionsError && e.kind === "invalid_options",
+          name,
+        );
+      }
+      assert.equal(f.requests.length, 0, "a bad key sends nothing");
+      await c.appendBatch("s", [{ value: 1 }], { idempotencyKey: "~".repeat(256) });
+      assert.equal(f.requests[0]!.headers["idempotency-key"], "~".repeat(256));
+    } finally {
+      await f.close();
+    }
+  });
+
   test("a tail ends at the closed event instead of reconnecting", async () => {
     let conn = 0;
     const rec = (o: number) => JSON.stringify({ offset: o, seq: o, timestamp: "2026-01-01T00:00:00Z", value: o });
