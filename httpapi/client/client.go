@@ -212,6 +212,9 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 	if opts.MustExist {
 		return newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
 	}
+	if err := checkExpectedLastOffset(opts.ExpectedLastOffset); err != nil {
+		return err
+	}
 	if opts.ExpectedLastOffset != nil {
 		h.Set("Expected-Last-Offset", strconv.FormatInt(*opts.ExpectedLastOffset, 10))
 	}
@@ -231,6 +234,15 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 			return newClientError(CodeInvalidOptions, "StreamSeq: want 1 to 256 printable ASCII characters", nil)
 		}
 		h.Set("Stream-Seq", opts.StreamSeq)
+	}
+	return nil
+}
+
+// checkExpectedLastOffset refuses an expected last offset below -1 (-1 is
+// an empty stream; nil is no condition), before any request.
+func checkExpectedLastOffset(p *int64) error {
+	if p != nil && *p < -1 {
+		return newClientError(CodeInvalidOptions, fmt.Sprintf("ExpectedLastOffset %d: want -1 (an empty stream) or an offset", *p), nil)
 	}
 	return nil
 }

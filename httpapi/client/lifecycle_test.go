@@ -147,6 +147,10 @@ func TestIdempotencyKeys(t *testing.T) {
 		assert.Equal(t, client.CodeInvalidOptions, ce.Code, name)
 	}
 	assert.Zero(t, at.calls.Load(), "a bad key sends nothing")
+	below := int64(-2)
+	_, err := fake.AppendBatch(ctx, "s", []client.Record{{Value: []byte("x")}}, &client.AppendOptions{ExpectedLastOffset: &below})
+	require.ErrorIs(t, err, client.ErrInvalidOptions, "an expected last offset below -1")
+	assert.Zero(t, at.calls.Load(), "a bad expected offset sends nothing")
 
 	// Against the real server: a 256-byte key is sent, and its repeat is
 	// answered with the first result.

@@ -168,6 +168,9 @@ func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) 
 	if err := checkIdempotencyKey(key); err != nil {
 		return nil, err
 	}
+	if err := checkExpectedLastOffset(expected); err != nil {
+		return nil, err
+	}
 	if key == "" && s.c.s.generateIdempotencyKeys {
 		key = randomKey()
 	}
