@@ -101,7 +101,7 @@ public final class AppendOptions {
             return this;
         }
 
-        /** At most 256 bytes; null: none. */
+        /** 1 to 256 printable ASCII characters (0x20-0x7E), checked by {@link #build()}; null: none. */
         public Builder idempotencyKey(String key) {
             this.idempotencyKey = key;
             return this;
