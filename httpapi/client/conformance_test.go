@@ -282,6 +282,15 @@ func (r *caseRun) do(i int, st step) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if from == client.Latest {
+			// The other runners' tails connect when opened; a Go
+			// iter.Seq2 connects when the iteration starts, in the
+			// drain goroutine, possibly after the case's next append.
+			// Fix "latest" now, as a connection would.
+			if info, err := c.StreamInfo(ctx, stream); err == nil {
+				from = client.Offset(info.NextOffset)
+			}
+		}
 		r.tails[st.Tail] = openTail(c, stream, from)
 		return nil, nil
 	case "tail_next":
