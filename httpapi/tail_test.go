@@ -164,15 +164,17 @@ func readWS(t *testing.T, conn *websocket.Conn) record {
 // keeps the deadlines net/http set on it unless the handler clears them).
 func TestWebSocketOutlivesRequestTimeouts(t *testing.T) {
 	ts := startServer(t, serverConfig{opts: func(o *httpapi.Options) {
-		o.ReadTimeout, o.WriteTimeout, o.HeartbeatInterval = 200*time.Millisecond, 200*time.Millisecond, 50*time.Millisecond
+		// Pings must be answered within WriteTimeout: 1 s leaves a loaded
+		// race run room.
+		o.ReadTimeout, o.WriteTimeout, o.HeartbeatInterval = time.Second, time.Second, 200*time.Millisecond
 	}})
 	appendN(t, ts, "long", 0, 1)
 	conn := dialWS(t, ts, "/v1/streams/long/ws?from=0")
 	assert.Equal(t, uint64(0), readWS(t, conn).Offset)
-	// The next record comes after three times both deadlines; meanwhile
+	// The next record comes after 2.5 times both deadlines; meanwhile
 	// the client reads, answering the heartbeat pings.
 	appended := make(chan struct{})
-	time.AfterFunc(600*time.Millisecond, func() {
+	time.AfterFunc(2500*time.Millisecond, func() {
 		defer close(appended)
 		appendN(t, ts, "long", 1, 1)
 	})
