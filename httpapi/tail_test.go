@@ -160,8 +160,8 @@ func readWS(t *testing.T, conn *websocket.Conn) record {
 }
 
 // TestWebSocketOutlivesRequestTimeouts: a WebSocket tail lives past the
-// server's whole-request read and write deadlines (a hijacked connection
-// keeps the deadlines net/http set on it unless the handler clears them).
+// server's whole-request read and write deadlines (net/http clears a
+// hijacked connection's deadlines; this holds the server to that).
 func TestWebSocketOutlivesRequestTimeouts(t *testing.T) {
 	ts := startServer(t, serverConfig{opts: func(o *httpapi.Options) {
 		// Pings must be answered within WriteTimeout: 1 s leaves a loaded
