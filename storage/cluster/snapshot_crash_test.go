@@ -42,8 +42,17 @@ func TestSnapshotInstallCrashPoints(t *testing.T) {
 	crashed := 0
 	for k := 1; ; k++ {
 		require.Less(t, k, 400, "the installation never ends")
+		last, err := c.node(down).rl.LastIndex() // its raft log's end
+		require.NoError(t, err)
 		c.stop(down)
-		appendSome(150) // the leader compacts past the follower: it needs a snapshot
+		// The leader compacts past the follower, so that it needs a
+		// snapshot. (The leader compacts as its store applies, which
+		// may lag its raft log: append until it has.)
+		appendSome(150)
+		for i := 0; c.leader(10*time.Second).rlSnapIndex() <= last; i++ {
+			require.Less(t, i, 100, "the leader never compacted past the follower's %d", last)
+			appendSome(5)
+		}
 		var (
 			mu    sync.Mutex
 			count int
