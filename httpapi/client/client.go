@@ -210,7 +210,7 @@ func (c *Client) AppendBatch(ctx context.Context, stream string, recs []Record, 
 // lifecycleHeaders sets the headers of an append's conditions.
 func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 	if opts.MustExist {
-		return newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
+		return mustExistRefused()
 	}
 	if err := checkExpectedLastOffset(opts.ExpectedLastOffset); err != nil {
 		return err
@@ -236,6 +236,12 @@ func lifecycleHeaders(h http.Header, opts *AppendOptions) error {
 		h.Set("Stream-Seq", opts.StreamSeq)
 	}
 	return nil
+}
+
+// mustExistRefused is the answer to AppendOptions.MustExist, which no
+// HTTP append carries.
+func mustExistRefused() error {
+	return newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
 }
 
 // checkExpectedLastOffset refuses an expected last offset below -1 (-1 is

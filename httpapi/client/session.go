@@ -161,7 +161,7 @@ func (s *Session) Send(ctx context.Context, recs []Record, opts *AppendOptions) 
 			return nil, newClientError(CodeInvalidOptions, "an append session cannot carry a StreamSeq label; use Append or AppendBatch", nil)
 		}
 		if opts.MustExist {
-			return nil, newClientError(CodeInvalidOptions, "MustExist is not part of the HTTP API: create the stream with CreateStream first", nil)
+			return nil, mustExistRefused()
 		}
 		key, expected = opts.IdempotencyKey, opts.ExpectedLastOffset
 	}
